@@ -1,0 +1,68 @@
+//! The awx-onboard user interface: the HTML shell, the router and every page.
+//!
+//! Server-only code (calls into the core library) lives behind the `ssr` feature; the
+//! browser bundle is built with `hydrate`.
+
+#[cfg(feature = "ssr")]
+pub mod csp;
+pub mod layout;
+pub mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    StaticSegment,
+};
+
+use crate::layout::Layout;
+use crate::pages::{home::HomePage, not_found::NotFound};
+
+/// The whole HTML document rendered on the server around [`App`].
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    csp::set_for_this_response();
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light" />
+                <link rel="icon" href="/favicon.ico" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/awx-onboard.css" />
+        <Title formatter=|text: String| {
+            if text.is_empty() { "awx-onboard".to_string() } else { format!("{text} · awx-onboard") }
+        } />
+        <Router>
+            <Layout>
+                <Routes fallback=NotFound>
+                    <Route path=StaticSegment("") view=HomePage />
+                </Routes>
+            </Layout>
+        </Router>
+    }
+}
+
+/// Entry point of the browser bundle: attaches to the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

@@ -1,0 +1,56 @@
+import { defineConfig } from '@playwright/test';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+// One server for the whole run, with its own throwaway SQLite database and key file,
+// on ports that do not clash with a developer's `scripts/run`.
+const port = Number(process.env.E2E_PORT ?? 3300);
+const simPort = port + 1;
+const baseURL = `http://127.0.0.1:${port}`;
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'awx-e2e-'));
+const bin = process.env.AWX_BIN ?? path.resolve(__dirname, '../target/debug/awx-onboard');
+
+export default defineConfig({
+  testDir: './tests',
+  timeout: 30_000,
+  expect: { timeout: 5_000 },
+  fullyParallel: false,
+  workers: 1,
+  retries: 0,
+  reporter: [['list']],
+  use: {
+    baseURL,
+    trace: 'retain-on-failure',
+    launchOptions: {
+      executablePath: '/usr/bin/chromium',
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    },
+  },
+  webServer: {
+    command: `${bin} serve`,
+    cwd: path.resolve(__dirname, '..'),
+    url: `${baseURL}/readyz`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: {
+      DATABASE_URL: `sqlite://${dataDir}/e2e.db`,
+      TOKEN_ENCRYPTION_KEY_FILE: `${dataDir}/token.key`,
+      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+      PUBLIC_URL: baseURL,
+      AIRWALLEX_SIM_ADDR: `127.0.0.1:${simPort}`,
+      LEPTOS_SITE_ROOT: process.env.LEPTOS_SITE_ROOT ?? path.resolve(__dirname, '../target/site'),
+      RUST_LOG: process.env.RUST_LOG ?? 'warn',
+    },
+  },
+});

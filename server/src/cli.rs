@@ -1,0 +1,68 @@
+//! Command-line subcommands.
+
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context};
+
+use awx_onboard::simulator::{SimClient, SimConfig, Simulator};
+
+use crate::config::Config;
+use crate::Application;
+
+const USAGE: &str = "usage:
+  awx-onboard [serve]                      run the web app (configuration from the environment)
+  awx-onboard sim [--addr HOST:PORT] [--redirect-uri URI]... [--webhook-url URL]
+                  [--refresh-token-ttl SECONDS]
+                                           run the Airwallex simulator alone";
+
+pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
+    match args.first().map(String::as_str) {
+        None | Some("serve") => serve().await,
+        Some("sim") => sim(&args[1..]).await,
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let app = Application::build(config).await?;
+    app.run_until(crate::shutdown_signal()).await
+}
+
+async fn sim(args: &[String]) -> anyhow::Result<()> {
+    let mut addr: SocketAddr = crate::config::DEFAULT_SIM_ADDR.parse().expect("default address parses");
+    let mut redirect_uris = Vec::new();
+    let mut webhook_url = None;
+    let mut config = SimConfig::new(Vec::new());
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let mut value = || rest.next().with_context(|| format!("{flag} needs a value\n{USAGE}"));
+        match flag.as_str() {
+            "--addr" => addr = value()?.parse().context("--addr must look like 127.0.0.1:3100")?,
+            "--redirect-uri" => redirect_uris.push(value()?.clone()),
+            "--webhook-url" => webhook_url = Some(value()?.clone()),
+            "--refresh-token-ttl" => {
+                config.refresh_token_ttl = value()?.parse().context("--refresh-token-ttl must be seconds")?
+            }
+            other => bail!("unknown option {other:?}\n{USAGE}"),
+        }
+    }
+    if redirect_uris.is_empty() {
+        redirect_uris.push("http://127.0.0.1:3000/oauth/callback".to_string());
+    }
+    let mut client = SimClient::default_with_redirect(redirect_uris[0].clone());
+    client.redirect_uris = redirect_uris;
+    client.webhook_url = webhook_url;
+    config.clients = vec![client];
+    let simulator = Simulator::new(config);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("could not listen on {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "Airwallex simulator listening");
+    awx_onboard::simulator::serve(listener, simulator.router(), crate::shutdown_signal()).await;
+    Ok(())
+}

@@ -1,0 +1,579 @@
+//! The configuration contract: every environment variable of DESIGN.md, read once at
+//! start-up into one typed value. Each bad value is reported with its variable's name.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use url::Url;
+
+use awx_onboard::simulator;
+
+/// The pinned Airwallex API version sent as `x-api-version`.
+pub const DEFAULT_API_VERSION: &str = "2024-09-27";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/awx-onboard.db";
+pub const DEFAULT_SIM_ADDR: &str = "127.0.0.1:3100";
+pub const DEFAULT_KEY_FILE: &str = "data/token-encryption.key";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AirwallexEnv {
+    Sim,
+    Demo,
+    Prod,
+}
+
+impl AirwallexEnv {
+    fn hosts(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            AirwallexEnv::Sim => None,
+            AirwallexEnv::Demo => Some((
+                "https://demo.airwallex.com/oauth/authorize",
+                "https://api-demo.airwallex.com",
+            )),
+            AirwallexEnv::Prod => Some(("https://airwallex.com/oauth/authorize", "https://api.airwallex.com")),
+        }
+    }
+}
+
+/// Where Airwallex lives for this server.
+#[derive(Debug, Clone)]
+pub enum AirwallexEndpoints {
+    /// Explicit URLs (a real Airwallex, or a simulator started elsewhere).
+    Remote { authorize_url: Url, api_url: Url },
+    /// The embedded simulator, listening on this address.
+    EmbeddedSim { addr: SocketAddr },
+}
+
+#[derive(Clone)]
+pub struct AirwallexConfig {
+    pub env: AirwallexEnv,
+    pub endpoints: AirwallexEndpoints,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub scopes: Vec<String>,
+    pub api_version: String,
+    pub webhook_secret: Option<SecretString>,
+}
+
+impl fmt::Debug for AirwallexConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AirwallexConfig")
+            .field("env", &self.env)
+            .field("endpoints", &self.endpoints)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("scopes", &self.scopes)
+            .field("api_version", &self.api_version)
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// Where the token encryption key comes from.
+pub enum TokenKeySource {
+    /// `TOKEN_ENCRYPTION_KEY` (and optional retired keys that still decrypt).
+    Given {
+        current: SecretBox<[u8; 32]>,
+        retired: Vec<SecretBox<[u8; 32]>>,
+    },
+    /// `sim` mode without a key: a key file created once with mode 0600.
+    SimKeyFile(PathBuf),
+}
+
+impl fmt::Debug for TokenKeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenKeySource::Given { retired, .. } => {
+                write!(f, "Given {{ current: [redacted], retired: {} keys }}", retired.len())
+            }
+            TokenKeySource::SimKeyFile(path) => write!(f, "SimKeyFile({})", path.display()),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub database_url: SecretString,
+    pub site_addr: SocketAddr,
+    pub public_url: Url,
+    pub airwallex: AirwallexConfig,
+    pub token_key: TokenKeySource,
+    pub refresh_margin: Duration,
+    pub account_cache: Duration,
+}
+
+impl Config {
+    /// The OAuth redirect URI registered with Airwallex.
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/oauth/callback", self.public_origin())
+    }
+
+    /// `PUBLIC_URL` without a trailing slash.
+    pub fn public_origin(&self) -> String {
+        self.public_url.as_str().trim_end_matches('/').to_string()
+    }
+
+    /// Cookies get `Secure` (and the `__Host-` prefix) behind https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+}
+
+/// One problem with one variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+/// Every problem found; the server prints them all and stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for p in &self.0 {
+            writeln!(f, "  {}: {}", p.variable, p.problem)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// The message for one variable, if it had a problem.
+    pub fn problem_with(&self, variable: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|p| p.variable == variable)
+            .map(|p| p.problem.as_str())
+    }
+}
+
+struct Reader<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Reader<'_> {
+    /// The variable's value; unset and empty-after-trimming both count as absent.
+    fn raw(&self, name: &str) -> Option<String> {
+        (self.get)(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    fn fail(&mut self, variable: &'static str, problem: impl Into<String>) {
+        self.problems.push(ConfigProblem {
+            variable,
+            problem: problem.into(),
+        });
+    }
+
+    fn url(&mut self, name: &'static str, default: Option<&str>) -> Option<Url> {
+        let value = self.raw(name).or_else(|| default.map(str::to_string))?;
+        match Url::parse(&value) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+            Ok(_) => {
+                self.fail(name, format!("must be an http or https URL with a host, got {value:?}"));
+                None
+            }
+            Err(error) => {
+                self.fail(name, format!("is not a valid URL ({error}): {value:?}"));
+                None
+            }
+        }
+    }
+
+    fn seconds(&mut self, name: &'static str, default: u64, max: u64) -> Duration {
+        match self.raw(name) {
+            None => Duration::from_secs(default),
+            Some(value) => match value.parse::<u64>() {
+                Ok(n) if n <= max => Duration::from_secs(n),
+                Ok(_) => {
+                    self.fail(name, format!("must be at most {max} seconds, got {value}"));
+                    Duration::from_secs(default)
+                }
+                Err(_) => {
+                    self.fail(name, format!("must be a whole number of seconds, got {value:?}"));
+                    Duration::from_secs(default)
+                }
+            },
+        }
+    }
+
+    fn key(&mut self, name: &'static str, value: &str) -> Option<SecretBox<[u8; 32]>> {
+        match base64::engine::general_purpose::STANDARD.decode(value) {
+            Ok(bytes) if bytes.len() == 32 => {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&bytes);
+                Some(SecretBox::new(Box::new(key)))
+            }
+            Ok(bytes) => {
+                self.fail(
+                    name,
+                    format!("must be base64 of exactly 32 bytes, got {} bytes", bytes.len()),
+                );
+                None
+            }
+            Err(_) => {
+                self.fail(name, "must be base64 of 32 bytes (try: openssl rand -base64 32)");
+                None
+            }
+        }
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `get`, so tests need not touch the process's env.
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut r = Reader {
+            get,
+            problems: Vec::new(),
+        };
+
+        let database_url = r
+            .raw("DATABASE_URL")
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        if awx_onboard::db::Engine::from_url(&database_url).is_none() {
+            r.fail(
+                "DATABASE_URL",
+                format!(
+                    "must start with sqlite: or postgres://, got {:?}",
+                    awx_onboard::db::redact_url(&database_url)
+                ),
+            );
+        }
+
+        let site_addr_text = r
+            .raw("LEPTOS_SITE_ADDR")
+            .unwrap_or_else(|| "127.0.0.1:3000".to_string());
+        let site_addr = match site_addr_text.parse::<SocketAddr>() {
+            Ok(addr) => addr,
+            Err(_) => {
+                r.fail(
+                    "LEPTOS_SITE_ADDR",
+                    format!("must be an address like 127.0.0.1:3000, got {site_addr_text:?}"),
+                );
+                SocketAddr::from(([127, 0, 0, 1], 3000))
+            }
+        };
+
+        let public_url = r.url("PUBLIC_URL", Some("http://127.0.0.1:3000"));
+        if let Some(url) = &public_url {
+            if url.path() != "/" || url.query().is_some() {
+                r.fail(
+                    "PUBLIC_URL",
+                    "must be an origin without a path or query, like https://onboard.example.com",
+                );
+            }
+        }
+
+        let env = match r.raw("AIRWALLEX_ENV").as_deref() {
+            None | Some("sim") => AirwallexEnv::Sim,
+            Some("demo") => AirwallexEnv::Demo,
+            Some("prod") => AirwallexEnv::Prod,
+            Some(other) => {
+                r.fail("AIRWALLEX_ENV", format!("must be sim, demo or prod, got {other:?}"));
+                AirwallexEnv::Sim
+            }
+        };
+
+        let authorize_override = r.url("AIRWALLEX_AUTHORIZE_URL", None);
+        let api_override = r.url("AIRWALLEX_API_URL", None);
+        let endpoints = match (env.hosts(), authorize_override, api_override) {
+            (_, Some(authorize_url), Some(api_url)) => Some(AirwallexEndpoints::Remote { authorize_url, api_url }),
+            (None, None, None) => {
+                let text = r
+                    .raw("AIRWALLEX_SIM_ADDR")
+                    .unwrap_or_else(|| DEFAULT_SIM_ADDR.to_string());
+                match text.parse::<SocketAddr>() {
+                    Ok(addr) => Some(AirwallexEndpoints::EmbeddedSim { addr }),
+                    Err(_) => {
+                        r.fail(
+                            "AIRWALLEX_SIM_ADDR",
+                            format!("must be an address like 127.0.0.1:3100, got {text:?}"),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, authorize, api) => {
+                let missing = if authorize.is_none() {
+                    "AIRWALLEX_AUTHORIZE_URL"
+                } else {
+                    "AIRWALLEX_API_URL"
+                };
+                r.fail(
+                    missing,
+                    "must be set too: in sim mode set both AIRWALLEX_AUTHORIZE_URL and AIRWALLEX_API_URL, or neither",
+                );
+                let _ = api;
+                None
+            }
+            (Some((authorize, api)), authorize_override, api_override) => Some(AirwallexEndpoints::Remote {
+                authorize_url: authorize_override.unwrap_or_else(|| Url::parse(authorize).expect("static URL")),
+                api_url: api_override.unwrap_or_else(|| Url::parse(api).expect("static URL")),
+            }),
+        };
+
+        let is_sim = env == AirwallexEnv::Sim;
+        let client_id = match r.raw("AIRWALLEX_CLIENT_ID") {
+            Some(id) => id,
+            None if is_sim => simulator::DEFAULT_CLIENT_ID.to_string(),
+            None => {
+                r.fail("AIRWALLEX_CLIENT_ID", "is required when AIRWALLEX_ENV is demo or prod");
+                String::new()
+            }
+        };
+        let client_secret = match r.raw("AIRWALLEX_CLIENT_SECRET") {
+            Some(secret) => SecretString::from(secret),
+            None if is_sim => SecretString::from(simulator::DEFAULT_CLIENT_SECRET),
+            None => {
+                r.fail(
+                    "AIRWALLEX_CLIENT_SECRET",
+                    "is required when AIRWALLEX_ENV is demo or prod",
+                );
+                SecretString::from(String::new())
+            }
+        };
+        let scopes: Vec<String> = r
+            .raw("AIRWALLEX_SCOPES")
+            .unwrap_or_else(|| "account_details:read".to_string())
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if scopes.iter().any(|s| s.contains(',')) {
+            r.fail("AIRWALLEX_SCOPES", "must be separated by spaces, not commas");
+        }
+        let webhook_secret = match r.raw("AIRWALLEX_WEBHOOK_SECRET") {
+            Some(secret) => Some(SecretString::from(secret)),
+            None if matches!(endpoints, Some(AirwallexEndpoints::EmbeddedSim { .. })) => {
+                Some(SecretString::from(simulator::DEFAULT_WEBHOOK_SECRET))
+            }
+            None => None,
+        };
+        let api_version = r
+            .raw("AIRWALLEX_API_VERSION")
+            .unwrap_or_else(|| DEFAULT_API_VERSION.to_string());
+        if !is_api_version(&api_version) {
+            r.fail(
+                "AIRWALLEX_API_VERSION",
+                format!("must be a date like 2024-09-27, got {api_version:?}"),
+            );
+        }
+
+        let token_key = match r.raw("TOKEN_ENCRYPTION_KEY") {
+            Some(value) => {
+                let current = r.key("TOKEN_ENCRYPTION_KEY", &value);
+                let retired: Vec<_> = r
+                    .raw("TOKEN_ENCRYPTION_RETIRED_KEYS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|k| !k.trim().is_empty())
+                    .filter_map(|k| r.key("TOKEN_ENCRYPTION_RETIRED_KEYS", k.trim()))
+                    .collect();
+                current.map(|current| TokenKeySource::Given { current, retired })
+            }
+            None if is_sim => Some(TokenKeySource::SimKeyFile(PathBuf::from(
+                r.raw("TOKEN_ENCRYPTION_KEY_FILE")
+                    .unwrap_or_else(|| DEFAULT_KEY_FILE.to_string()),
+            ))),
+            None => {
+                r.fail(
+                    "TOKEN_ENCRYPTION_KEY",
+                    "is required when AIRWALLEX_ENV is demo or prod (base64 of 32 bytes: openssl rand -base64 32)",
+                );
+                None
+            }
+        };
+
+        let refresh_margin = r.seconds("REFRESH_MARGIN_SECONDS", 60, 240);
+        let account_cache = r.seconds("ACCOUNT_CACHE_SECONDS", 60, 86_400);
+
+        if !r.problems.is_empty() {
+            return Err(ConfigError(r.problems));
+        }
+        Ok(Config {
+            database_url: SecretString::from(database_url),
+            site_addr,
+            public_url: public_url.expect("checked above"),
+            airwallex: AirwallexConfig {
+                env,
+                endpoints: endpoints.expect("checked above"),
+                client_id,
+                client_secret,
+                scopes,
+                api_version,
+                webhook_secret,
+            },
+            token_key: token_key.expect("checked above"),
+            refresh_margin,
+            account_cache,
+        })
+    }
+}
+
+fn is_api_version(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    bytes.len() == 10
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            _ => b.is_ascii_digit(),
+        })
+}
+
+/// For log lines: the database URL without its password.
+pub fn shown_database_url(config: &Config) -> String {
+    awx_onboard::db::redact_url(config.database_url.expose_secret())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(&move |name| map.get(name).cloned())
+    }
+
+    fn problem(vars: &[(&str, &str)], variable: &str) -> String {
+        let error = parse(vars).expect_err("configuration should be refused");
+        error
+            .problem_with(variable)
+            .unwrap_or_else(|| panic!("no problem reported for {variable}: {error}"))
+            .to_string()
+    }
+
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    #[test]
+    fn defaults_give_the_embedded_simulator_and_sqlite() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.database_url.expose_secret(), DEFAULT_DATABASE_URL);
+        assert_eq!(config.site_addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(config.redirect_uri(), "http://127.0.0.1:3000/oauth/callback");
+        assert_eq!(config.airwallex.env, AirwallexEnv::Sim);
+        assert!(matches!(
+            config.airwallex.endpoints,
+            AirwallexEndpoints::EmbeddedSim { .. }
+        ));
+        assert_eq!(config.airwallex.client_id, simulator::DEFAULT_CLIENT_ID);
+        assert_eq!(config.airwallex.scopes, vec!["account_details:read"]);
+        assert!(matches!(config.token_key, TokenKeySource::SimKeyFile(_)));
+        assert_eq!(config.refresh_margin, Duration::from_secs(60));
+        assert_eq!(config.account_cache, Duration::from_secs(60));
+        assert_eq!(config.airwallex.api_version, DEFAULT_API_VERSION);
+        assert!(!config.secure_cookies());
+    }
+
+    #[test]
+    fn demo_uses_the_sandbox_hosts_and_needs_credentials_and_a_key() {
+        let error = parse(&[("AIRWALLEX_ENV", "demo")]).unwrap_err();
+        assert!(error.problem_with("AIRWALLEX_CLIENT_ID").unwrap().contains("required"));
+        assert!(error
+            .problem_with("AIRWALLEX_CLIENT_SECRET")
+            .unwrap()
+            .contains("required"));
+        assert!(error.problem_with("TOKEN_ENCRYPTION_KEY").unwrap().contains("required"));
+
+        let config = parse(&[
+            ("AIRWALLEX_ENV", "demo"),
+            ("AIRWALLEX_CLIENT_ID", "cid"),
+            ("AIRWALLEX_CLIENT_SECRET", "csecret"),
+            ("TOKEN_ENCRYPTION_KEY", KEY),
+            ("PUBLIC_URL", "https://onboard.example.com"),
+        ])
+        .unwrap();
+        match &config.airwallex.endpoints {
+            AirwallexEndpoints::Remote { authorize_url, api_url } => {
+                assert_eq!(authorize_url.as_str(), "https://demo.airwallex.com/oauth/authorize");
+                assert_eq!(api_url.as_str(), "https://api-demo.airwallex.com/");
+            }
+            other => panic!("expected remote endpoints, got {other:?}"),
+        }
+        assert!(config.secure_cookies());
+        assert!(config.airwallex.webhook_secret.is_none());
+    }
+
+    #[test]
+    fn explicit_urls_turn_the_embedded_simulator_off() {
+        let config = parse(&[
+            ("AIRWALLEX_AUTHORIZE_URL", "http://127.0.0.1:4000/oauth/authorize"),
+            ("AIRWALLEX_API_URL", "http://127.0.0.1:4000"),
+        ])
+        .unwrap();
+        assert!(matches!(config.airwallex.endpoints, AirwallexEndpoints::Remote { .. }));
+        let half = problem(&[("AIRWALLEX_API_URL", "http://127.0.0.1:4000")], "AIRWALLEX_AUTHORIZE_URL");
+        assert!(half.contains("neither"), "{half}");
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        assert!(problem(&[("DATABASE_URL", "mysql://x")], "DATABASE_URL").contains("sqlite:"));
+        assert!(problem(&[("LEPTOS_SITE_ADDR", "localhost")], "LEPTOS_SITE_ADDR").contains("address"));
+        assert!(problem(&[("PUBLIC_URL", "not a url")], "PUBLIC_URL").contains("valid URL"));
+        assert!(problem(&[("PUBLIC_URL", "ftp://x.example")], "PUBLIC_URL").contains("http"));
+        assert!(problem(&[("PUBLIC_URL", "https://x.example/app")], "PUBLIC_URL").contains("without a path"));
+        assert!(problem(&[("AIRWALLEX_ENV", "staging")], "AIRWALLEX_ENV").contains("sim, demo or prod"));
+        assert!(problem(&[("AIRWALLEX_API_URL", "::")], "AIRWALLEX_API_URL").contains("valid URL"));
+        assert!(problem(&[("AIRWALLEX_SCOPES", "a,b")], "AIRWALLEX_SCOPES").contains("spaces"));
+        assert!(problem(&[("AIRWALLEX_API_VERSION", "latest")], "AIRWALLEX_API_VERSION").contains("date"));
+        assert!(problem(&[("TOKEN_ENCRYPTION_KEY", "short")], "TOKEN_ENCRYPTION_KEY").contains("base64"));
+        assert!(problem(&[("TOKEN_ENCRYPTION_KEY", "c2hvcnQ=")], "TOKEN_ENCRYPTION_KEY").contains("5 bytes"));
+        assert!(problem(&[("REFRESH_MARGIN_SECONDS", "soon")], "REFRESH_MARGIN_SECONDS").contains("whole number"));
+        assert!(problem(&[("REFRESH_MARGIN_SECONDS", "600")], "REFRESH_MARGIN_SECONDS").contains("at most"));
+        assert!(problem(&[("ACCOUNT_CACHE_SECONDS", "-1")], "ACCOUNT_CACHE_SECONDS").contains("whole number"));
+        assert!(problem(&[("AIRWALLEX_SIM_ADDR", "nowhere")], "AIRWALLEX_SIM_ADDR").contains("address"));
+    }
+
+    #[test]
+    fn all_problems_are_reported_together() {
+        let error = parse(&[("DATABASE_URL", "x"), ("AIRWALLEX_ENV", "nope")]).unwrap_err();
+        assert_eq!(error.0.len(), 2, "{error}");
+        let text = error.to_string();
+        assert!(text.contains("DATABASE_URL") && text.contains("AIRWALLEX_ENV"));
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let config = parse(&[
+            ("AIRWALLEX_CLIENT_SECRET", "very-secret-client-value"),
+            ("AIRWALLEX_WEBHOOK_SECRET", "very-secret-webhook-value"),
+            ("TOKEN_ENCRYPTION_KEY", KEY),
+            ("DATABASE_URL", "postgres://app:db-password-123@127.0.0.1/awx"),
+        ])
+        .unwrap();
+        let shown = format!("{config:?}");
+        for secret in [
+            "very-secret-client-value",
+            "very-secret-webhook-value",
+            KEY,
+            "db-password-123",
+        ] {
+            assert!(!shown.contains(secret), "{secret} leaked into {shown}");
+        }
+        assert!(!shown_database_url(&config).contains("db-password-123"));
+    }
+
+    #[test]
+    fn retired_keys_are_parsed_for_rotation() {
+        let config = parse(&[
+            ("TOKEN_ENCRYPTION_KEY", KEY),
+            ("TOKEN_ENCRYPTION_RETIRED_KEYS", &format!("{KEY}, {KEY}")),
+        ])
+        .unwrap();
+        match config.token_key {
+            TokenKeySource::Given { retired, .. } => assert_eq!(retired.len(), 2),
+            other => panic!("expected a given key, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! What every handler and server function shares.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::prelude::LeptosOptions;
+
+use awx_onboard::crypto::TokenCipher;
+use awx_onboard::db::Database;
+use awx_onboard::time::Clock;
+
+use crate::config::Config;
+
+/// Where Airwallex (or the simulator) answers, resolved at start-up.
+#[derive(Debug, Clone)]
+pub struct AirwallexUrls {
+    pub authorize_url: String,
+    /// Base URL without a trailing slash.
+    pub api_url: String,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Database,
+    pub clock: Clock,
+    pub cipher: Arc<TokenCipher>,
+    pub airwallex: AirwallexUrls,
+    pub leptos_options: LeptosOptions,
+    pub authorize_origin: app::csp::AuthorizeOrigin,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        db: Database,
+        clock: Clock,
+        cipher: Arc<TokenCipher>,
+        airwallex: AirwallexUrls,
+        leptos_options: LeptosOptions,
+    ) -> AppState {
+        let authorize_origin = app::csp::AuthorizeOrigin(
+            url::Url::parse(&airwallex.authorize_url)
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_default(),
+        );
+        AppState {
+            authorize_origin,
+            config: Arc::new(config),
+            db,
+            clock,
+            cipher,
+            airwallex,
+            leptos_options,
+        }
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}

@@ -1,0 +1,141 @@
+//! The real server on a random port, over real HTTP, on SQLite and PostgreSQL.
+
+use std::collections::HashMap;
+
+use awx_onboard::db::Engine;
+use awx_onboard::testing::TestDatabase;
+use awx_onboard_server::config::Config;
+use awx_onboard_server::Application;
+use tokio::sync::oneshot;
+
+struct TestApp {
+    base: String,
+    client: reqwest::Client,
+    state: awx_onboard_server::state::AppState,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    db: TestDatabase,
+}
+
+async fn spawn_app(engine: Engine) -> TestApp {
+    let db = TestDatabase::new(engine).await;
+    let key_dir = std::env::temp_dir().join(format!("awx-key-{}", awx_onboard::secret::random_urlsafe(6)));
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("DATABASE_URL", db.url.clone()),
+        ("LEPTOS_SITE_ADDR", "127.0.0.1:0".to_string()),
+        ("AIRWALLEX_SIM_ADDR", "127.0.0.1:0".to_string()),
+        ("TOKEN_ENCRYPTION_KEY_FILE", key_dir.join("key").display().to_string()),
+    ]);
+    let config = Config::from_lookup(&move |name| vars.get(name).cloned()).expect("test configuration");
+    let app = Application::build(config).await.expect("the app builds");
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        state,
+        stop: Some(stop),
+        server,
+        db,
+    }
+}
+
+impl TestApp {
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.server.await.expect("server task").expect("server stops cleanly");
+        self.db.remove().await;
+    }
+}
+
+async fn health_and_readiness(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let health = app.get("/healthz").await;
+    assert_eq!(health.status(), 200);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+
+    // With the database gone, the instance is alive but not ready.
+    app.state.db.close().await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 503);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_health_and_readiness() {
+    health_and_readiness(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_health_and_readiness() {
+    health_and_readiness(Engine::Postgres).await;
+}
+
+#[tokio::test]
+async fn pages_render_on_the_server_with_security_headers() {
+    let app = spawn_app(Engine::Sqlite).await;
+    let home = app.get("/").await;
+    assert_eq!(home.status(), 200);
+    let headers = home.headers().clone();
+    let csp = headers["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("'nonce-"), "pages carry a script nonce: {csp}");
+    assert!(csp.contains("frame-ancestors 'none'"));
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let html = home.text().await.unwrap();
+    assert!(html.contains("Connect your Airwallex account in a minute"));
+    let nonce = csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap();
+    assert!(
+        html.contains(&format!("nonce=\"{nonce}\"")),
+        "the hydration script carries the header's nonce"
+    );
+
+    let missing = app.get("/definitely/not/here").await;
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("We could not find that page"));
+
+    let health = app.get("/healthz").await;
+    assert!(health.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'self'"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_database_url_stops_start_up_with_a_clear_message() {
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nothing".to_string()),
+        ("LEPTOS_SITE_ADDR", "127.0.0.1:0".to_string()),
+        ("AIRWALLEX_SIM_ADDR", "127.0.0.1:0".to_string()),
+    ]);
+    let config = Config::from_lookup(&move |name| vars.get(name).cloned()).unwrap();
+    let error = match Application::build(config).await {
+        Ok(_) => panic!("start-up must fail without a database"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(error.contains("database start-up failed"), "{error}");
+    assert!(error.contains("could not connect"), "{error}");
+}

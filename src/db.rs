@@ -1,0 +1,191 @@
+//! The database: one sqlx pool for SQLite or PostgreSQL, chosen by the URL.
+//!
+//! Queries go through sqlx's `Any` driver and are written once for both engines (numbered
+//! `$N` parameters, integers for times, text and blobs otherwise). Migrations differ per
+//! engine and are embedded in the binary.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database engine a pool talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn from_url(url: &str) -> Option<Engine> {
+        if url.starts_with("sqlite:") {
+            Some(Engine::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Engine::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("DATABASE_URL must start with sqlite: or postgres:// (got {0:?})")]
+    UnsupportedUrl(String),
+    #[error("could not create the folder {path} for the SQLite database: {source}")]
+    CreateFolder { path: String, source: std::io::Error },
+    #[error("could not connect to the database at {target}: {source}")]
+    Connect { target: String, source: sqlx::Error },
+    #[error("database migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Query(#[from] sqlx::Error),
+}
+
+/// The shared connection pool and the engine behind it.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+impl Database {
+    /// Connects (creating a SQLite file and its folder when missing) without migrating.
+    pub async fn connect(url: &str) -> Result<Database, DbError> {
+        sqlx::any::install_default_drivers();
+        let engine = Engine::from_url(url).ok_or_else(|| DbError::UnsupportedUrl(redact_url(url)))?;
+        let target = redact_url(url);
+        let mut options = AnyConnectOptions::from_str(url).map_err(|source| DbError::Connect {
+            target: target.clone(),
+            source,
+        })?;
+        options = options.disable_statement_logging();
+
+        let pool_options = match engine {
+            Engine::Sqlite => {
+                prepare_sqlite_file(url)?;
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .min_connections(1)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+            }
+            Engine::Postgres => AnyPoolOptions::new().max_connections(16),
+        };
+        let pool = pool_options
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|source| DbError::Connect { target, source })?;
+        Ok(Database { pool, engine })
+    }
+
+    /// Connects and brings the schema up to date; what the server does at start-up.
+    pub async fn connect_and_migrate(url: &str) -> Result<Database, DbError> {
+        let db = Database::connect(url).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let migrator = match self.engine {
+            Engine::Sqlite => &SQLITE_MIGRATIONS,
+            Engine::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Creates the folder of a `sqlite:` URL's file and asks sqlx to create the file.
+fn prepare_sqlite_file(url: &str) -> Result<(), DbError> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(parent) = Path::new(path).parent() {
+        if !parent.as_os_str().is_empty() && !parent.exists() {
+            std::fs::create_dir_all(parent).map_err(|source| DbError::CreateFolder {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    if !Path::new(path).exists() {
+        // sqlx opens read-write without create unless asked; create an empty file instead
+        // of rewriting the URL, so every query string the operator wrote still applies.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| DbError::CreateFolder {
+                path: path.to_string(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_is_chosen_by_scheme() {
+        assert_eq!(Engine::from_url("sqlite://data/x.db"), Some(Engine::Sqlite));
+        assert_eq!(Engine::from_url("sqlite::memory:"), Some(Engine::Sqlite));
+        assert_eq!(Engine::from_url("postgres://u@h/d"), Some(Engine::Postgres));
+        assert_eq!(Engine::from_url("postgresql://u@h/d"), Some(Engine::Postgres));
+        assert_eq!(Engine::from_url("mysql://u@h/d"), None);
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        let shown = redact_url("postgres://app:hunter2@db.internal:5432/awx");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("db.internal"));
+    }
+}

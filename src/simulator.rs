@@ -1,0 +1,140 @@
+//! An Airwallex stand-in that follows `AIRWALLEX.md`: the authorize page, the token
+//! endpoint with rotation and its grace minute, reuse detection, `429` on concurrent
+//! refresh, `GET /api/v1/account/`, merchant-side revocation and signed disconnection
+//! webhooks. Test controls live under [`CONTROL_PREFIX`] and exist only here.
+
+mod accounts;
+mod controls;
+mod handlers;
+mod pages;
+mod serve;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use accounts::SimAccount;
+pub use serve::serve;
+pub use state::{Counters, Endpoint, FaultKind};
+
+use crate::time::Clock;
+
+/// Every test control sits under this path.
+pub const CONTROL_PREFIX: &str = "/__sim";
+/// The simulator's own client, used when no credentials are configured in `sim` mode.
+pub const DEFAULT_CLIENT_ID: &str = "awx_sim_client_3f9a";
+pub const DEFAULT_CLIENT_SECRET: &str = "awx_sim_secret_not_for_production";
+pub const DEFAULT_WEBHOOK_SECRET: &str = "awx_sim_webhook_secret";
+pub const ACCESS_TOKEN_TTL: i64 = 300;
+pub const GRACE_SECONDS: i64 = 60;
+pub const CODE_TTL: i64 = 600;
+pub const DEFAULT_REFRESH_TOKEN_TTL: i64 = 60 * 24 * 3600;
+/// Largest request body the simulator reads.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// A partner app registered with the simulated Airwallex.
+#[derive(Clone)]
+pub struct SimClient {
+    pub client_id: String,
+    pub client_secret: String,
+    pub app_name: String,
+    pub redirect_uris: Vec<String>,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
+}
+
+impl std::fmt::Debug for SimClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimClient")
+            .field("client_id", &self.client_id)
+            .field("app_name", &self.app_name)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("webhook_url", &self.webhook_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimClient {
+    /// The simulator's default client with one registered redirect URI.
+    pub fn default_with_redirect(redirect_uri: impl Into<String>) -> SimClient {
+        SimClient {
+            client_id: DEFAULT_CLIENT_ID.into(),
+            client_secret: DEFAULT_CLIENT_SECRET.into(),
+            app_name: "awx-onboard".into(),
+            redirect_uris: vec![redirect_uri.into()],
+            webhook_url: None,
+            webhook_secret: Some(DEFAULT_WEBHOOK_SECRET.into()),
+        }
+    }
+}
+
+/// How the simulated Airwallex behaves.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub clients: Vec<SimClient>,
+    /// `refresh_token_expires_in` for every issued refresh token (60 days by default).
+    pub refresh_token_ttl: i64,
+    pub clock: Clock,
+}
+
+impl SimConfig {
+    pub fn new(clients: Vec<SimClient>) -> SimConfig {
+        SimConfig {
+            clients,
+            refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
+            clock: Clock::system(),
+        }
+    }
+}
+
+/// A running simulator's state, shared by its handlers.
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<state::SimState>,
+}
+
+impl Simulator {
+    pub fn new(config: SimConfig) -> Simulator {
+        Simulator {
+            inner: Arc::new(state::SimState::new(config)),
+        }
+    }
+
+    /// The clock the simulator issues and checks tokens by.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.config.clock
+    }
+
+    /// A snapshot of the counters (also served at `GET /__sim/counters`).
+    pub fn counters(&self) -> Counters {
+        self.inner.counters()
+    }
+
+    /// The HTTP surface: Airwallex's endpoints, the merchant pages and the test controls.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(
+                "/oauth/authorize",
+                get(handlers::authorize_page).post(handlers::authorize_decision),
+            )
+            .route("/oauth/token", post(handlers::token))
+            .route("/api/v1/account/", get(handlers::account))
+            .route("/merchant/apps", get(handlers::merchant_apps))
+            .route("/merchant/apps/disconnect", post(handlers::merchant_disconnect))
+            .route("/", get(handlers::index))
+            .nest(CONTROL_PREFIX, controls::router())
+            .with_state(self.clone())
+    }
+
+    /// Binds `addr` and serves in the background; returns the bound address.
+    pub async fn spawn(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let router = self.router();
+        tokio::spawn(serve(listener, router, std::future::pending()));
+        Ok(bound)
+    }
+}

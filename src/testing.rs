@@ -1,0 +1,84 @@
+//! Throwaway databases for tests: a SQLite file in a temporary folder, or a fresh
+//! PostgreSQL database on the local server (`TEST_POSTGRES_URL`), dropped afterwards.
+
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::db::{Database, Engine};
+use crate::secret::random_urlsafe;
+
+pub const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A database that exists for one test.
+pub struct TestDatabase {
+    pub url: String,
+    pub engine: Engine,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Folder(std::path::PathBuf),
+    PostgresDatabase { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    pub async fn new(engine: Engine) -> TestDatabase {
+        match engine {
+            Engine::Sqlite => TestDatabase::sqlite(),
+            Engine::Postgres => TestDatabase::postgres().await,
+        }
+    }
+
+    pub fn sqlite() -> TestDatabase {
+        let folder = std::env::temp_dir().join(format!("awx-t-{}", random_urlsafe(9)));
+        std::fs::create_dir_all(&folder).expect("temporary folder");
+        TestDatabase {
+            url: format!("sqlite://{}/test.db", folder.display()),
+            engine: Engine::Sqlite,
+            cleanup: Cleanup::Folder(folder),
+        }
+    }
+
+    /// Creates `awx_t_<random>` on the local PostgreSQL server. Fails the test if the
+    /// server is not reachable: the PostgreSQL tests are real.
+    pub async fn postgres() -> TestDatabase {
+        let admin_url = std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_TEST_POSTGRES_URL.to_string());
+        let name = format!("awx_t_{}", random_urlsafe(9).to_lowercase().replace(['-', '_'], "x"));
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is needed for this test: {e}"));
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create the test database");
+        let mut url = url::Url::parse(&admin_url).expect("TEST_POSTGRES_URL is a URL");
+        url.set_path(&name);
+        TestDatabase {
+            url: url.to_string(),
+            engine: Engine::Postgres,
+            cleanup: Cleanup::PostgresDatabase { admin_url, name },
+        }
+    }
+
+    /// Connects and migrates a pool on this database.
+    pub async fn connect(&self) -> Database {
+        Database::connect_and_migrate(&self.url)
+            .await
+            .expect("connect and migrate")
+    }
+
+    /// Removes the database; call at the end of the test with every pool closed.
+    pub async fn remove(self) {
+        match self.cleanup {
+            Cleanup::Folder(folder) => {
+                let _ = std::fs::remove_dir_all(folder);
+            }
+            Cleanup::PostgresDatabase { admin_url, name } => {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                    let _ = admin
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Time as the product sees it: unix seconds from a clock that tests can move forward.
+//!
+//! In `sim` mode the app and its embedded simulator share one clock, so moving the
+//! simulator's clock (a test control) moves the app's view of token lifetimes with it.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Wall-clock time plus an offset that only ever grows.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    offset_seconds: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// The real clock; `advance` is still available but only tests and the simulator use it.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// Unix time in seconds, as this clock sees it.
+    pub fn now(&self) -> i64 {
+        real_now() + self.offset_seconds.load(Ordering::Relaxed)
+    }
+
+    /// Moves the clock forward; negative amounts are ignored (time does not go back).
+    pub fn advance(&self, seconds: i64) {
+        if seconds > 0 {
+            self.offset_seconds.fetch_add(seconds, Ordering::Relaxed);
+        }
+    }
+
+    /// How far this clock is ahead of the real one.
+    pub fn offset(&self) -> i64 {
+        self.offset_seconds.load(Ordering::Relaxed)
+    }
+}
+
+/// Real unix time in seconds, for things that must not follow a moved clock (leases).
+pub fn real_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Real unix time in milliseconds.
+pub fn real_now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 in UTC, e.g. `2026-11-25T22:05:07Z`.
+pub fn rfc3339(unix_seconds: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advancing_moves_now_forward_and_never_back() {
+        let clock = Clock::system();
+        let before = clock.now();
+        clock.advance(3600);
+        assert!(clock.now() >= before + 3600);
+        clock.advance(-10_000);
+        assert!(clock.now() >= before + 3600);
+        assert_eq!(clock.offset(), 3600);
+    }
+
+    #[test]
+    fn clones_share_their_offset() {
+        let clock = Clock::system();
+        let other = clock.clone();
+        other.advance(60);
+        assert_eq!(clock.offset(), 60);
+    }
+
+    #[test]
+    fn formats_rfc3339_in_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_764_108_307), "2025-11-25T22:05:07Z");
+    }
+}

@@ -1,0 +1,112 @@
+//! Migrations and basic storage rules on both engines.
+
+use awx_onboard::db::{Database, Engine};
+use awx_onboard::testing::TestDatabase;
+
+async fn migrations_apply_and_are_idempotent(engine: Engine) {
+    let test_db = TestDatabase::new(engine).await;
+    let db = test_db.connect().await;
+    assert_eq!(db.engine(), engine);
+    db.ping().await.expect("ping");
+    // A second start-up finds nothing to do.
+    db.migrate().await.expect("migrations run twice");
+    let tables: i64 = sqlx::query_scalar(match engine {
+        Engine::Sqlite => {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN \
+                           ('merchants','connections','connection_events','oauth_states','sessions','login_failures')"
+        }
+        Engine::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN \
+                             ('merchants','connections','connection_events','oauth_states','sessions','login_failures')"
+        }
+    })
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(tables, 6);
+    db.close().await;
+    test_db.remove().await;
+}
+
+#[tokio::test]
+async fn sqlite_migrations_apply_and_are_idempotent() {
+    migrations_apply_and_are_idempotent(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_migrations_apply_and_are_idempotent() {
+    migrations_apply_and_are_idempotent(Engine::Postgres).await;
+}
+
+async fn the_event_log_is_append_only(engine: Engine) {
+    let test_db = TestDatabase::new(engine).await;
+    let db = test_db.connect().await;
+    sqlx::query(
+        "INSERT INTO merchants (email, password_hash, role, created_at) VALUES ('a@b.example', 'x', 'merchant', 1)",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO connections (merchant_id, status, last_activity_at, created_at, updated_at) \
+         SELECT id, 'connected', 1, 1, 1 FROM merchants",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO connection_events (connection_id, kind, actor, created_at) SELECT id, 'connected', 'test', 1 FROM connections")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let update = sqlx::query("UPDATE connection_events SET kind = 'forged'")
+        .execute(db.pool())
+        .await;
+    assert!(update.is_err(), "events must not be rewritten");
+    let delete = sqlx::query("DELETE FROM connection_events").execute(db.pool()).await;
+    assert!(delete.is_err(), "events must not be deleted");
+    let kind: String = sqlx::query_scalar("SELECT kind FROM connection_events")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(kind, "connected");
+    db.close().await;
+    test_db.remove().await;
+}
+
+#[tokio::test]
+async fn sqlite_event_log_is_append_only() {
+    the_event_log_is_append_only(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_event_log_is_append_only() {
+    the_event_log_is_append_only(Engine::Postgres).await;
+}
+
+#[tokio::test]
+async fn the_sqlite_file_and_its_folder_are_created_on_first_start() {
+    let folder = std::env::temp_dir().join(format!("awx-t-{}", awx_onboard::secret::random_urlsafe(9)));
+    let path = folder.join("nested/deeper/app.db");
+    let db = Database::connect_and_migrate(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert!(path.exists());
+    db.close().await;
+    let _ = std::fs::remove_dir_all(folder);
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_is_a_clear_error_not_a_panic() {
+    // Port 1 on loopback: nothing listens there.
+    let error = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        Database::connect("postgres://postgres:secret-pw@127.0.0.1:1/nothing"),
+    )
+    .await
+    .expect("gives up in time")
+    .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("could not connect to the database"), "{message}");
+    assert!(message.contains("127.0.0.1:1"), "{message}");
+    assert!(!message.contains("secret-pw"), "password leaked: {message}");
+}
