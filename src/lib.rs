@@ -7,9 +7,13 @@
 pub mod airwallex;
 pub mod crypto;
 pub mod db;
+pub mod keeper;
 pub mod secret;
 pub mod simulator;
+pub mod store;
 #[doc(hidden)]
 pub mod testing;
 pub mod time;
+pub mod vault;
 pub mod webhook_signature;
+pub mod webhooks;

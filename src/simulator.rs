@@ -18,7 +18,7 @@ use axum::Router;
 
 pub use accounts::SimAccount;
 pub use serve::serve;
-pub use state::{Counters, Endpoint, FaultKind};
+pub use state::{Counters, Endpoint, FaultKind, RandomFaults};
 
 use crate::time::Clock;
 
@@ -106,6 +106,65 @@ impl Simulator {
     /// The clock the simulator issues and checks tokens by.
     pub fn clock(&self) -> &Clock {
         &self.inner.config.clock
+    }
+
+    /// Queues `count` faults for the next calls of an endpoint (as `POST /__sim/faults`).
+    pub fn inject(&self, endpoint: Endpoint, fault: FaultKind, count: usize) {
+        self.inner.add_faults(endpoint, fault, count);
+    }
+
+    /// Random faults on every call of an endpoint (as `POST /__sim/faults/random`).
+    pub fn set_random_faults(&self, endpoint: Endpoint, faults: RandomFaults) {
+        self.inner.set_random_faults(endpoint, faults);
+    }
+
+    /// Revokes every active connection of an account, announcing each by webhook.
+    pub fn revoke_account(&self, account_id: &str) -> usize {
+        let ids: Vec<String> = self
+            .inner
+            .lock()
+            .connections
+            .values()
+            .filter(|c| c.account_id == account_id && c.status == state::ConnectionStatus::Active)
+            .map(|c| c.id.clone())
+            .collect();
+        for id in &ids {
+            if let Some(revocation) = self.inner.revoke(id) {
+                handlers::spawn_webhook(self.clone(), revocation);
+            }
+        }
+        ids.len()
+    }
+
+    /// Issues an authorization code as if the merchant of `account_id` had consented
+    /// (tests that are not about the consent page use this).
+    pub fn approve(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        account_id: &str,
+        code_challenge: Option<String>,
+    ) -> String {
+        self.inner.issue_code(
+            client_id,
+            redirect_uri,
+            account_id,
+            vec!["account_details:read".into()],
+            code_challenge,
+        )
+    }
+
+    /// The ids of the preset accounts (plus any created by sign-up).
+    pub fn account_ids(&self) -> Vec<String> {
+        self.inner.lock().accounts.iter().map(|a| a.id.clone()).collect()
+    }
+
+    /// Adds a simulated account (tests that need many distinct accounts).
+    pub fn add_account(&self, business_name: &str, email: &str) -> String {
+        let account = SimAccount::signed_up(business_name, email, self.clock().now());
+        let id = account.id.clone();
+        self.inner.lock().accounts.push(account);
+        id
     }
 
     /// A snapshot of the counters (also served at `GET /__sim/counters`).

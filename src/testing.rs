@@ -82,3 +82,15 @@ impl TestDatabase {
         }
     }
 }
+
+/// Inserts a merchant with an unusable password hash; returns its id.
+pub async fn insert_merchant(db: &Database, email: &str) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO merchants (email, password_hash, role, created_at) VALUES ($1, 'unusable', 'merchant', 0) \
+         RETURNING id",
+    )
+    .bind(email)
+    .fetch_one(db.pool())
+    .await
+    .expect("insert merchant")
+}

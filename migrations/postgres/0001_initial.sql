@@ -27,6 +27,8 @@ CREATE TABLE connections (
     refresh_expires_at    BIGINT,
     -- when the stored refresh token was first sent; it is never sent again past the grace window
     refresh_sent_at       BIGINT,
+    -- when the keeper should rotate the refresh token (part of its life left)
+    rotate_due_at         BIGINT,
     generation            BIGINT NOT NULL DEFAULT 0,
     lease_owner           TEXT,
     lease_until           BIGINT,
@@ -41,6 +43,7 @@ CREATE TABLE connections (
 CREATE INDEX connections_status ON connections (status, id);
 CREATE INDEX connections_account_id ON connections (account_id);
 CREATE INDEX connections_refresh_expiry ON connections (refresh_expires_at, id);
+CREATE INDEX connections_rotate_due ON connections (status, rotate_due_at);
 CREATE INDEX connections_activity ON connections (last_activity_at, id);
 
 -- Append-only audit log of every connection state change. Never holds a secret.

@@ -512,7 +512,10 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(config.airwallex.endpoints, AirwallexEndpoints::Remote { .. }));
-        let half = problem(&[("AIRWALLEX_API_URL", "http://127.0.0.1:4000")], "AIRWALLEX_AUTHORIZE_URL");
+        let half = problem(
+            &[("AIRWALLEX_API_URL", "http://127.0.0.1:4000")],
+            "AIRWALLEX_AUTHORIZE_URL",
+        );
         assert!(half.contains("neither"), "{half}");
     }
 

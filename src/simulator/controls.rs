@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::handlers::spawn_webhook;
-use super::state::{ConnectionStatus, Endpoint, FaultKind};
+use super::state::{ConnectionStatus, Endpoint, FaultKind, RandomFaults};
 use super::Simulator;
 
 pub fn router() -> Router<Simulator> {
@@ -18,6 +18,7 @@ pub fn router() -> Router<Simulator> {
         .route("/clock", get(clock))
         .route("/clock/advance", post(advance_clock))
         .route("/faults", post(add_faults))
+        .route("/faults/random", post(set_random_faults))
         .route("/revoke", post(revoke))
         .route("/counters", get(counters))
         .route("/connections", get(connections))
@@ -67,6 +68,27 @@ async fn add_faults(State(sim): State<Simulator>, Json(body): Json<AddFaults>) -
             .into_response();
     }
     sim.inner.add_faults(body.endpoint, body.fault, body.count);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct SetRandomFaults {
+    endpoint: Endpoint,
+    #[serde(flatten)]
+    faults: RandomFaults,
+}
+
+/// Every later call of the endpoint fails at random with these probabilities.
+async fn set_random_faults(State(sim): State<Simulator>, Json(body): Json<SetRandomFaults>) -> Response {
+    let RandomFaults { error500, drop } = body.faults;
+    if !(0.0..=1.0).contains(&error500) || !(0.0..=1.0).contains(&drop) || error500 + drop > 1.0 {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"message": "probabilities must be between 0 and 1"})),
+        )
+            .into_response();
+    }
+    sim.inner.set_random_faults(body.endpoint, body.faults);
     StatusCode::NO_CONTENT.into_response()
 }
 

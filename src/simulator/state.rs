@@ -32,6 +32,17 @@ pub enum FaultKind {
     Drop,
 }
 
+/// Faults drawn at random for every call of an endpoint (after any queued ones).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RandomFaults {
+    /// Probability of an HTTP 500.
+    #[serde(default)]
+    pub error500: f64,
+    /// Probability of a response dropped after the work was done.
+    #[serde(default)]
+    pub drop: f64,
+}
+
 /// What the simulator has seen; served at `GET /__sim/counters`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Counters {
@@ -96,6 +107,7 @@ pub struct SimData {
     access_tokens: HashMap<String, AccessTokenRecord>,
     refresh_tokens: HashMap<String, RefreshTokenRecord>,
     faults: HashMap<Endpoint, VecDeque<FaultKind>>,
+    random_faults: HashMap<Endpoint, RandomFaults>,
     pub counters: Counters,
 }
 
@@ -183,8 +195,24 @@ impl SimState {
         queue.extend(std::iter::repeat_n(fault, count));
     }
 
+    pub fn set_random_faults(&self, endpoint: Endpoint, faults: RandomFaults) {
+        self.lock().random_faults.insert(endpoint, faults);
+    }
+
     pub fn take_fault(&self, endpoint: Endpoint) -> Option<FaultKind> {
-        self.lock().faults.get_mut(&endpoint).and_then(|q| q.pop_front())
+        let mut data = self.lock();
+        if let Some(fault) = data.faults.get_mut(&endpoint).and_then(|q| q.pop_front()) {
+            return Some(fault);
+        }
+        let random = data.random_faults.get(&endpoint).copied()?;
+        let draw: f64 = rand::Rng::gen(&mut rand::thread_rng());
+        if draw < random.error500 {
+            Some(FaultKind::Error500)
+        } else if draw < random.error500 + random.drop {
+            Some(FaultKind::Drop)
+        } else {
+            None
+        }
     }
 
     pub fn count_token_call(&self, grant_type: &str) {

@@ -1,0 +1,619 @@
+//! The token vault against the simulator over real HTTP, on SQLite and PostgreSQL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use awx_onboard::airwallex::{AirwallexClient, AirwallexSettings};
+use awx_onboard::crypto::TokenCipher;
+use awx_onboard::db::{Database, Engine};
+use awx_onboard::keeper::{Keeper, KeeperSettings};
+use awx_onboard::secret::Token;
+use awx_onboard::simulator::{self, Endpoint, FaultKind, RandomFaults, SimClient, SimConfig, Simulator};
+use awx_onboard::store::{ConnectionStatus, ConnectionStore, ReconnectReason};
+use awx_onboard::testing::{insert_merchant, TestDatabase};
+use awx_onboard::time::Clock;
+use awx_onboard::vault::{TokenVault, VaultError, VaultSettings};
+use awx_onboard::webhooks::{self, WebhookOutcome, WebhookRejection};
+use secrecy::SecretString;
+
+const REDIRECT: &str = "http://127.0.0.1:9/oauth/callback";
+
+struct Harness {
+    sim: Simulator,
+    sim_url: String,
+    clock: Clock,
+    test_db: TestDatabase,
+    db: Database,
+    cipher: Arc<TokenCipher>,
+    vault: Arc<TokenVault>,
+}
+
+fn client_for(sim_url: &str) -> AirwallexClient {
+    AirwallexClient::new(AirwallexSettings {
+        api_url: sim_url.to_string(),
+        client_id: simulator::DEFAULT_CLIENT_ID.into(),
+        client_secret: SecretString::from(simulator::DEFAULT_CLIENT_SECRET),
+        api_version: "2024-09-27".into(),
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(5),
+    })
+}
+
+fn fast_settings() -> VaultSettings {
+    let mut settings = VaultSettings::new(60, Duration::from_secs(5));
+    settings.retry_base = Duration::from_millis(20);
+    settings
+}
+
+async fn harness(engine: Engine) -> Harness {
+    let clock = Clock::system();
+    let mut config = SimConfig::new(vec![SimClient::default_with_redirect(REDIRECT)]);
+    config.clock = clock.clone();
+    let sim = Simulator::new(config);
+    let addr = sim.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let sim_url = format!("http://{addr}");
+    let test_db = TestDatabase::new(engine).await;
+    let db = test_db.connect().await;
+    let cipher = Arc::new(TokenCipher::new(&rand_key(), &[]));
+    let vault = Arc::new(new_vault(&db, &cipher, &sim_url, &clock));
+    Harness {
+        sim,
+        sim_url,
+        clock,
+        test_db,
+        db,
+        cipher,
+        vault,
+    }
+}
+
+fn rand_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+    key
+}
+
+fn new_vault(db: &Database, cipher: &Arc<TokenCipher>, sim_url: &str, clock: &Clock) -> TokenVault {
+    TokenVault::new(
+        ConnectionStore::new(db.clone()),
+        cipher.clone(),
+        client_for(sim_url),
+        clock.clone(),
+        fast_settings(),
+    )
+}
+
+impl Harness {
+    /// A merchant whose Airwallex account is connected through the vault.
+    async fn connected_merchant(&self, email: &str, account_id: &str) -> i64 {
+        let merchant = insert_merchant(&self.db, email).await;
+        let code = self
+            .sim
+            .approve(simulator::DEFAULT_CLIENT_ID, REDIRECT, account_id, None);
+        self.vault
+            .connect(merchant, &Token::new(code), REDIRECT, None, "merchant")
+            .await
+            .expect("connect");
+        merchant
+    }
+
+    fn account(&self) -> String {
+        self.sim.account_ids()[0].clone()
+    }
+
+    async fn status(&self, merchant: i64) -> (ConnectionStatus, Option<String>) {
+        let row = self.vault.store().by_merchant(merchant).await.unwrap().unwrap();
+        (row.status, row.status_reason)
+    }
+
+    async fn event_kinds(&self, merchant: i64) -> Vec<String> {
+        let row = self.vault.store().by_merchant(merchant).await.unwrap().unwrap();
+        let mut events = self.vault.store().events(row.id, None, 1000).await.unwrap();
+        events.reverse();
+        events.into_iter().map(|e| e.kind).collect()
+    }
+
+    async fn account_status_with(&self, token: &Token) -> reqwest::StatusCode {
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/account/", self.sim_url))
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    async fn finish(self) {
+        self.db.close().await;
+        self.test_db.remove().await;
+    }
+}
+
+async fn fresh_tokens_are_served_from_storage(engine: Engine) {
+    let h = harness(engine).await;
+    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let first = h.vault.access_token_for(merchant).await.unwrap();
+    let second = h.vault.access_token_for(merchant).await.unwrap();
+    assert_eq!(first.token, second.token);
+    assert_eq!(h.sim.counters().refreshes, 0);
+    assert_eq!(h.account_status_with(&first.token).await, 200);
+    assert_eq!(h.event_kinds(merchant).await, vec!["connected"]);
+    assert!(matches!(
+        h.vault.access_token_for(merchant + 1000).await,
+        Err(VaultError::NotConnected)
+    ));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn sqlite_fresh_tokens_are_served_from_storage() {
+    fresh_tokens_are_served_from_storage(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_fresh_tokens_are_served_from_storage() {
+    fresh_tokens_are_served_from_storage(Engine::Postgres).await;
+}
+
+async fn two_hundred_callers_share_one_refresh(engine: Engine) {
+    let h = harness(engine).await;
+    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    h.clock.advance(300);
+    let calls = (0..200).map(|_| {
+        let vault = h.vault.clone();
+        tokio::spawn(async move { vault.access_token_for(merchant).await })
+    });
+    let tokens: Vec<Token> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().expect("every caller gets a token").token)
+        .collect();
+    assert_eq!(h.sim.counters().refreshes, 1, "exactly one refresh reached Airwallex");
+    assert!(
+        tokens.iter().all(|t| *t == tokens[0]),
+        "every caller got the same token"
+    );
+    assert_eq!(h.account_status_with(&tokens[0]).await, 200);
+    assert_eq!(h.event_kinds(merchant).await, vec!["connected", "refreshed"]);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn sqlite_two_hundred_callers_share_one_refresh() {
+    two_hundred_callers_share_one_refresh(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_two_hundred_callers_share_one_refresh() {
+    two_hundred_callers_share_one_refresh(Engine::Postgres).await;
+}
+
+#[tokio::test]
+async fn two_instances_on_postgres_share_one_refresh() {
+    let h = harness(Engine::Postgres).await;
+    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    // A second instance: its own pool, its own vault, the same database.
+    let other_db = h.test_db.connect().await;
+    let other = Arc::new(new_vault(&other_db, &h.cipher, &h.sim_url, &h.clock));
+    h.clock.advance(300);
+    // Slow the refresh so that both instances are surely waiting at once.
+    h.sim.inject(Endpoint::Token, FaultKind::Delay { ms: 300 }, 1);
+    let calls = (0..200).map(|i| {
+        let vault = if i % 2 == 0 { h.vault.clone() } else { other.clone() };
+        tokio::spawn(async move { vault.access_token_for(merchant).await })
+    });
+    let tokens: Vec<Token> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().expect("every caller gets a token").token)
+        .collect();
+    assert_eq!(h.sim.counters().refreshes, 1);
+    assert_eq!(
+        h.sim.counters().too_many_requests,
+        0,
+        "the lease kept the instances from racing"
+    );
+    assert!(tokens.iter().all(|t| *t == tokens[0]));
+    other_db.close().await;
+    h.finish().await;
+}
+
+async fn a_dropped_answer_is_recovered_with_the_same_refresh_token(engine: Engine) {
+    let h = harness(engine).await;
+    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    h.clock.advance(300);
+    h.sim.inject(Endpoint::Token, FaultKind::Drop, 1);
+    let token = h.vault.access_token_for(merchant).await.expect("recovered");
+    let counters = h.sim.counters();
+    assert_eq!(counters.refreshes, 2, "the dropped rotation and the retry");
+    assert_eq!(counters.reuse_detections, 0);
+    assert_eq!(h.account_status_with(&token.token).await, 200);
+    // Still alive much later: the stored refresh token is the newest one.
+    h.clock.advance(3_600);
+    let later = h.vault.access_token_for(merchant).await.expect("still connected");
+    assert_eq!(h.account_status_with(&later.token).await, 200);
+    assert_eq!(h.sim.counters().reuse_detections, 0);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn sqlite_a_dropped_answer_is_recovered_with_the_same_refresh_token() {
+    a_dropped_answer_is_recovered_with_the_same_refresh_token(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_a_dropped_answer_is_recovered_with_the_same_refresh_token() {
+    a_dropped_answer_is_recovered_with_the_same_refresh_token(Engine::Postgres).await;
+}
+
+#[tokio::test]
+async fn server_errors_are_retried() {
+    let h = harness(Engine::Sqlite).await;
+    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    h.clock.advance(300);
+    h.sim.inject(Endpoint::Token, FaultKind::Error500, 2);
+    let token = h
+        .vault
+        .access_token_for(merchant)
+        .await
+        .expect("third attempt succeeds");
+    assert_eq!(h.account_status_with(&token.token).await, 200);
+    assert_eq!(h.sim.counters().token_calls["refresh_token"], 3);
+    assert_eq!(h.status(merchant).await.0, ConnectionStatus::Connected);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn too_many_server_errors_leave_the_connection_for_a_later_retry() {
+    let h = harness(Engine::Sqlite).await;
+    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    h.clock.advance(300);
+    h.sim.inject(Endpoint::Token, FaultKind::Error500, 5);
+    assert_eq!(
+        h.vault.access_token_for(merchant).await.unwrap_err(),
+        VaultError::Unavailable
+    );
+    assert_eq!(h.status(merchant).await.0, ConnectionStatus::Connected);
+    assert!(h.event_kinds(merchant).await.contains(&"refresh_failed".to_string()));
+    // Inside the grace window the next caller retries with the same token.
+    h.clock.advance(10);
+    let token = h.vault.access_token_for(merchant).await.expect("recovers");
+    assert_eq!(h.account_status_with(&token.token).await, 200);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn an_unconfirmed_refresh_is_never_resent_after_the_grace_window() {
+    let h = harness(Engine::Sqlite).await;
+    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    h.clock.advance(300);
+    // Airwallex rotates, the answer is lost, and every retry fails too.
+    h.sim.inject(Endpoint::Token, FaultKind::Drop, 1);
+    h.sim.inject(Endpoint::Token, FaultKind::Error500, 4);
+    assert_eq!(
+        h.vault.access_token_for(merchant).await.unwrap_err(),
+        VaultError::Unavailable
+    );
+    let sent_before = h.sim.counters().token_calls["refresh_token"];
+    h.clock.advance(120);
+    assert_eq!(
+        h.vault.access_token_for(merchant).await.unwrap_err(),
+        VaultError::NeedsReconnect(ReconnectReason::RefreshUnconfirmed)
+    );
+    assert_eq!(
+        h.sim.counters().token_calls["refresh_token"],
+        sent_before,
+        "the old token was not sent again"
+    );
+    assert_eq!(h.sim.counters().reuse_detections, 0);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_concurrent_refresh_elsewhere_gets_429_then_success() {
+    let h = harness(Engine::Sqlite).await;
+    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    // Someone else (outside this vault) is refreshing the same connection, slowly.
+    let row = h.vault.store().by_merchant(merchant).await.unwrap().unwrap();
+    let refresh_token = h
+        .cipher
+        .decrypt_string(
+            row.key_id.as_deref().unwrap(),
+            row.refresh_token.as_deref().unwrap(),
+            &awx_onboard::crypto::associated_data("connections", row.id, "refresh_token"),
+        )
+        .unwrap();
+    h.sim.inject(Endpoint::Token, FaultKind::Delay { ms: 700 }, 1);
+    let outsider = {
+        let client = client_for(&h.sim_url);
+        tokio::spawn(async move { client.refresh(&Token::new(refresh_token)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    h.clock.advance(300);
+    let mut settings = VaultSettings::new(60, Duration::from_secs(5));
+    settings.retry_base = Duration::from_millis(200); // the documented 1–2 s backoff
+    let vault = TokenVault::new(
+        ConnectionStore::new(h.db.clone()),
+        h.cipher.clone(),
+        client_for(&h.sim_url),
+        h.clock.clone(),
+        settings,
+    );
+    let started = std::time::Instant::now();
+    let token = vault
+        .access_token_for(merchant)
+        .await
+        .expect("succeeds after backing off");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "backed off at least a second"
+    );
+    assert!(outsider.await.unwrap().is_ok());
+    let counters = h.sim.counters();
+    assert_eq!(counters.too_many_requests, 1);
+    assert_eq!(counters.reuse_detections, 0);
+    assert_eq!(h.account_status_with(&token.token).await, 200);
+    h.finish().await;
+}
+
+async fn invalid_grant_means_reconnect(engine: Engine) {
+    let h = harness(engine).await;
+    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    // The refresh token runs out (61 days, no keeper).
+    h.clock.advance(61 * 86_400);
+    assert_eq!(
+        h.vault.access_token_for(merchant).await.unwrap_err(),
+        VaultError::NeedsReconnect(ReconnectReason::RefreshExpired)
+    );
+    assert_eq!(
+        h.status(merchant).await,
+        (ConnectionStatus::NeedsReconnect, Some("refresh_expired".into()))
+    );
+    let calls = h.sim.counters().token_calls["refresh_token"];
+    // Never sent again.
+    assert!(h.vault.access_token_for(merchant).await.is_err());
+    assert_eq!(h.sim.counters().token_calls["refresh_token"], calls);
+    let row = h.vault.store().by_merchant(merchant).await.unwrap().unwrap();
+    assert!(
+        row.refresh_token.is_none() && row.access_token.is_none(),
+        "dead tokens are forgotten"
+    );
+    assert_eq!(h.event_kinds(merchant).await, vec!["connected", "needs_reconnect"]);
+
+    // Reconnecting restores the same record, history kept.
+    let code = h
+        .sim
+        .approve(simulator::DEFAULT_CLIENT_ID, REDIRECT, &h.account(), None);
+    h.vault
+        .connect(merchant, &Token::new(code), REDIRECT, None, "merchant")
+        .await
+        .unwrap();
+    let again = h.vault.store().by_merchant(merchant).await.unwrap().unwrap();
+    assert_eq!(again.id, row.id);
+    assert_eq!(again.status, ConnectionStatus::Connected);
+    assert_eq!(
+        h.event_kinds(merchant).await,
+        vec!["connected", "needs_reconnect", "reconnected"]
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn sqlite_invalid_grant_means_reconnect() {
+    invalid_grant_means_reconnect(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_invalid_grant_means_reconnect() {
+    invalid_grant_means_reconnect(Engine::Postgres).await;
+}
+
+#[tokio::test]
+async fn revocation_is_detected_through_a_401() {
+    let h = harness(Engine::Sqlite).await;
+    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let (_, details) = h.vault.account_for(merchant).await.unwrap();
+    assert_eq!(
+        details.business_name.as_deref(),
+        Some("Harbour Coffee Roasters Pty Ltd")
+    );
+    assert_eq!(h.sim.revoke_account(&h.account()), 1);
+    assert_eq!(
+        h.vault.account_for(merchant).await.unwrap_err(),
+        VaultError::NeedsReconnect(ReconnectReason::Revoked)
+    );
+    assert_eq!(
+        h.status(merchant).await,
+        (ConnectionStatus::NeedsReconnect, Some("revoked".into()))
+    );
+    assert_eq!(h.event_kinds(merchant).await, vec!["connected", "revoked"]);
+    assert_eq!(h.sim.counters().reuse_detections, 0);
+    h.finish().await;
+}
+
+fn signed(body: &str, secret: &str, at_millis: i64) -> (String, String) {
+    let timestamp = at_millis.to_string();
+    let signature = awx_onboard::webhook_signature::sign(secret.as_bytes(), &timestamp, body.as_bytes());
+    (timestamp, signature)
+}
+
+async fn webhooks_revoke_and_bad_ones_change_nothing(engine: Engine) {
+    let h = harness(engine).await;
+    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let store = h.vault.store();
+    let secret = "whsec_test";
+    let now = h.clock.now();
+    let body = format!(
+        r#"{{"id":"evt_1","name":"connection.disconnected","account_id":"{a}","data":{{"id":"conn_x","account_id":"{a}","status":"DISCONNECTED","authorized_scopes":["account_details:read"]}},"created_at":"2026-01-01T00:00:00Z","version":"2024-09-27","source_id":"conn_x"}}"#,
+        a = h.account()
+    );
+    let (ts, sig) = signed(&body, secret, now * 1000);
+
+    let unknown_body = body.replace(&h.account(), "acct_nobody");
+    let (uts, usig) = signed(&unknown_body, secret, now * 1000);
+    let (sts, ssig) = signed(&body, secret, (now - 301) * 1000);
+    let (mts, msig) = signed("{not json", secret, now * 1000);
+    let bad: Vec<(Option<&str>, Option<&str>, &str, WebhookRejection)> = vec![
+        (Some(&ts), Some("00ff"), &body, WebhookRejection::BadSignature),
+        (Some(&ts), Some(&sig), &unknown_body, WebhookRejection::BadSignature),
+        (Some(&sts), Some(&ssig), &body, WebhookRejection::StaleTimestamp),
+        (Some(&uts), Some(&usig), &unknown_body, WebhookRejection::UnknownAccount),
+        (Some(&mts), Some(&msig), "{not json", WebhookRejection::Malformed),
+        (None, Some(&sig), &body, WebhookRejection::MissingHeaders),
+    ];
+    for (timestamp, signature, payload, expected) in bad {
+        let result = webhooks::handle(store, secret.as_bytes(), timestamp, signature, payload.as_bytes(), now).await;
+        assert_eq!(result, Err(expected));
+        assert_eq!(
+            h.status(merchant).await.0,
+            ConnectionStatus::Connected,
+            "nothing changed"
+        );
+    }
+    assert_eq!(h.event_kinds(merchant).await, vec!["connected"]);
+
+    let applied = webhooks::handle(store, secret.as_bytes(), Some(&ts), Some(&sig), body.as_bytes(), now).await;
+    assert!(matches!(applied, Ok(WebhookOutcome::Revoked(ref ids)) if ids.len() == 1));
+    assert_eq!(
+        h.status(merchant).await,
+        (ConnectionStatus::NeedsReconnect, Some("revoked".into()))
+    );
+    // A duplicate delivery is harmless.
+    let again = webhooks::handle(store, secret.as_bytes(), Some(&ts), Some(&sig), body.as_bytes(), now).await;
+    assert_eq!(again, Ok(WebhookOutcome::AlreadyApplied));
+    assert_eq!(h.event_kinds(merchant).await, vec!["connected", "revoked"]);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn sqlite_webhooks_revoke_and_bad_ones_change_nothing() {
+    webhooks_revoke_and_bad_ones_change_nothing(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_webhooks_revoke_and_bad_ones_change_nothing() {
+    webhooks_revoke_and_bad_ones_change_nothing(Engine::Postgres).await;
+}
+
+#[tokio::test]
+async fn the_keeper_rotates_idle_connections_before_they_expire() {
+    let h = harness(Engine::Sqlite).await;
+    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let keeper = Keeper::new(h.vault.clone(), KeeperSettings::default());
+    assert_eq!(keeper.run_once().await.unwrap().due, 0, "a new connection is not due");
+    // 41 of 60 days: less than a third of the refresh token's life is left.
+    h.clock.advance(41 * 86_400);
+    let report = keeper.run_once().await.unwrap();
+    assert_eq!((report.due, report.rotated), (1, 1));
+    assert_eq!(keeper.run_once().await.unwrap().due, 0);
+    // Another 41 days on: the original token would be long dead, the connection is not.
+    h.clock.advance(41 * 86_400);
+    assert_eq!(keeper.run_once().await.unwrap().rotated, 1);
+    h.clock.advance(41 * 86_400);
+    assert_eq!(keeper.run_once().await.unwrap().rotated, 1);
+    let token = h.vault.access_token_for(merchant).await.unwrap();
+    assert_eq!(h.account_status_with(&token.token).await, 200);
+    assert_eq!(
+        h.event_kinds(merchant).await,
+        vec!["connected", "refreshed", "refreshed", "refreshed"]
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn two_keepers_on_postgres_rotate_each_connection_once() {
+    let h = harness(Engine::Postgres).await;
+    let account = h.account();
+    for i in 0..20 {
+        h.connected_merchant(&format!("m{i}@x.example"), &account).await;
+    }
+    let other_db = h.test_db.connect().await;
+    let other = Arc::new(new_vault(&other_db, &h.cipher, &h.sim_url, &h.clock));
+    let first = Keeper::new(h.vault.clone(), KeeperSettings::default());
+    let second = Keeper::new(other, KeeperSettings::default());
+    h.clock.advance(41 * 86_400);
+    let (a, b) = tokio::join!(first.run_once(), second.run_once());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(h.sim.counters().refreshes, 20, "each connection rotated exactly once");
+    assert_eq!(a.failed + b.failed, 0);
+    assert_eq!(h.sim.counters().too_many_requests, 0);
+    other_db.close().await;
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_long_run_with_faults_loses_nothing() {
+    let h = harness(Engine::Sqlite).await;
+    let mut merchants = Vec::new();
+    for i in 0..100 {
+        let account = h
+            .sim
+            .add_account(&format!("Business {i}"), &format!("owner{i}@x.example"));
+        merchants.push(h.connected_merchant(&format!("m{i}@x.example"), &account).await);
+    }
+    h.sim.set_random_faults(
+        Endpoint::Token,
+        RandomFaults {
+            error500: 0.05,
+            drop: 0.02,
+        },
+    );
+    let keeper = Keeper::new(h.vault.clone(), KeeperSettings::default());
+    let active = &merchants[..50]; // the other 50 are idle: only the keeper keeps them alive
+    let mut unavailable = 0usize;
+    let steps = 400; // 200 days in 12-hour steps
+    for _ in 0..steps {
+        h.clock.advance(12 * 3_600);
+        let callers = (0..12).map(|_| {
+            let vault = h.vault.clone();
+            let merchant = active[rand::random::<usize>() % active.len()];
+            async move { vault.access_token_for(merchant).await }
+        });
+        let (results, pass) = tokio::join!(futures::future::join_all(callers), keeper.run_once());
+        pass.unwrap();
+        for result in results {
+            match result {
+                Ok(_) => {}
+                Err(VaultError::Unavailable) => unavailable += 1,
+                Err(other) => panic!("a caller saw {other:?}"),
+            }
+        }
+        // The keeper runs often; a refresh left unconfirmed is picked up in time.
+        keeper.run_once().await.unwrap();
+    }
+    let counters = h.sim.counters();
+    assert_eq!(counters.reuse_detections, 0, "no refresh token was ever reused");
+    assert_eq!(counters.revocations, 0);
+    for merchant in &merchants {
+        assert_eq!(
+            h.status(*merchant).await.0,
+            ConnectionStatus::Connected,
+            "merchant {merchant} lost"
+        );
+    }
+    h.sim.set_random_faults(Endpoint::Token, RandomFaults::default());
+    for merchant in &merchants {
+        let token = h.vault.access_token_for(*merchant).await.unwrap();
+        assert_eq!(h.account_status_with(&token.token).await, 200);
+    }
+    println!(
+        "long run: {} refreshes, {} token calls, {} unavailable answers to callers",
+        counters.refreshes,
+        counters.token_calls.values().sum::<u64>(),
+        unavailable
+    );
+    // No plaintext token anywhere in the database files.
+    let path = h.test_db.url.trim_start_matches("sqlite://").to_string();
+    h.db.close().await;
+    for file in [path.clone(), format!("{path}-wal")] {
+        if let Ok(bytes) = std::fs::read(&file) {
+            for marker in [b"awx_at_".as_slice(), b"awx_rt_".as_slice()] {
+                assert!(
+                    !bytes.windows(marker.len()).any(|w| w == marker),
+                    "plaintext token in {file}"
+                );
+            }
+        }
+    }
+    h.test_db.remove().await;
+}
