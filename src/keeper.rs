@@ -30,7 +30,7 @@ pub struct KeeperSettings {
 impl Default for KeeperSettings {
     fn default() -> Self {
         KeeperSettings {
-            interval: Duration::from_secs(60),
+            interval: Duration::from_secs(15),
             max_per_pass: 5_000,
             concurrency: 16,
         }

@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod db;
 pub mod keeper;
 pub mod secret;
+pub mod services;
 pub mod simulator;
 pub mod store;
 #[doc(hidden)]

@@ -333,11 +333,13 @@ impl ConnectionStore {
         actor: &str,
         now: i64,
     ) -> Result<&'static str, sqlx::Error> {
-        let mut tx = self.db.pool().begin().await?;
+        // Read before the transaction: on SQLite a transaction that reads first cannot
+        // upgrade to a write once another writer has committed (SQLITE_BUSY_SNAPSHOT).
         let previous: Option<i64> = sqlx::query_scalar("SELECT connected_at FROM connections WHERE id = $1")
             .bind(connection_id)
-            .fetch_one(&mut *tx)
+            .fetch_one(self.db.pool())
             .await?;
+        let mut tx = self.db.pool().begin().await?;
         sqlx::query(
             "UPDATE connections SET status = 'connected', status_reason = NULL, account_id = $2, business_name = $3, \
              account_json = $4, account_fetched_at = $5, scope = $6, key_id = $7, access_token = $8, \

@@ -12,7 +12,7 @@ pub async fn healthz() -> Json<Value> {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping()).await {
+    match tokio::time::timeout(std::time::Duration::from_secs(2), state.services.db.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready", "database": "ok" }))),
         Ok(Err(error)) => {
             tracing::warn!(%error, "readiness check: database error");

@@ -7,10 +7,12 @@ pub mod health;
 pub mod security;
 pub mod state;
 pub mod telemetry;
+pub mod webhook;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::routing::get;
@@ -20,10 +22,15 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use secrecy::ExposeSecret;
 
 use app::{shell, App};
+use awx_onboard::airwallex::{AirwallexClient, AirwallexSettings};
 use awx_onboard::crypto::{load_or_create_key_file, TokenCipher};
 use awx_onboard::db::Database;
+use awx_onboard::keeper::{Keeper, KeeperSettings};
+use awx_onboard::services::{OAuthSettings, Services};
 use awx_onboard::simulator::{SimClient, SimConfig, Simulator};
+use awx_onboard::store::ConnectionStore;
 use awx_onboard::time::Clock;
+use awx_onboard::vault::{TokenVault, VaultSettings};
 
 use crate::config::{AirwallexEndpoints, Config, TokenKeySource};
 use crate::state::{AirwallexUrls, AppState};
@@ -65,7 +72,8 @@ impl Application {
         let mut leptos_options = get_configuration(None).context("Leptos configuration")?.leptos_options;
         leptos_options.site_addr = local_addr;
 
-        let state = AppState::new(config, db, clock, cipher, airwallex, leptos_options);
+        let services = build_services(&config, db, clock, cipher, &airwallex);
+        let state = AppState::new(config, services, airwallex, leptos_options);
         let router = build_router(state.clone());
         Ok(Application {
             listener,
@@ -82,19 +90,67 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, lets in-flight requests finish, closes the pool.
+    /// Serves until `shutdown` completes: the keeper stops, in-flight requests finish,
+    /// then the pool closes.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "awx-onboard listening");
-        axum::serve(
+        let (stop_keeper, keeper_stopped) = tokio::sync::watch::channel(false);
+        let keeper = tokio::spawn(self.state.services.keeper.clone().run(keeper_stopped));
+        let served = axum::serve(
             self.listener,
             self.router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_keeper.send(true);
+        })
         .await
-        .context("server error")?;
-        self.state.db.close().await;
+        .context("server error");
+        let _ = keeper.await;
+        served?;
+        self.state.services.db.close().await;
         tracing::info!("awx-onboard stopped");
         Ok(())
+    }
+}
+
+fn build_services(
+    config: &Config,
+    db: Database,
+    clock: Clock,
+    cipher: Arc<TokenCipher>,
+    airwallex: &AirwallexUrls,
+) -> Services {
+    let request_timeout = Duration::from_secs(10);
+    let client = AirwallexClient::new(AirwallexSettings {
+        api_url: airwallex.api_url.clone(),
+        client_id: config.airwallex.client_id.clone(),
+        client_secret: config.airwallex.client_secret.clone(),
+        api_version: config.airwallex.api_version.clone(),
+        connect_timeout: Duration::from_secs(5),
+        request_timeout,
+    });
+    let vault = Arc::new(TokenVault::new(
+        ConnectionStore::new(db.clone()),
+        cipher,
+        client,
+        clock.clone(),
+        VaultSettings::new(config.refresh_margin.as_secs() as i64, request_timeout),
+    ));
+    let keeper = Arc::new(Keeper::new(vault.clone(), KeeperSettings::default()));
+    Services {
+        db,
+        clock,
+        vault,
+        keeper,
+        oauth: OAuthSettings {
+            authorize_url: airwallex.authorize_url.clone(),
+            redirect_uri: config.redirect_uri(),
+            client_id: config.airwallex.client_id.clone(),
+            scopes: config.airwallex.scopes.clone(),
+        },
+        account_cache_seconds: config.account_cache.as_secs() as i64,
+        webhook_secret: config.airwallex.webhook_secret.clone(),
     }
 }
 
@@ -153,13 +209,14 @@ pub fn build_router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/webhooks/airwallex", axum::routing::post(webhook::airwallex))
         .leptos_routes_with_context(
             &state,
             routes,
             {
                 let state = state.clone();
                 move || {
-                    provide_context(state.clone());
+                    provide_context(state.services.clone());
                     provide_context(state.authorize_origin.clone());
                 }
             },

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 
-use awx_onboard::crypto::TokenCipher;
-use awx_onboard::db::Database;
-use awx_onboard::time::Clock;
+use awx_onboard::services::Services;
 
 use crate::config::Config;
 
@@ -22,9 +20,7 @@ pub struct AirwallexUrls {
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
-    pub db: Database,
-    pub clock: Clock,
-    pub cipher: Arc<TokenCipher>,
+    pub services: Services,
     pub airwallex: AirwallexUrls,
     pub leptos_options: LeptosOptions,
     pub authorize_origin: app::csp::AuthorizeOrigin,
@@ -33,9 +29,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         config: Config,
-        db: Database,
-        clock: Clock,
-        cipher: Arc<TokenCipher>,
+        services: Services,
         airwallex: AirwallexUrls,
         leptos_options: LeptosOptions,
     ) -> AppState {
@@ -47,9 +41,7 @@ impl AppState {
         AppState {
             authorize_origin,
             config: Arc::new(config),
-            db,
-            clock,
-            cipher,
+            services,
             airwallex,
             leptos_options,
         }

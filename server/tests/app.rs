@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use awx_onboard::db::Engine;
+use awx_onboard::store::ConnectionStatus;
 use awx_onboard::testing::TestDatabase;
 use awx_onboard_server::config::Config;
 use awx_onboard_server::Application;
@@ -75,7 +76,7 @@ async fn health_and_readiness(engine: Engine) {
     assert_eq!(body["status"], "ready");
 
     // With the database gone, the instance is alive but not ready.
-    app.state.db.close().await;
+    app.state.services.db.close().await;
     assert_eq!(app.get("/healthz").await.status(), 200);
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 503);
@@ -138,4 +139,86 @@ async fn a_bad_database_url_stops_start_up_with_a_clear_message() {
     };
     assert!(error.contains("database start-up failed"), "{error}");
     assert!(error.contains("could not connect"), "{error}");
+}
+
+/// Consents on the embedded simulator over HTTP and stores the connection through the
+/// vault; returns the merchant id.
+async fn connect_through_the_simulator(app: &TestApp, email: &str) -> i64 {
+    let services = &app.state.services;
+    let merchant = awx_onboard::testing::insert_merchant(&services.db, email).await;
+    let form = [
+        ("response_type", "code"),
+        ("client_id", services.oauth.client_id.as_str()),
+        ("redirect_uri", services.oauth.redirect_uri.as_str()),
+        ("scope", "account_details:read"),
+        ("state", "s1"),
+        ("decision", "authorize"),
+        ("account", "acct_hX2kq9TfRz3Lw8VbN4aP1c"),
+    ];
+    let consent = app
+        .client
+        .post(&services.oauth.authorize_url)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let location = consent.headers()["location"].to_str().unwrap().to_string();
+    let code = url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .to_string();
+    services
+        .vault
+        .connect(merchant, &awx_onboard::secret::Token::new(code), &services.oauth.redirect_uri, None, "test")
+        .await
+        .unwrap();
+    merchant
+}
+
+#[tokio::test]
+async fn a_revocation_on_the_simulator_reaches_the_app_by_signed_webhook() {
+    let app = spawn_app(Engine::Sqlite).await;
+    let merchant = connect_through_the_simulator(&app, "m@x.example").await;
+    let store = app.state.services.store().clone();
+    assert_eq!(store.by_merchant(merchant).await.unwrap().unwrap().status, ConnectionStatus::Connected);
+
+    // A forged delivery is refused and changes nothing.
+    let forged = app
+        .client
+        .post(format!("{}/webhooks/airwallex", app.base))
+        .header("x-timestamp", (app.state.services.clock.now() * 1000).to_string())
+        .header("x-signature", "deadbeef")
+        .body(r#"{"name":"connection.disconnected","account_id":"acct_hX2kq9TfRz3Lw8VbN4aP1c"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    assert_eq!(store.by_merchant(merchant).await.unwrap().unwrap().status, ConnectionStatus::Connected);
+
+    let revoked = app
+        .client
+        .post(format!("{}/__sim/revoke", app.state.airwallex.api_url))
+        .json(&serde_json::json!({"account_id": "acct_hX2kq9TfRz3Lw8VbN4aP1c"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let mut status = ConnectionStatus::Connected;
+    for _ in 0..100 {
+        status = store.by_merchant(merchant).await.unwrap().unwrap().status;
+        if status != ConnectionStatus::Connected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let row = store.by_merchant(merchant).await.unwrap().unwrap();
+    assert_eq!(status, ConnectionStatus::NeedsReconnect);
+    assert_eq!(row.status_reason.as_deref(), Some("revoked"));
+    let events = store.events(row.id, None, 10).await.unwrap();
+    assert_eq!(events[0].kind, "revoked");
+    assert_eq!(events[0].actor, "airwallex:webhook");
+    app.stop().await;
 }
