@@ -4,10 +4,13 @@
 //! sqlx on SQLite or PostgreSQL, encryption at rest, merchant accounts, the keeper, and an
 //! Airwallex simulator that follows the documented protocol. No Leptos in here.
 
+pub mod accounts;
 pub mod airwallex;
 pub mod crypto;
 pub mod db;
 pub mod keeper;
+pub mod oauth;
+pub mod overview;
 pub mod secret;
 pub mod services;
 pub mod simulator;

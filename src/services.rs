@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
+use crate::accounts::Accounts;
 use crate::db::Database;
 use crate::keeper::Keeper;
 use crate::store::ConnectionStore;
@@ -23,6 +24,7 @@ pub struct OAuthSettings {
 pub struct Services {
     pub db: Database,
     pub clock: Clock,
+    pub accounts: Accounts,
     pub vault: Arc<TokenVault>,
     pub keeper: Arc<Keeper>,
     pub oauth: OAuthSettings,

@@ -61,6 +61,48 @@ pub fn rfc3339(unix_seconds: i64) -> String {
         .unwrap_or_default()
 }
 
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// For people: `25 Nov 2026, 22:05 UTC`.
+pub fn human_datetime(unix_seconds: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix_seconds) {
+        Ok(t) => format!(
+            "{} {} {}, {:02}:{:02} UTC",
+            t.day(),
+            MONTHS[t.month() as usize - 1],
+            t.year(),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => String::new(),
+    }
+}
+
+/// For people: `2 Mar 2024`, from an RFC 3339 timestamp (as Airwallex sends them).
+/// Text that is not a timestamp is returned as it came.
+pub fn human_date(rfc3339_text: &str) -> String {
+    let parsed =
+        time::OffsetDateTime::parse(rfc3339_text, &time::format_description::well_known::Rfc3339).or_else(|_| {
+            // Airwallex also writes offsets without a colon: 2024-03-02T10:11:12+0000.
+            let fixed = if rfc3339_text.len() > 5 && rfc3339_text.as_bytes()[rfc3339_text.len() - 5] == b'+' {
+                format!(
+                    "{}:{}",
+                    &rfc3339_text[..rfc3339_text.len() - 2],
+                    &rfc3339_text[rfc3339_text.len() - 2..]
+                )
+            } else {
+                rfc3339_text.to_string()
+            };
+            time::OffsetDateTime::parse(&fixed, &time::format_description::well_known::Rfc3339)
+        });
+    match parsed {
+        Ok(t) => format!("{} {} {}", t.day(), MONTHS[t.month() as usize - 1], t.year()),
+        Err(_) => rfc3339_text.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +124,14 @@ mod tests {
         let other = clock.clone();
         other.advance(60);
         assert_eq!(clock.offset(), 60);
+    }
+
+    #[test]
+    fn formats_for_people() {
+        assert_eq!(human_datetime(1_764_108_307), "25 Nov 2025, 22:05 UTC");
+        assert_eq!(human_date("2024-03-02T10:11:12Z"), "2 Mar 2024");
+        assert_eq!(human_date("2024-03-02T10:11:12+0000"), "2 Mar 2024");
+        assert_eq!(human_date("soon"), "soon");
     }
 
     #[test]

@@ -1,9 +1,12 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
+use crate::api::current_user;
+
 /// Header, navigation and footer shared by every page.
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
+    let user = Resource::new(|| (), |_| current_user());
     view! {
         <header class="site-header">
             <div class="container header-inner">
@@ -13,6 +16,28 @@ pub fn Layout(children: Children) -> impl IntoView {
                 </A>
                 <nav class="main-nav" aria-label="Main">
                     <A href="/">"Home"</A>
+                    <Suspense fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            match user.await.ok().flatten() {
+                                Some(user) => view! {
+                                    <A href="/connection">"Connection"</A>
+                                    <Show when=move || user.is_operator>
+                                        <A href="/operator">"Operator"</A>
+                                    </Show>
+                                    <span class="muted signed-in" title="Signed in">{user.email.clone()}</span>
+                                    <form method="post" action="/logout">
+                                        <button type="submit" class="link-button">"Log out"</button>
+                                    </form>
+                                }
+                                .into_any(),
+                                None => view! {
+                                    <A href="/login">"Log in"</A>
+                                    <A href="/signup" attr:class="button small">"Sign up"</A>
+                                }
+                                .into_any(),
+                            }
+                        })}
+                    </Suspense>
                 </nav>
             </div>
         </header>

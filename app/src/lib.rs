@@ -3,8 +3,11 @@
 //! Server-only code (calls into the core library) lives behind the `ssr` feature; the
 //! browser bundle is built with `hydrate`.
 
+pub mod api;
+pub mod components;
 #[cfg(feature = "ssr")]
 pub mod csp;
+pub mod dto;
 pub mod layout;
 pub mod pages;
 
@@ -12,11 +15,14 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    StaticSegment,
+    SsrMode, StaticSegment,
 };
 
 use crate::layout::Layout;
-use crate::pages::{home::HomePage, not_found::NotFound};
+use crate::pages::{
+    connect_problem::ConnectProblemPage, connection::ConnectionPage, home::HomePage, login::LoginPage,
+    not_found::NotFound, signup::SignupPage,
+};
 
 /// The whole HTML document rendered on the server around [`App`].
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -51,8 +57,17 @@ pub fn App() -> impl IntoView {
         } />
         <Router>
             <Layout>
+                // Async rendering: every page arrives complete, so it works without JavaScript.
                 <Routes fallback=NotFound>
-                    <Route path=StaticSegment("") view=HomePage />
+                    <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("signup") view=SignupPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("connection") view=ConnectionPage ssr=SsrMode::Async />
+                    <Route
+                        path=(StaticSegment("connect"), StaticSegment("problem"))
+                        view=ConnectProblemPage
+                        ssr=SsrMode::Async
+                    />
                 </Routes>
             </Layout>
         </Router>

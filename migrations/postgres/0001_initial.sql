@@ -74,7 +74,8 @@ CREATE TABLE oauth_states (
     pkce_verifier BYTEA  NOT NULL,
     key_id        TEXT   NOT NULL,
     created_at    BIGINT NOT NULL,
-    expires_at    BIGINT NOT NULL
+    expires_at    BIGINT NOT NULL,
+    consumed_at   BIGINT
 );
 CREATE INDEX oauth_states_expiry ON oauth_states (expires_at);
 

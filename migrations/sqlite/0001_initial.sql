@@ -75,7 +75,8 @@ CREATE TABLE oauth_states (
     pkce_verifier BLOB    NOT NULL,
     key_id        TEXT    NOT NULL,
     created_at    INTEGER NOT NULL,
-    expires_at    INTEGER NOT NULL
+    expires_at    INTEGER NOT NULL,
+    consumed_at   INTEGER
 );
 CREATE INDEX oauth_states_expiry ON oauth_states (expires_at);
 

@@ -1,10 +1,15 @@
 //! The awx-onboard web server: configuration, telemetry, the axum router (Leptos pages
 //! plus the plain routes), the embedded simulator in `sim` mode, and shutdown.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod connect;
+pub mod csrf;
 pub mod health;
+pub mod pages;
 pub mod security;
+pub mod sessions;
 pub mod state;
 pub mod telemetry;
 pub mod webhook;
@@ -22,6 +27,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use secrecy::ExposeSecret;
 
 use app::{shell, App};
+use awx_onboard::accounts::Accounts;
 use awx_onboard::airwallex::{AirwallexClient, AirwallexSettings};
 use awx_onboard::crypto::{load_or_create_key_file, TokenCipher};
 use awx_onboard::db::Database;
@@ -33,7 +39,9 @@ use awx_onboard::time::Clock;
 use awx_onboard::vault::{TokenVault, VaultSettings};
 
 use crate::config::{AirwallexEndpoints, Config, TokenKeySource};
+use crate::sessions::DbSessionStore;
 use crate::state::{AirwallexUrls, AppState};
+use tower_sessions::ExpiredDeletion;
 
 /// A built server: bound to its address, ready to serve.
 pub struct Application {
@@ -95,7 +103,8 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "awx-onboard listening");
         let (stop_keeper, keeper_stopped) = tokio::sync::watch::channel(false);
-        let keeper = tokio::spawn(self.state.services.keeper.clone().run(keeper_stopped));
+        let keeper = tokio::spawn(self.state.services.keeper.clone().run(keeper_stopped.clone()));
+        let sweeper = tokio::spawn(sweep_periodically(self.state.services.clone(), keeper_stopped));
         let served = axum::serve(
             self.listener,
             self.router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -107,6 +116,7 @@ impl Application {
         .await
         .context("server error");
         let _ = keeper.await;
+        let _ = sweeper.await;
         served?;
         self.state.services.db.close().await;
         tracing::info!("awx-onboard stopped");
@@ -138,7 +148,9 @@ fn build_services(
         VaultSettings::new(config.refresh_margin.as_secs() as i64, request_timeout),
     ));
     let keeper = Arc::new(Keeper::new(vault.clone(), KeeperSettings::default()));
+    let hashing_slots = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     Services {
+        accounts: Accounts::new(db.clone(), clock.clone(), hashing_slots),
         db,
         clock,
         vault,
@@ -202,14 +214,42 @@ async fn start_embedded_simulator(
     })
 }
 
+/// Deletes expired sessions, finished authorization requests and old log-in failures.
+async fn sweep_periodically(services: Services, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let sessions = DbSessionStore::new(services.db.clone());
+    loop {
+        if let Err(error) = sessions.delete_expired().await {
+            tracing::warn!(%error, "expired sessions could not be swept");
+        }
+        if let Err(error) = services.sweep_oauth_states().await {
+            tracing::warn!(%error, "old authorization requests could not be swept");
+        }
+        let _ = services.accounts.sweep_failures().await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// The whole HTTP surface of the app.
 pub fn build_router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let leptos_options = state.leptos_options.clone();
+    let session_layer = sessions::layer(
+        DbSessionStore::new(state.services.db.clone()),
+        state.config.secure_cookies(),
+    );
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/webhooks/airwallex", axum::routing::post(webhook::airwallex))
+        .route("/signup", axum::routing::post(auth::sign_up))
+        .route("/login", axum::routing::post(auth::log_in))
+        .route("/logout", axum::routing::post(auth::log_out))
+        .route("/oauth/start", axum::routing::post(connect::start))
+        .route("/oauth/callback", get(connect::callback))
+        .route("/connection/disconnect", axum::routing::post(connect::disconnect))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -223,6 +263,12 @@ pub fn build_router(state: AppState) -> Router {
             move || shell(leptos_options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            connect::require_login,
+        ))
+        .layer(session_layer)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))
         .layer(telemetry::trace_layer())
         .with_state(state)

@@ -1,5 +1,5 @@
-//! Security headers on every response: no sniffing, no referrer (callback URLs carry
-//! codes), no framing, no caching of pages, and a CSP where the page did not set its own
+//! Security headers on every response: no sniffing, no referrer to other sites (callback URLs
+//! carry codes), no framing, no caching of pages, and a CSP where the page did not set its own
 //! (pages set one with their script nonce, see `app::csp`).
 
 use axum::body::Body;
@@ -20,7 +20,8 @@ pub async fn headers(State(state): State<AppState>, request: Request<Body>, next
         }
     }
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // same-origin: our own form posts keep their Origin (CSRF check); nothing leaks out.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     let is_html = headers

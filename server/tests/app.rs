@@ -103,7 +103,7 @@ async fn pages_render_on_the_server_with_security_headers() {
     assert!(csp.contains("'nonce-"), "pages carry a script nonce: {csp}");
     assert!(csp.contains("frame-ancestors 'none'"));
     assert_eq!(headers["x-content-type-options"], "nosniff");
-    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["referrer-policy"], "same-origin");
     assert_eq!(headers["x-frame-options"], "DENY");
     let html = home.text().await.unwrap();
     assert!(html.contains("Connect your Airwallex account in a minute"));
@@ -172,7 +172,13 @@ async fn connect_through_the_simulator(app: &TestApp, email: &str) -> i64 {
         .to_string();
     services
         .vault
-        .connect(merchant, &awx_onboard::secret::Token::new(code), &services.oauth.redirect_uri, None, "test")
+        .connect(
+            merchant,
+            &awx_onboard::secret::Token::new(code),
+            &services.oauth.redirect_uri,
+            None,
+            "test",
+        )
         .await
         .unwrap();
     merchant
@@ -183,7 +189,10 @@ async fn a_revocation_on_the_simulator_reaches_the_app_by_signed_webhook() {
     let app = spawn_app(Engine::Sqlite).await;
     let merchant = connect_through_the_simulator(&app, "m@x.example").await;
     let store = app.state.services.store().clone();
-    assert_eq!(store.by_merchant(merchant).await.unwrap().unwrap().status, ConnectionStatus::Connected);
+    assert_eq!(
+        store.by_merchant(merchant).await.unwrap().unwrap().status,
+        ConnectionStatus::Connected
+    );
 
     // A forged delivery is refused and changes nothing.
     let forged = app
@@ -196,7 +205,10 @@ async fn a_revocation_on_the_simulator_reaches_the_app_by_signed_webhook() {
         .await
         .unwrap();
     assert_eq!(forged.status(), 401);
-    assert_eq!(store.by_merchant(merchant).await.unwrap().unwrap().status, ConnectionStatus::Connected);
+    assert_eq!(
+        store.by_merchant(merchant).await.unwrap().unwrap().status,
+        ConnectionStatus::Connected
+    );
 
     let revoked = app
         .client

@@ -30,6 +30,10 @@ pub fn HomePage() -> impl IntoView {
                 "Sign up, click Connect Airwallex, approve on Airwallex, and you are done. "
                 "We keep the connection alive for you and tell you if it ever needs attention."
             </p>
+            <div class="actions">
+                <a class="button" href="/signup">"Create your account"</a>
+                <a class="button secondary" href="/connection">"Go to your connection"</a>
+            </div>
         </section>
         <section class="steps" aria-label="How it works">
             <ol>

@@ -1,0 +1,101 @@
+//! Server functions: how pages read data. Mutations are plain form posts handled by the
+//! server (they work the same with and without JavaScript).
+
+use leptos::prelude::*;
+
+use crate::dto::{ConnectionView, UserView};
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use leptos::prelude::*;
+
+    use awx_onboard::accounts::Account;
+    use awx_onboard::services::Services;
+
+    /// Session key holding the signed-in account's id (shared with the server's handlers).
+    pub const ACCOUNT_ID: &str = "account_id";
+
+    pub fn services() -> Result<Services, ServerFnError> {
+        use_context::<Services>().ok_or_else(|| ServerFnError::new("services missing"))
+    }
+
+    /// The account signed in on this request's session, if any.
+    pub async fn signed_in() -> Result<Option<Account>, ServerFnError> {
+        let session: tower_sessions::Session = leptos_axum::extract()
+            .await
+            .map_err(|_| ServerFnError::new("session unavailable"))?;
+        let Some(id) = session
+            .get::<i64>(ACCOUNT_ID)
+            .await
+            .map_err(|_| ServerFnError::new("session unavailable"))?
+        else {
+            return Ok(None);
+        };
+        services()?
+            .accounts
+            .by_id(id)
+            .await
+            .map_err(|_| ServerFnError::new("Something went wrong on our side."))
+    }
+
+    pub fn reason_text(reason: Option<awx_onboard::store::ReconnectReason>) -> String {
+        use awx_onboard::store::ReconnectReason::*;
+        match reason {
+            Some(Revoked) => "Airwallex told us access was revoked, for example because the app was disconnected in Airwallex.",
+            Some(RefreshRejected) => "Airwallex no longer accepts this connection's credentials.",
+            Some(RefreshExpired) => "The connection was unused for too long and expired.",
+            Some(RefreshUnconfirmed) => "We could not confirm a renewal with Airwallex in time, so we stopped using the connection to keep it safe.",
+            None => "Airwallex no longer accepts this connection.",
+        }
+        .to_string()
+    }
+}
+
+/// Who is signed in (for the header), or `None`.
+#[server(endpoint = "current_user")]
+pub async fn current_user() -> Result<Option<UserView>, ServerFnError> {
+    Ok(ssr::signed_in().await?.map(|account| UserView {
+        email: account.email,
+        is_operator: account.role == awx_onboard::accounts::Role::Operator,
+    }))
+}
+
+/// The signed-in merchant's connection page data.
+#[server(endpoint = "connection")]
+pub async fn load_connection() -> Result<ConnectionView, ServerFnError> {
+    use crate::dto::{AccountView, ConnectionState};
+    use awx_onboard::store::ConnectionStatus;
+    use awx_onboard::time::{human_date, human_datetime};
+
+    let account = ssr::signed_in()
+        .await?
+        .ok_or_else(|| ServerFnError::new("Log in to see your connection."))?;
+    let overview = ssr::services()?
+        .connection_overview(account.id)
+        .await
+        .map_err(|_| ServerFnError::new("Something went wrong on our side. Please try again."))?;
+    let state = match overview.status {
+        None => ConnectionState::NotConnected,
+        Some(ConnectionStatus::Connected) => ConnectionState::Connected,
+        Some(ConnectionStatus::NeedsReconnect) => ConnectionState::NeedsReconnect {
+            reason: ssr::reason_text(overview.reason),
+        },
+        Some(ConnectionStatus::Disconnected) => ConnectionState::Disconnected,
+    };
+    Ok(ConnectionView {
+        state,
+        account: overview.account.map(|a| AccountView {
+            business_name: a.business_name.clone(),
+            trading_name: a.trading_name.clone(),
+            account_id: a.id.clone(),
+            status: a.status.clone(),
+            legal_entity_type: a.legal_entity_type.clone(),
+            email: a.email.clone(),
+            country: a.country_code.clone(),
+            created: a.created_at.as_deref().map(human_date),
+        }),
+        account_stale: overview.account_stale,
+        connected_at: overview.connected_at.map(human_datetime),
+        last_refresh_at: overview.last_refresh_at.map(human_datetime),
+    })
+}

@@ -1,0 +1,186 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+use crate::api::load_connection;
+use crate::components::{Detail, QueryNotice};
+use crate::dto::{AccountView, ConnectionState, ConnectionView};
+
+const NOTICES: &[(&str, &str, &str)] = &[
+    ("connected", "ok", "Your Airwallex account is connected."),
+    (
+        "disconnected",
+        "ok",
+        "Airwallex is disconnected. We deleted the access Airwallex gave us.",
+    ),
+    (
+        "welcome",
+        "ok",
+        "Welcome! Your account is ready. Connect Airwallex to get started.",
+    ),
+];
+
+#[component]
+pub fn ConnectionPage() -> impl IntoView {
+    let data = Resource::new(|| (), |_| load_connection());
+    view! {
+        <Title text="Your Airwallex connection" />
+        <h1>"Your Airwallex connection"</h1>
+        <QueryNotice messages=NOTICES />
+        <Suspense fallback=|| view! { <p class="muted">"Loading your connection…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(view) => view! { <ConnectionDetails view /> }.into_any(),
+                    Err(error) => view! {
+                        <section class="card">
+                            <p class="notice bad" role="alert">{error_text(&error)}</p>
+                            <a class="button" href="/login?next=/connection">"Log in"</a>
+                        </section>
+                    }
+                    .into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+fn error_text(error: &ServerFnError) -> String {
+    match error {
+        ServerFnError::ServerError(message) => message.clone(),
+        _ => "We could not load your connection. Please try again.".to_string(),
+    }
+}
+
+fn connect_buttons(primary: &'static str) -> impl IntoView {
+    view! {
+        <div class="actions">
+            <form method="post" action="/oauth/start">
+                <input type="hidden" name="mode" value="existing" />
+                <button type="submit" class="button">{primary}</button>
+            </form>
+            <form method="post" action="/oauth/start">
+                <input type="hidden" name="mode" value="signup" />
+                <button type="submit" class="button secondary">"Create an Airwallex account"</button>
+            </form>
+        </div>
+    }
+}
+
+#[component]
+fn ConnectionDetails(view: ConnectionView) -> impl IntoView {
+    let query = use_query_map();
+    let confirming = move || query.with(|q| q.get("confirm")).as_deref() == Some("disconnect");
+    let ConnectionView {
+        state,
+        account,
+        account_stale,
+        connected_at,
+        last_refresh_at,
+    } = view;
+    let status = match &state {
+        ConnectionState::Connected => {
+            view! { <span class="badge ok" data-status="connected">"Connected"</span> }.into_any()
+        }
+        ConnectionState::NeedsReconnect { .. } => {
+            view! { <span class="badge warn" data-status="needs_reconnect">"Needs reconnection"</span> }.into_any()
+        }
+        ConnectionState::NotConnected => {
+            view! { <span class="badge none" data-status="not_connected">"Not connected"</span> }.into_any()
+        }
+        ConnectionState::Disconnected => {
+            view! { <span class="badge none" data-status="disconnected">"Disconnected"</span> }.into_any()
+        }
+    };
+    let body = match state.clone() {
+        ConnectionState::NotConnected => view! {
+            <p>"Connect your Airwallex account so we can show your business details here."</p>
+            {connect_buttons("Connect Airwallex")}
+        }
+        .into_any(),
+        ConnectionState::Disconnected => view! {
+            <p>"You disconnected Airwallex. Connect again at any time; your history is kept."</p>
+            {connect_buttons("Connect Airwallex")}
+        }
+        .into_any(),
+        ConnectionState::NeedsReconnect { reason } => view! {
+            <p class="notice warn" role="alert">{reason}</p>
+            <p>"Reconnect to restore access. Your connection history is kept."</p>
+            <div class="actions">
+                <form method="post" action="/oauth/start">
+                    <input type="hidden" name="mode" value="existing" />
+                    <button type="submit" class="button">"Reconnect Airwallex"</button>
+                </form>
+            </div>
+        }
+        .into_any(),
+        ConnectionState::Connected => view! {
+            <Show
+                when=confirming
+                fallback=|| view! {
+                    <div class="actions">
+                        <form method="post" action="/oauth/start">
+                            <input type="hidden" name="mode" value="existing" />
+                            <button type="submit" class="button secondary">"Reconnect"</button>
+                        </form>
+                        <a class="button danger" href="/connection?confirm=disconnect">"Disconnect"</a>
+                    </div>
+                }
+            >
+                <div class="notice warn confirm" role="alertdialog" aria-labelledby="confirm-title">
+                    <p id="confirm-title"><strong>"Disconnect Airwallex?"</strong></p>
+                    <p>"We will delete the access Airwallex gave us. You can connect again later."</p>
+                    <div class="actions">
+                        <form method="post" action="/connection/disconnect">
+                            <input type="hidden" name="confirm" value="yes" />
+                            <button type="submit" class="button danger">"Yes, disconnect"</button>
+                        </form>
+                        <a class="button secondary" href="/connection">"Cancel"</a>
+                    </div>
+                </div>
+            </Show>
+        }
+        .into_any(),
+    };
+    view! {
+        <section class="card connection" aria-labelledby="status-title">
+            <h2 id="status-title">"Status: " {status}</h2>
+            {body}
+        </section>
+        {account.map(|account| view! { <AccountCard account stale=account_stale /> })}
+        {(connected_at.is_some() || last_refresh_at.is_some()).then(|| view! {
+            <section class="card timeline-summary">
+                <dl class="details">
+                    <Detail label="Connected" value=connected_at />
+                    <Detail label="Last refreshed" value=last_refresh_at />
+                </dl>
+            </section>
+        })}
+    }
+}
+
+#[component]
+fn AccountCard(account: AccountView, stale: bool) -> impl IntoView {
+    let entity = account.legal_entity_type.map(|e| match e.as_str() {
+        "BUSINESS" => "Business".to_string(),
+        "INDIVIDUAL" => "Individual".to_string(),
+        other => other.to_string(),
+    });
+    view! {
+        <section class="card account" aria-labelledby="account-title">
+            <h2 id="account-title">"Airwallex account"</h2>
+            {stale.then(|| view! {
+                <p class="notice warn" role="status">"Airwallex is not reachable right now; these details may be out of date."</p>
+            })}
+            <dl class="details">
+                <Detail label="Business name" value=account.business_name />
+                <Detail label="Trading name" value=account.trading_name />
+                <Detail label="Account ID" value=account.account_id />
+                <Detail label="Account status" value=account.status />
+                <Detail label="Legal entity" value=entity />
+                <Detail label="Contact email" value=account.email />
+                <Detail label="Country" value=account.country />
+                <Detail label="Created" value=account.created />
+            </dl>
+        </section>
+    }
+}

@@ -1,0 +1,32 @@
+import { expect, Page } from '@playwright/test';
+
+export const SIM = `http://127.0.0.1:${Number(process.env.E2E_PORT ?? 3300) + 1}`;
+export const PASSWORD = 'correct horse battery staple';
+
+export function uniqueEmail(prefix = 'merchant'): string {
+  return `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
+}
+
+export async function signUp(page: Page, email = uniqueEmail()): Promise<string> {
+  await page.goto('/signup');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page).toHaveURL(/\/connection\?notice=welcome/);
+  await expect(page.locator('[data-status="not_connected"]')).toBeVisible();
+  return email;
+}
+
+/** On the simulator's consent page: pick an account (or create one) and decide. */
+export async function consent(page: Page, decision: 'Authorize' | 'Decline', account?: { newBusiness?: string; existing?: string }) {
+  await expect(page).toHaveURL(new RegExp(`^${SIM}/oauth/authorize`));
+  await expect(page.getByRole('heading', { level: 1 })).toContainText('wants to access your Airwallex account');
+  if (account?.newBusiness) {
+    await page.getByLabel('Create a new Airwallex account').check();
+    await page.getByLabel('Business name').fill(account.newBusiness);
+    await page.getByLabel('Email').fill(`owner-${Date.now()}@example.com`);
+  } else if (account?.existing) {
+    await page.getByLabel(account.existing).check();
+  }
+  await page.getByRole('button', { name: decision }).click();
+}

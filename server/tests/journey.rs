@@ -1,0 +1,569 @@
+//! The merchant journey over real HTTP: accounts, sessions, CSRF, and every path of the
+//! OAuth callback against the embedded simulator.
+
+use std::collections::HashMap;
+
+use awx_onboard::db::Engine;
+use awx_onboard::store::ConnectionStatus;
+use awx_onboard::testing::TestDatabase;
+use awx_onboard_server::config::Config;
+use awx_onboard_server::state::AppState;
+use awx_onboard_server::Application;
+use reqwest::StatusCode;
+use tokio::sync::oneshot;
+
+const PASSWORD: &str = "correct horse battery staple";
+const ACCOUNT: &str = "acct_hX2kq9TfRz3Lw8VbN4aP1c";
+
+struct TestApp {
+    base: String,
+    state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    db: TestDatabase,
+}
+
+async fn spawn_app(engine: Engine) -> TestApp {
+    let db = TestDatabase::new(engine).await;
+    let key_dir = std::env::temp_dir().join(format!("awx-key-{}", awx_onboard::secret::random_urlsafe(6)));
+    // The public URL must be known before binding; pick a free port first.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("DATABASE_URL", db.url.clone()),
+        ("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")),
+        ("PUBLIC_URL", format!("http://127.0.0.1:{port}")),
+        ("AIRWALLEX_SIM_ADDR", "127.0.0.1:0".to_string()),
+        ("TOKEN_ENCRYPTION_KEY_FILE", key_dir.join("key").display().to_string()),
+    ]);
+    let config = Config::from_lookup(&move |name| vars.get(name).cloned()).expect("test configuration");
+    let app = Application::build(config).await.expect("the app builds");
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base,
+        state,
+        stop: Some(stop),
+        server,
+        db,
+    }
+}
+
+/// A browser: its own cookie jar, no automatic redirects, Origin set like a browser's.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl TestApp {
+    fn browser(&self) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: self.base.clone(),
+        }
+    }
+
+    async fn connection_status(&self, email: &str) -> Option<ConnectionStatus> {
+        let id: i64 = sqlx::query_scalar("SELECT id FROM merchants WHERE email = $1")
+            .bind(email)
+            .fetch_one(self.state.services.db.pool())
+            .await
+            .unwrap();
+        self.state
+            .services
+            .store()
+            .by_merchant(id)
+            .await
+            .unwrap()
+            .map(|row| row.status)
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.server.await.unwrap().unwrap();
+        self.db.remove().await;
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_string()
+}
+
+fn query(url: &str) -> HashMap<String, String> {
+    let absolute = if url.starts_with('/') {
+        format!("http://x{url}")
+    } else {
+        url.to_string()
+    };
+    url::Url::parse(&absolute).unwrap().query_pairs().into_owned().collect()
+}
+
+impl Browser {
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("origin", &self.base)
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self, path_or_url: &str) -> reqwest::Response {
+        let url = if path_or_url.starts_with('/') {
+            format!("{}{path_or_url}", self.base)
+        } else {
+            path_or_url.to_string()
+        };
+        self.http.get(url).send().await.unwrap()
+    }
+
+    async fn sign_up(&self, email: &str) {
+        let response = self.post("/signup", &[("email", email), ("password", PASSWORD)]).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&response), "/connection?notice=welcome");
+    }
+
+    /// Starts the flow; returns the authorize URL the app sent the browser to.
+    async fn start(&self, mode: &str) -> String {
+        let response = self.post("/oauth/start", &[("mode", mode)]).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        location(&response)
+    }
+
+    /// Consents on the simulator; returns the callback URL it redirected to.
+    async fn consent(&self, authorize_url: &str, decision: &str) -> String {
+        let mut form: Vec<(String, String)> = query(authorize_url).into_iter().collect();
+        form.push(("decision".into(), decision.into()));
+        form.push(("account".into(), ACCOUNT.into()));
+        let action = authorize_url.split('?').next().unwrap();
+        let response = self.http.post(action).form(&form).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        location(&response)
+    }
+
+    /// Follows the callback; returns where the app sent the browser.
+    async fn callback(&self, callback_url: &str) -> String {
+        let response = self.get(callback_url).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "callback answers with a redirect"
+        );
+        location(&response)
+    }
+}
+
+#[tokio::test]
+async fn the_authorize_redirect_carries_exactly_the_documented_parameters() {
+    let app = spawn_app(Engine::Sqlite).await;
+    let browser = app.browser();
+    browser.sign_up("ana@example.com").await;
+    let url = browser.start("existing").await;
+    assert!(url.starts_with(&app.state.services.oauth.authorize_url));
+    let params = query(&url);
+    let mut keys: Vec<&str> = params.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "client_id",
+            "code_challenge",
+            "code_challenge_method",
+            "redirect_uri",
+            "response_type",
+            "scope",
+            "state"
+        ]
+    );
+    assert_eq!(params["response_type"], "code");
+    assert_eq!(params["redirect_uri"], format!("{}/oauth/callback", app.base));
+    assert_eq!(params["scope"], "account_details:read");
+    assert_eq!(params["code_challenge_method"], "S256");
+    assert!(params["state"].len() >= 43, "at least 256 random bits, base64url");
+    assert_eq!(params["code_challenge"].len(), 43);
+    let sign_up = query(&browser.start("signup").await);
+    assert_eq!(sign_up["sign_up"], "true");
+    assert_ne!(sign_up["state"], params["state"], "a fresh state every time");
+    app.stop().await;
+}
+
+async fn connecting_stores_the_connection(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let browser = app.browser();
+    browser.sign_up("ana@example.com").await;
+    assert_eq!(app.connection_status("ana@example.com").await, None);
+    let callback = browser.consent(&browser.start("existing").await, "authorize").await;
+    assert_eq!(browser.callback(&callback).await, "/connection?notice=connected");
+    assert_eq!(
+        app.connection_status("ana@example.com").await,
+        Some(ConnectionStatus::Connected)
+    );
+    let page = browser.get("/connection").await.text().await.unwrap();
+    assert!(page.contains("Harbour Coffee Roasters Pty Ltd"));
+    assert!(
+        !page.contains("awx_at_") && !page.contains("awx_rt_"),
+        "no token reaches the browser"
+    );
+    // Replaying the same callback is refused and changes nothing.
+    assert_eq!(
+        browser.callback(&callback).await,
+        "/connect/problem?reason=reused_state"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_connecting_stores_the_connection() {
+    connecting_stores_the_connection(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_connecting_stores_the_connection() {
+    connecting_stores_the_connection(Engine::Postgres).await;
+}
+
+#[tokio::test]
+async fn every_bad_callback_has_its_own_page_and_stores_nothing() {
+    let app = spawn_app(Engine::Sqlite).await;
+    let browser = app.browser();
+    browser.sign_up("ana@example.com").await;
+    let redirect_base = format!("{}/oauth/callback", app.base);
+
+    assert_eq!(
+        browser.callback(&format!("{redirect_base}?code=x")).await,
+        "/connect/problem?reason=missing_state"
+    );
+    assert_eq!(
+        browser
+            .callback(&format!("{redirect_base}?code=x&state=never-issued"))
+            .await,
+        "/connect/problem?reason=unknown_state"
+    );
+
+    // Declined on Airwallex.
+    let declined = browser.consent(&browser.start("existing").await, "decline").await;
+    assert!(declined.contains("error=access_denied"));
+    assert_eq!(browser.callback(&declined).await, "/connect/problem?reason=declined");
+
+    // Another error from Airwallex.
+    let state = query(&browser.start("existing").await)["state"].clone();
+    assert_eq!(
+        browser
+            .callback(&format!("{redirect_base}?error=server_error&state={state}"))
+            .await,
+        "/connect/problem?reason=airwallex_error&code=server_error"
+    );
+
+    // A code Airwallex does not accept.
+    let state = query(&browser.start("existing").await)["state"].clone();
+    assert_eq!(
+        browser
+            .callback(&format!("{redirect_base}?code=forged&state={state}"))
+            .await,
+        "/connect/problem?reason=exchange_failed"
+    );
+
+    // Airwallex failing while we exchange the code.
+    let callback = browser.consent(&browser.start("existing").await, "authorize").await;
+    let faults = reqwest::Client::new()
+        .post(format!("{}/__sim/faults", app.state.airwallex.api_url))
+        .json(&serde_json::json!({"endpoint": "token", "fault": {"kind": "error500"}, "count": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(faults.status(), 204);
+    assert_eq!(browser.callback(&callback).await, "/connect/problem?reason=unreachable");
+
+    // Too slow: more than 10 minutes between start and callback.
+    let callback = browser.consent(&browser.start("existing").await, "authorize").await;
+    app.state.services.clock.advance(601);
+    assert_eq!(
+        browser.callback(&callback).await,
+        "/connect/problem?reason=expired_state"
+    );
+
+    assert_eq!(
+        app.connection_status("ana@example.com").await,
+        None,
+        "nothing was stored"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_state_only_works_in_the_session_that_started_it() {
+    let app = spawn_app(Engine::Sqlite).await;
+    let first = app.browser();
+    first.sign_up("ana@example.com").await;
+    let callback = first.consent(&first.start("existing").await, "authorize").await;
+
+    // The same merchant, logged in from another browser.
+    let second = app.browser();
+    let login = second
+        .post("/login", &[("email", "ana@example.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        second.callback(&callback).await,
+        "/connect/problem?reason=other_session"
+    );
+
+    // Another merchant.
+    let third = app.browser();
+    third.sign_up("bo@example.com").await;
+    let callback = first.consent(&first.start("existing").await, "authorize").await;
+    assert_eq!(third.callback(&callback).await, "/connect/problem?reason=other_session");
+    assert_eq!(app.connection_status("ana@example.com").await, None);
+    assert_eq!(app.connection_status("bo@example.com").await, None);
+
+    // Not logged in at all: to the login page, the state untouched.
+    let anonymous = app.browser();
+    let callback = first.consent(&first.start("existing").await, "authorize").await;
+    assert_eq!(
+        anonymous.callback(&callback).await,
+        "/login?next=/connection&notice=login_to_connect"
+    );
+    assert_eq!(first.callback(&callback).await, "/connection?notice=connected");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn account_rules() {
+    let app = spawn_app(Engine::Sqlite).await;
+    let browser = app.browser();
+    let refused = [
+        (
+            vec![("email", "not-an-email"), ("password", PASSWORD)],
+            422,
+            "valid email",
+        ),
+        (
+            vec![("email", "ana@example.com"), ("password", "short")],
+            422,
+            "at least 12",
+        ),
+        (
+            vec![("email", "ana@example.com"), ("password", "password1234")],
+            422,
+            "too common",
+        ),
+    ];
+    for (form, status, message) in refused {
+        let response = browser.post("/signup", &form).await;
+        assert_eq!(response.status().as_u16(), status);
+        assert!(response.text().await.unwrap().contains(message), "{message}");
+    }
+    browser.sign_up("  Ana@Example.com ").await;
+    let again = app
+        .browser()
+        .post("/signup", &[("email", "ana@example.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+
+    // Wrong password and unknown account: the same answer.
+    let stranger = app.browser();
+    let wrong = stranger
+        .post(
+            "/login",
+            &[("email", "ana@example.com"), ("password", "wrong password!")],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let wrong_text = wrong.text().await.unwrap();
+    let unknown = stranger
+        .post(
+            "/login",
+            &[("email", "nobody@example.com"), ("password", "wrong password!")],
+        )
+        .await;
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    let unknown_text = unknown.text().await.unwrap();
+    for text in [&wrong_text, &unknown_text] {
+        assert!(text.contains("Email or password is incorrect."));
+        assert!(!text.contains("wrong password!"), "the password is not echoed");
+    }
+    let ok = stranger
+        .post("/login", &[("email", "ANA@example.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&ok), "/connection");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_failures_are_throttled_with_429() {
+    let app = spawn_app(Engine::Sqlite).await;
+    app.browser().sign_up("ana@example.com").await;
+    let attacker = app.browser();
+    for _ in 0..5 {
+        let response = attacker
+            .post(
+                "/login",
+                &[("email", "ana@example.com"), ("password", "guess guess guess")],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let blocked = attacker
+        .post("/login", &[("email", "ana@example.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(
+        blocked.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    assert!(blocked.text().await.unwrap().contains("Too many failed attempts"));
+    // After the window the account opens again.
+    app.state.services.clock.advance(15 * 60 + 1);
+    let later = attacker
+        .post("/login", &[("email", "ana@example.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(later.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_are_safe_cookies_cycled_at_login_and_deleted_at_logout() {
+    let app = spawn_app(Engine::Sqlite).await;
+    let browser = app.browser();
+    let response = browser
+        .post("/signup", &[("email", "ana@example.com"), ("password", PASSWORD)])
+        .await;
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("awx_session="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain http in tests");
+    let first_id = cookie.split(';').next().unwrap().to_string();
+
+    let login = browser
+        .post("/login", &[("email", "ana@example.com"), ("password", PASSWORD)])
+        .await;
+    let cycled = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert_ne!(cycled.split(';').next().unwrap(), first_id, "a new session id at login");
+
+    let sessions = |db: awx_onboard::db::Database| async move {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sessions")
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(sessions(app.state.services.db.clone()).await, 1);
+    let logout = browser.post("/logout", &[]).await;
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        sessions(app.state.services.db.clone()).await,
+        0,
+        "deleted on the server"
+    );
+    let after = browser.get("/connection").await;
+    assert_eq!(after.status(), StatusCode::SEE_OTHER);
+    assert!(location(&after).starts_with("/login"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cross_site_posts_are_refused() {
+    let app = spawn_app(Engine::Sqlite).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = [("email", "ana@example.com"), ("password", PASSWORD)];
+    let no_origin = client
+        .post(format!("{}/signup", app.base))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_origin.status(), StatusCode::FORBIDDEN);
+    let evil = client
+        .post(format!("{}/signup", app.base))
+        .header("origin", "https://evil.example")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil.status(), StatusCode::FORBIDDEN);
+    let referer = client
+        .post(format!("{}/signup", app.base))
+        .header("referer", format!("{}/signup", app.base))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        referer.status(),
+        StatusCode::SEE_OTHER,
+        "a same-origin Referer is enough"
+    );
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM merchants")
+        .fetch_one(app.state.services.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_connection_page_shows_revocation_and_reconnecting_keeps_history() {
+    let app = spawn_app(Engine::Sqlite).await;
+    let browser = app.browser();
+    browser.sign_up("ana@example.com").await;
+    let callback = browser.consent(&browser.start("existing").await, "authorize").await;
+    browser.callback(&callback).await;
+    let revoke = reqwest::Client::new()
+        .post(format!("{}/__sim/revoke", app.state.airwallex.api_url))
+        .json(&serde_json::json!({"account_id": ACCOUNT}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), 200);
+    // Past the account cache, the page goes through the vault and meets the 401.
+    app.state.services.clock.advance(61);
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = browser.get("/connection").await.text().await.unwrap();
+        if page.contains("Needs reconnection") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(page.contains("Needs reconnection"), "{page}");
+    assert!(page.contains("Reconnect Airwallex"));
+    let callback = browser.consent(&browser.start("existing").await, "authorize").await;
+    assert_eq!(browser.callback(&callback).await, "/connection?notice=connected");
+    let id: i64 = sqlx::query_scalar("SELECT id FROM connections")
+        .fetch_one(app.state.services.db.pool())
+        .await
+        .unwrap();
+    let kinds: Vec<String> = app
+        .state
+        .services
+        .store()
+        .events(id, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["connected", "revoked", "reconnected"]);
+    app.stop().await;
+}

@@ -1,0 +1,72 @@
+//! What a merchant sees of their connection: status, account details (through the vault,
+//! reused for `ACCOUNT_CACHE_SECONDS`), and when it was connected and refreshed.
+
+use crate::airwallex::AccountDetails;
+use crate::services::Services;
+use crate::store::{ConnectionStatus, ReconnectReason};
+use crate::vault::VaultError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionOverview {
+    pub connection_id: Option<i64>,
+    /// `None`: the merchant never connected.
+    pub status: Option<ConnectionStatus>,
+    pub reason: Option<ReconnectReason>,
+    pub account: Option<AccountDetails>,
+    /// The account details shown are older than the cache allows: Airwallex could not be
+    /// reached just now.
+    pub account_stale: bool,
+    pub connected_at: Option<i64>,
+    pub last_refresh_at: Option<i64>,
+}
+
+impl Services {
+    pub async fn connection_overview(&self, merchant_id: i64) -> Result<ConnectionOverview, sqlx::Error> {
+        let Some(row) = self.store().by_merchant(merchant_id).await? else {
+            return Ok(ConnectionOverview {
+                connection_id: None,
+                status: None,
+                reason: None,
+                account: None,
+                account_stale: false,
+                connected_at: None,
+                last_refresh_at: None,
+            });
+        };
+        let cached: Option<AccountDetails> = row.account_json.as_deref().and_then(|j| serde_json::from_str(j).ok());
+        let now = self.clock.now();
+        let fresh_enough = row
+            .account_fetched_at
+            .is_some_and(|at| self.account_cache_seconds > 0 && now - at < self.account_cache_seconds);
+        let mut account = cached;
+        let mut account_stale = false;
+        if row.status == ConnectionStatus::Connected && !(fresh_enough && account.is_some()) {
+            match self.vault.account_for(merchant_id).await {
+                Ok((connection_id, details)) => {
+                    let json = serde_json::to_string(&details).unwrap_or_default();
+                    self.store()
+                        .store_account(connection_id, details.id.as_deref(), details.display_name(), &json, now)
+                        .await?;
+                    account = Some(details);
+                }
+                Err(VaultError::NeedsReconnect(_) | VaultError::Disconnected) => {
+                    // Re-read below shows the new status.
+                }
+                Err(error) => {
+                    tracing::warn!(merchant_id, %error, "account details unavailable; showing the last known");
+                    account_stale = true;
+                }
+            }
+        }
+        let row = self.store().by_merchant(merchant_id).await?.unwrap_or(row);
+        Ok(ConnectionOverview {
+            connection_id: Some(row.id),
+            status: Some(row.status),
+            reason: row.status_reason.as_deref().and_then(ReconnectReason::parse),
+            account,
+            account_stale,
+            connected_at: row.connected_at,
+            last_refresh_at: row.last_refresh_at,
+        })
+    }
+}
