@@ -184,6 +184,8 @@ impl Simulator {
             .route("/merchant/apps", get(handlers::merchant_apps))
             .route("/merchant/apps/disconnect", post(handlers::merchant_disconnect))
             .route("/", get(handlers::index))
+            // Browsers ask every site for an icon; answer without an error.
+            .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
             .nest(CONTROL_PREFIX, controls::router())
             .with_state(self.clone())
     }
