@@ -130,6 +130,11 @@ pub struct Account {
     pub role: Role,
 }
 
+/// The account signed in on the current request (`None`: anonymous), looked up once per
+/// request by the server and read from the request's extensions by the pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentAccount(pub Option<Account>);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccountError {
     #[error("Enter a valid email address, like name@example.com.")]

@@ -40,7 +40,9 @@ impl Services {
             .is_some_and(|at| self.account_cache_seconds > 0 && now - at < self.account_cache_seconds);
         let mut account = cached;
         let mut account_stale = false;
+        let mut status_may_have_changed = false;
         if row.status == ConnectionStatus::Connected && !(fresh_enough && account.is_some()) {
+            status_may_have_changed = true;
             match self.vault.account_for(merchant_id).await {
                 Ok((connection_id, details)) => {
                     let json = serde_json::to_string(&details).unwrap_or_default();
@@ -58,7 +60,11 @@ impl Services {
                 }
             }
         }
-        let row = self.store().by_merchant(merchant_id).await?.unwrap_or(row);
+        let row = if status_may_have_changed {
+            self.store().by_merchant(merchant_id).await?.unwrap_or(row)
+        } else {
+            row
+        };
         Ok(ConnectionOverview {
             connection_id: Some(row.id),
             status: Some(row.status),

@@ -19,8 +19,14 @@ pub mod ssr {
         use_context::<Services>().ok_or_else(|| ServerFnError::new("services missing"))
     }
 
-    /// The account signed in on this request's session, if any.
+    /// The account signed in on this request's session, if any. The server looks it up
+    /// once per request; this reads that, or the session when called some other way.
     pub async fn signed_in() -> Result<Option<Account>, ServerFnError> {
+        if let Some(current) = use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<awx_onboard::accounts::CurrentAccount>().cloned())
+        {
+            return Ok(current.0);
+        }
         let session: tower_sessions::Session = leptos_axum::extract()
             .await
             .map_err(|_| ServerFnError::new("session unavailable"))?;

@@ -42,7 +42,10 @@ async fn load(url: &str, cookie: Option<&str>, connections: usize, duration: Dur
             let url = url.to_string();
             let cookie = cookie.map(str::to_string);
             tokio::spawn(async move {
-                let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+                let http = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap();
                 let mut latencies = Vec::new();
                 let mut errors = 0usize;
                 while Instant::now() < deadline {
@@ -72,7 +75,11 @@ async fn load(url: &str, cookie: Option<&str>, connections: usize, duration: Dur
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort();
-    let pick = |q: f64| all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pick = |q: f64| {
+        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     Figures {
         requests: all.len(),
         per_second: all.len() as f64 / elapsed,
@@ -95,7 +102,11 @@ fn show(label: &str, f: &Figures) {
 
 async fn run(engine: Engine) {
     let db = TestDatabase::new(engine).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let key = std::env::temp_dir().join(format!("awx-bench-key-{port}"));
     let vars: HashMap<&str, String> = HashMap::from([
         ("DATABASE_URL", db.url.clone()),
@@ -114,25 +125,69 @@ async fn run(engine: Engine) {
     // A merchant, signed in and connected through the simulator.
     let browser = client();
     let post = |path: &str, form: Vec<(String, String)>| {
-        browser.post(format!("{base}{path}")).header("origin", &base).form(&form).send()
+        browser
+            .post(format!("{base}{path}"))
+            .header("origin", &base)
+            .form(&form)
+            .send()
     };
-    let signup = post("/signup", vec![("email".into(), "bench@example.com".into()), ("password".into(), PASSWORD.into())]).await.unwrap();
-    let cookie = signup.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
-    let start = post("/oauth/start", vec![("mode".into(), "existing".into())]).await.unwrap();
+    let signup = post(
+        "/signup",
+        vec![
+            ("email".into(), "bench@example.com".into()),
+            ("password".into(), PASSWORD.into()),
+        ],
+    )
+    .await
+    .unwrap();
+    let cookie = signup.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let start = post("/oauth/start", vec![("mode".into(), "existing".into())])
+        .await
+        .unwrap();
     let authorize = start.headers()["location"].to_str().unwrap().to_string();
-    let mut form: Vec<(String, String)> = url::Url::parse(&authorize).unwrap().query_pairs().into_owned().collect();
+    let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
     form.push(("decision".into(), "authorize".into()));
     form.push(("account".into(), "acct_hX2kq9TfRz3Lw8VbN4aP1c".into()));
-    let consent = browser.post(authorize.split('?').next().unwrap()).form(&form).send().await.unwrap();
+    let consent = browser
+        .post(authorize.split('?').next().unwrap())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     let callback = consent.headers()["location"].to_str().unwrap().to_string();
     let done = browser.get(&callback).send().await.unwrap();
     assert_eq!(done.headers()["location"], "/connection?notice=connected");
-    let page = browser.get(format!("{base}/connection")).send().await.unwrap().text().await.unwrap();
+    let page = browser
+        .get(format!("{base}/connection"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("Harbour Coffee Roasters Pty Ltd"));
 
-    // Others who will log in during the second part.
+    // Others who will log in during the second part (each in a browser of its own: a
+    // sign-up in the merchant's browser would replace the merchant's session).
     for i in 0..50 {
-        post("/signup", vec![("email".into(), format!("login{i}@example.com")), ("password".into(), PASSWORD.into())])
+        client()
+            .post(format!("{base}/signup"))
+            .header("origin", &base)
+            .form(&[
+                ("email", format!("login{i}@example.com")),
+                ("password", PASSWORD.to_string()),
+            ])
+            .send()
             .await
             .unwrap();
     }
@@ -164,7 +219,10 @@ async fn run(engine: Engine) {
                     let response = client()
                         .post(format!("{base}/login"))
                         .header("origin", &base)
-                        .form(&[("email", format!("login{i}@example.com")), ("password", PASSWORD.to_string())])
+                        .form(&[
+                            ("email", format!("login{i}@example.com")),
+                            ("password", PASSWORD.to_string()),
+                        ])
                         .send()
                         .await
                         .unwrap();
@@ -196,7 +254,13 @@ fn main() {
         println!("pages bench: run with `cargo bench -p awx-onboard-server --bench pages`");
         return;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    // The site (stylesheet, icon) as `cargo leptos build` leaves it in the workspace.
+    let site = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/site");
+    std::env::set_var("LEPTOS_SITE_ROOT", &site);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         run(Engine::Sqlite).await;
         run(Engine::Postgres).await;

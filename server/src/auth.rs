@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use app::dto::FormFeedback;
-use awx_onboard::accounts::{Account, AccountError, Password, Role};
+use awx_onboard::accounts::{Account, AccountError, CurrentAccount, Password, Role};
 
 use crate::pages::render_with_feedback;
 use crate::sessions::ACCOUNT_ID;
@@ -149,6 +149,42 @@ pub async fn log_out(session: Session) -> Response {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     Redirect::to("/login?notice=signed_out").into_response()
+}
+
+/// Session key of the last time the session's expiry was pushed forward.
+const LAST_SEEN: &str = "last_seen";
+/// Push a session's inactivity expiry forward at most this often (each push is a write).
+const TOUCH_EVERY_SECONDS: i64 = 600;
+
+/// Looks the signed-in account up once per request (pages read it from the request's
+/// extensions), keeps active sessions alive, and sends anonymous visitors of pages that
+/// need an account to the login page first.
+pub async fn load_account(
+    State(state): State<AppState>,
+    session: Session,
+    mut request: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let account = match current_account(&state, &session).await {
+        Ok(account) => account,
+        Err(status) => return status.into_response(),
+    };
+    if account.is_some() {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let last_seen = session.get::<i64>(LAST_SEEN).await.ok().flatten().unwrap_or(0);
+        if now - last_seen > TOUCH_EVERY_SECONDS {
+            // Marks the session modified: it is saved with a new expiry and cookie.
+            let _ = session.insert(LAST_SEEN, now).await;
+        }
+    }
+    let path = request.uri().path();
+    let needs_account = path == "/connection" || path == "/connect/problem";
+    if needs_account && request.method() == axum::http::Method::GET && account.is_none() {
+        let next = url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>();
+        return Redirect::to(&format!("/login?next={next}&notice=login_required")).into_response();
+    }
+    request.extensions_mut().insert(CurrentAccount(account));
+    next.run(request).await
 }
 
 /// The signed-in account, if any.

@@ -126,25 +126,3 @@ pub async fn disconnect(State(state): State<AppState>, session: Session, request
     }
     Redirect::to("/connection?notice=disconnected").into_response()
 }
-
-/// Pages that need a signed-in account: anonymous visitors go to the login page first.
-pub async fn require_login(
-    State(state): State<AppState>,
-    session: Session,
-    request: Request<Body>,
-    next: axum::middleware::Next,
-) -> Response {
-    let path = request.uri().path().to_string();
-    let protected = path == "/connection" || path.starts_with("/connection/") || path == "/connect/problem";
-    if protected && request.method() == axum::http::Method::GET {
-        match current_account(&state, &session).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                let next = url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>();
-                return Redirect::to(&format!("/login?next={next}&notice=login_required")).into_response();
-            }
-            Err(status) => return status.into_response(),
-        }
-    }
-    next.run(request).await
-}

@@ -148,7 +148,12 @@ fn build_services(
         VaultSettings::new(config.refresh_margin.as_secs() as i64, request_timeout),
     ));
     let keeper = Arc::new(Keeper::new(vault.clone(), KeeperSettings::default()));
-    let hashing_slots = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    // Password hashing may use all cores but one, so pages stay quick during a login rush.
+    let hashing_slots = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .saturating_sub(1)
+        .max(1);
     Services {
         accounts: Accounts::new(db.clone(), clock.clone(), hashing_slots),
         db,
@@ -263,10 +268,7 @@ pub fn build_router(state: AppState) -> Router {
             move || shell(leptos_options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            connect::require_login,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::load_account))
         .layer(session_layer)
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))
