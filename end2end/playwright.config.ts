@@ -9,6 +9,8 @@ const port = Number(process.env.E2E_PORT ?? 3300);
 const simPort = port + 1;
 const baseURL = `http://127.0.0.1:${port}`;
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'awx-e2e-'));
+export const OPERATOR_EMAIL = 'ops@example.com';
+export const OPERATOR_PASSWORD = 'operator pass phrase 2026';
 const bin = process.env.AWX_BIN ?? path.resolve(__dirname, '../target/debug/awx-onboard');
 
 export default defineConfig({
@@ -36,7 +38,8 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `${bin} serve`,
+    // A fresh database with one operator, then the server.
+    command: `sh -c "printf '%s\\n' '${OPERATOR_PASSWORD}' | '${bin}' create-operator --email ${OPERATOR_EMAIL} && exec '${bin}' serve"`,
     cwd: path.resolve(__dirname, '..'),
     url: `${baseURL}/readyz`,
     reuseExistingServer: false,

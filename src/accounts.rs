@@ -261,6 +261,7 @@ impl Accounts {
         let now = self.clock.now();
         let normalized = email.trim().to_lowercase();
         if self.recent_failures(&normalized, ip, now).await? >= MAX_FAILURES {
+            crate::metrics::record_login_failure("throttled");
             return Err(AccountError::Throttled);
         }
         let row = sqlx::query("SELECT id, email, password_hash, role FROM merchants WHERE email = $1")
@@ -301,6 +302,7 @@ impl Accounts {
                     .bind(now)
                     .execute(self.db.pool())
                     .await?;
+                crate::metrics::record_login_failure("invalid_credentials");
                 Err(AccountError::InvalidCredentials)
             }
         }

@@ -394,7 +394,15 @@ impl TokenVault {
                 .try_acquire_lease(row.id, row.generation, owner, real_now(), LEASE_SECONDS)
                 .await?
             {
+                let started_refresh = std::time::Instant::now();
                 let result = self.refresh_holding_lease(&row, &actor, rejection_reason).await;
+                let outcome = match &result {
+                    Ok(_) => "ok",
+                    Err(VaultError::NeedsReconnect(_)) => "needs_reconnect",
+                    Err(VaultError::Unavailable) => "unavailable",
+                    Err(_) => "error",
+                };
+                crate::metrics::record_refresh(outcome, started_refresh.elapsed());
                 // Every path that keeps the lease releases it here; writes that end the
                 // refresh release it themselves.
                 self.store.release_lease(row.id, owner).await?;

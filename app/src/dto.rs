@@ -44,3 +44,56 @@ pub struct ConnectionView {
     pub connected_at: Option<String>,
     pub last_refresh_at: Option<String>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CountsView {
+    pub connected: i64,
+    pub needs_reconnect: Vec<(String, i64)>,
+    pub not_connected: i64,
+    pub disconnected: i64,
+}
+
+/// One row of the operator table; times already formatted, countdown in seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineView {
+    pub connection_id: Option<i64>,
+    pub email: String,
+    pub business_name: Option<String>,
+    pub account_id: Option<String>,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub connected_since: Option<String>,
+    pub last_refresh: Option<String>,
+    pub last_refresh_result: Option<String>,
+    pub access_expires: Option<String>,
+    pub refresh_expires_in: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorOverview {
+    pub counts: CountsView,
+    pub lines: Vec<LineView>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventView {
+    pub id: i64,
+    pub at: String,
+    pub kind: String,
+    pub reason: Option<String>,
+    pub actor: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionDetailView {
+    pub connection_id: i64,
+    pub line: LineView,
+    pub generation: i64,
+    pub key_id: Option<String>,
+    pub refresh_expires_at: Option<String>,
+    pub events: Vec<EventView>,
+    pub older_before: Option<i64>,
+}

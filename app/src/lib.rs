@@ -9,19 +9,20 @@ pub mod components;
 pub mod csp;
 pub mod dto;
 pub mod layout;
+pub mod operator_api;
 pub mod pages;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    SsrMode, StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
 };
 
 use crate::layout::Layout;
 use crate::pages::{
     connect_problem::ConnectProblemPage, connection::ConnectionPage, home::HomePage, login::LoginPage,
-    not_found::NotFound, signup::SignupPage,
+    not_found::NotFound, operator::OperatorPage, operator_connection::OperatorConnectionPage, signup::SignupPage,
 };
 
 /// The whole HTML document rendered on the server around [`App`].
@@ -66,6 +67,12 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("connect"), StaticSegment("problem"))
                         view=ConnectProblemPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route path=StaticSegment("operator") view=OperatorPage ssr=SsrMode::Async />
+                    <Route
+                        path=(StaticSegment("operator"), StaticSegment("connections"), ParamSegment("id"))
+                        view=OperatorConnectionPage
                         ssr=SsrMode::Async
                     />
                 </Routes>

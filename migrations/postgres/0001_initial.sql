@@ -40,11 +40,15 @@ CREATE TABLE connections (
     created_at            BIGINT NOT NULL,
     updated_at            BIGINT NOT NULL
 );
-CREATE INDEX connections_status ON connections (status, id);
-CREATE INDEX connections_account_id ON connections (account_id);
-CREATE INDEX connections_refresh_expiry ON connections (refresh_expires_at, id);
-CREATE INDEX connections_rotate_due ON connections (status, rotate_due_at);
+-- Operator dashboard: keyset pages by refresh-token expiry (no token = last) or by last
+-- activity, each optionally within one status; counts by status and reason.
+CREATE INDEX connections_expiry_sort ON connections ((COALESCE(refresh_expires_at, 9000000000000000000)), id);
+CREATE INDEX connections_status_expiry_sort ON connections (status, (COALESCE(refresh_expires_at, 9000000000000000000)), id);
 CREATE INDEX connections_activity ON connections (last_activity_at, id);
+CREATE INDEX connections_status_activity ON connections (status, last_activity_at, id);
+CREATE INDEX connections_status_reason ON connections (status, status_reason);
+CREATE INDEX connections_account_id ON connections (account_id);
+CREATE INDEX connections_rotate_due ON connections (status, rotate_due_at);
 
 -- Append-only audit log of every connection state change. Never holds a secret.
 CREATE TABLE connection_events (

@@ -178,10 +178,26 @@ pub async fn load_account(
         }
     }
     let path = request.uri().path();
-    let needs_account = path == "/connection" || path == "/connect/problem";
-    if needs_account && request.method() == axum::http::Method::GET && account.is_none() {
-        let next = url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>();
+    let operator_only = path == "/operator"
+        || path.starts_with("/operator/")
+        || path == "/api/operator"
+        || path.starts_with("/api/operator/");
+    let needs_account = operator_only || path == "/connection" || path == "/connect/problem";
+    if needs_account && account.is_none() {
+        let next = if request.method() == axum::http::Method::GET {
+            path
+        } else {
+            "/operator"
+        };
+        let next = url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>();
         return Redirect::to(&format!("/login?next={next}&notice=login_required")).into_response();
+    }
+    if operator_only && account.as_ref().is_some_and(|a| a.role != Role::Operator) {
+        return crate::pages::plain_page(
+            StatusCode::FORBIDDEN,
+            "Operators only",
+            "This part of awx-onboard is for the people who run it. Your connection is on the Connection page.",
+        );
     }
     request.extensions_mut().insert(CurrentAccount(account));
     next.run(request).await

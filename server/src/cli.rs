@@ -11,6 +11,7 @@ use crate::Application;
 
 const USAGE: &str = "usage:
   awx-onboard [serve]                      run the web app (configuration from the environment)
+  awx-onboard create-operator --email E    create an operator; the password is read from standard input
   awx-onboard sim [--addr HOST:PORT] [--redirect-uri URI]... [--webhook-url URL]
                   [--refresh-token-ttl SECONDS]
                                            run the Airwallex simulator alone";
@@ -19,6 +20,7 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         None | Some("serve") => serve().await,
         Some("sim") => sim(&args[1..]).await,
+        Some("create-operator") => create_operator(&args[1..]).await,
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -31,6 +33,45 @@ async fn serve() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let app = Application::build(config).await?;
     app.run_until(crate::shutdown_signal()).await
+}
+
+async fn create_operator(args: &[String]) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    use std::io::BufRead;
+
+    let email = match args {
+        [flag, email] if flag == "--email" => email.clone(),
+        _ => bail!("create-operator needs --email E\n{USAGE}"),
+    };
+    let config = Config::from_env()?;
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("could not read the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        bail!("no password on standard input (try: read -rs PW && printf '%s\\n' \"$PW\" | awx-onboard create-operator --email {email})");
+    }
+    let db = awx_onboard::db::Database::connect_and_migrate(config.database_url.expose_secret())
+        .await
+        .context("database start-up failed")?;
+    let accounts = awx_onboard::accounts::Accounts::new(db.clone(), awx_onboard::time::Clock::system(), 1);
+    let created = accounts
+        .create(
+            &email,
+            &awx_onboard::accounts::Password::new(password),
+            awx_onboard::accounts::Role::Operator,
+        )
+        .await;
+    db.close().await;
+    match created {
+        Ok(account) => {
+            println!("operator {} created (id {})", account.email, account.id);
+            Ok(())
+        }
+        Err(error) => bail!("could not create the operator: {error}"),
+    }
 }
 
 async fn sim(args: &[String]) -> anyhow::Result<()> {

@@ -103,6 +103,8 @@ pub struct Config {
     pub token_key: TokenKeySource,
     pub refresh_margin: Duration,
     pub account_cache: Duration,
+    /// Bearer token that opens `GET /metrics` to non-loopback callers.
+    pub metrics_token: Option<SecretString>,
 }
 
 impl Config {
@@ -397,6 +399,7 @@ impl Config {
 
         let refresh_margin = r.seconds("REFRESH_MARGIN_SECONDS", 60, 240);
         let account_cache = r.seconds("ACCOUNT_CACHE_SECONDS", 60, 86_400);
+        let metrics_token = r.raw("METRICS_TOKEN").map(SecretString::from);
 
         if !r.problems.is_empty() {
             return Err(ConfigError(r.problems));
@@ -417,6 +420,7 @@ impl Config {
             token_key: token_key.expect("checked above"),
             refresh_margin,
             account_cache,
+            metrics_token,
         })
     }
 }

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 
 use crate::state::AppState;
 
@@ -28,17 +28,11 @@ pub async fn check(State(state): State<AppState>, request: Request<Body>, next: 
         return next.run(request).await;
     }
     tracing::warn!(path = request.uri().path(), "refused a cross-site request");
-    (
+    crate::pages::plain_page(
         StatusCode::FORBIDDEN,
-        Html(
-            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Request refused · awx-onboard</title>\
-             <link rel=\"stylesheet\" href=\"/pkg/awx-onboard.css\"></head><body><main class=\"container main\">\
-             <section class=\"card narrow center\"><p class=\"eyebrow\">403</p><h1>Request refused</h1>\
-             <p class=\"muted\">This request did not come from an awx-onboard page, so we did not act on it.</p>\
-             <a class=\"button\" href=\"/\">Back to the home page</a></section></main></body></html>",
-        ),
+        "Request refused",
+        "This request did not come from an awx-onboard page, so we did not act on it.",
     )
-        .into_response()
 }
 
 #[cfg(test)]

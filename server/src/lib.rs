@@ -7,6 +7,7 @@ pub mod config;
 pub mod connect;
 pub mod csrf;
 pub mod health;
+pub mod operator;
 pub mod pages;
 pub mod security;
 pub mod sessions;
@@ -255,6 +256,12 @@ pub fn build_router(state: AppState) -> Router {
         .route("/oauth/start", axum::routing::post(connect::start))
         .route("/oauth/callback", get(connect::callback))
         .route("/connection/disconnect", axum::routing::post(connect::disconnect))
+        .route(
+            "/operator/connections/{id}/refresh",
+            axum::routing::post(operator::refresh),
+        )
+        .route("/operator/connections/{id}/check", axum::routing::post(operator::check))
+        .route("/metrics", get(operator::metrics))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -269,6 +276,7 @@ pub fn build_router(state: AppState) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::load_account))
+        .route_layer(axum::middleware::from_fn(telemetry::count_requests))
         .layer(session_layer)
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))

@@ -30,3 +30,16 @@ fn request_span(request: &Request<axum::body::Body>) -> tracing::Span {
         .unwrap_or("unmatched");
     tracing::info_span!("request", method = %request.method(), route)
 }
+
+/// Counts every answered request by method, matched route and status.
+pub async fn count_requests(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let response = next.run(request).await;
+    awx_onboard::metrics::record_http(&method, &route, response.status().as_u16());
+    response
+}

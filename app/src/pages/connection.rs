@@ -33,7 +33,7 @@ pub fn ConnectionPage() -> impl IntoView {
                     Ok(view) => view! { <ConnectionDetails view /> }.into_any(),
                     Err(error) => view! {
                         <section class="card">
-                            <p class="notice bad" role="alert">{error_text(&error)}</p>
+                            <p class="notice bad" role="alert">{crate::pages::error_text(&error)}</p>
                             <a class="button" href="/login?next=/connection">"Log in"</a>
                         </section>
                     }
@@ -41,13 +41,6 @@ pub fn ConnectionPage() -> impl IntoView {
                 }
             })}
         </Suspense>
-    }
-}
-
-fn error_text(error: &ServerFnError) -> String {
-    match error {
-        ServerFnError::ServerError(message) => message.clone(),
-        _ => "We could not load your connection. Please try again.".to_string(),
     }
 }
 

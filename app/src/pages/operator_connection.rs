@@ -1,0 +1,114 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+use crate::components::{Detail, QueryNotice};
+use crate::dto::ConnectionDetailView;
+use crate::operator_api::load_operator_connection;
+use crate::pages::operator::{countdown, status_class, status_label};
+
+const NOTICES: &[(&str, &str, &str)] = &[
+    (
+        "refreshed",
+        "ok",
+        "Refresh requested. The result is the newest event below.",
+    ),
+    (
+        "checked",
+        "ok",
+        "Checked with Airwallex. The result is the newest event below.",
+    ),
+];
+
+#[component]
+pub fn OperatorConnectionPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let id = move || {
+        params
+            .with(|p| p.get("id"))
+            .and_then(|id| id.parse::<i64>().ok())
+            .unwrap_or(-1)
+    };
+    let before = move || query.with(|q| q.get("before")).and_then(|b| b.parse::<i64>().ok());
+    let data = Resource::new(
+        move || (id(), before()),
+        |(id, before)| load_operator_connection(id, before),
+    );
+    view! {
+        <Title text="Connection" />
+        <p><a href="/operator">"← All connections"</a></p>
+        <QueryNotice messages=NOTICES />
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(view) => view! { <Detail_ view /> }.into_any(),
+                    Err(error) => view! { <p class="notice bad" role="alert">{crate::pages::error_text(&error)}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+#[allow(non_snake_case)]
+fn Detail_(view: ConnectionDetailView) -> impl IntoView {
+    let line = view.line;
+    let id = view.connection_id;
+    let older = view
+        .older_before
+        .map(|before| format!("/operator/connections/{id}?before={before}"));
+    view! {
+        <h1>{line.email.clone()}</h1>
+        <section class="card">
+            <h2>"Status: " <span class=status_class(&line.status)>{status_label(&line.status)}</span></h2>
+            <dl class="details">
+                <Detail label="Reason" value=line.status_reason.clone() />
+                <Detail label="Business name" value=line.business_name.clone() />
+                <Detail label="Account ID" value=line.account_id.clone() />
+                <Detail label="Connected since" value=line.connected_since.clone() />
+                <Detail label="Last refresh" value=line.last_refresh.clone().map(|at| match &line.last_refresh_result {
+                    Some(result) => format!("{at} ({result})"),
+                    None => at,
+                }) />
+                <Detail label="Access token expires" value=line.access_expires.clone() />
+                <Detail label="Refresh token expires" value=view.refresh_expires_at.map(|at| {
+                    format!("{at} (in {})", line.refresh_expires_in.map(countdown).unwrap_or_default())
+                }) />
+                <Detail label="Last error" value=line.last_error.clone() />
+                <Detail label="Token generation" value=Some(view.generation.to_string()) />
+                <Detail label="Encryption key id" value=view.key_id />
+            </dl>
+            <div class="actions">
+                <form method="post" action=format!("/operator/connections/{id}/refresh")>
+                    <button type="submit" class="button">"Refresh now"</button>
+                </form>
+                <form method="post" action=format!("/operator/connections/{id}/check")>
+                    <button type="submit" class="button secondary">"Check with Airwallex"</button>
+                </form>
+            </div>
+        </section>
+        <section class="card">
+            <h2>"Timeline"</h2>
+            <ol class="timeline">
+                {view
+                    .events
+                    .into_iter()
+                    .map(|event| {
+                        let kind = event.kind.clone();
+                        view! {
+                        <li data-kind=kind>
+                            <strong>{event.kind}</strong>
+                            {event.reason.map(|r| view! { " · " <span>{r}</span> })}
+                            <br />
+                            <small class="muted">{event.at} " · " {event.actor}</small>
+                            {event.detail.map(|d| view! { <br /><small>{d}</small> })}
+                        </li>
+                        }
+                    })
+                    .collect_view()}
+            </ol>
+            {older.map(|href| view! { <a class="button secondary" href=href>"Older events"</a> })}
+        </section>
+    }
+}

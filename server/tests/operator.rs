@@ -1,0 +1,484 @@
+//! Operators: the create-operator command, role checks on every operator route and
+//! server function, the dashboard's filters, search, sort and paging, the actions, metrics.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use awx_onboard::db::Engine;
+use awx_onboard::operator::{ListQuery, SortOrder, StatusFilter};
+use awx_onboard::testing::TestDatabase;
+use awx_onboard_server::config::Config;
+use awx_onboard_server::state::AppState;
+use awx_onboard_server::Application;
+use reqwest::StatusCode;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn create_operator(db_url: &str, email: &str, password: &str) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_awx-onboard"))
+        .args(["create-operator", "--email", email])
+        .env("DATABASE_URL", db_url)
+        .env(
+            "TOKEN_ENCRYPTION_KEY_FILE",
+            std::env::temp_dir().join("awx-op-test.key"),
+        )
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+struct TestApp {
+    base: String,
+    state: AppState,
+    db: TestDatabase,
+}
+
+async fn spawn_app(engine: Engine) -> TestApp {
+    let db = TestDatabase::new(engine).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("DATABASE_URL", db.url.clone()),
+        ("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")),
+        ("PUBLIC_URL", format!("http://127.0.0.1:{port}")),
+        ("AIRWALLEX_SIM_ADDR", "127.0.0.1:0".to_string()),
+        (
+            "TOKEN_ENCRYPTION_KEY_FILE",
+            std::env::temp_dir()
+                .join(format!("awx-op-{port}.key"))
+                .display()
+                .to_string(),
+        ),
+    ]);
+    let config = Config::from_lookup(&move |name| vars.get(name).cloned()).unwrap();
+    let app = Application::build(config).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp { base, state, db }
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn post(client: &reqwest::Client, base: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    client
+        .post(format!("{base}{path}"))
+        .header("origin", base)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn log_in(base: &str, email: &str) -> reqwest::Client {
+    let client = browser();
+    let response = post(&client, base, "/login", &[("email", email), ("password", PASSWORD)]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{email} logs in");
+    client
+}
+
+/// A merchant connected through the embedded simulator; returns the connection id.
+async fn connected_merchant(app: &TestApp, email: &str) -> i64 {
+    let client = browser();
+    post(
+        &client,
+        &app.base,
+        "/signup",
+        &[("email", email), ("password", PASSWORD)],
+    )
+    .await;
+    let start = post(&client, &app.base, "/oauth/start", &[("mode", "existing")]).await;
+    let authorize = start.headers()["location"].to_str().unwrap().to_string();
+    let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    form.push(("decision".into(), "authorize".into()));
+    form.push(("account".into(), "acct_Mp7sD2wQe5Yt9UcK3nB6xJ".into()));
+    let consent = client
+        .post(authorize.split('?').next().unwrap())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let callback = consent.headers()["location"].to_str().unwrap().to_string();
+    let done = client.get(&callback).send().await.unwrap();
+    assert_eq!(done.headers()["location"], "/connection?notice=connected");
+    sqlx::query_scalar("SELECT c.id FROM connections c JOIN merchants m ON m.id = c.merchant_id WHERE m.email = $1")
+        .bind(email)
+        .fetch_one(app.state.services.db.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn create_operator_refuses_weak_passwords_and_existing_emails() {
+    let db = TestDatabase::sqlite();
+    let (ok, text) = create_operator(&db.url, "ops@example.com", "password1234");
+    assert!(!ok && text.contains("too common"), "{text}");
+    let (ok, text) = create_operator(&db.url, "ops@example.com", PASSWORD);
+    assert!(ok, "{text}");
+    assert!(text.contains("operator ops@example.com created"));
+    let (ok, text) = create_operator(&db.url, "OPS@example.com", PASSWORD);
+    assert!(!ok && text.contains("already exists"), "{text}");
+    let (ok, text) = create_operator(&db.url, "not-an-email", PASSWORD);
+    assert!(!ok && text.contains("valid email"), "{text}");
+    db.remove().await;
+}
+
+#[tokio::test]
+async fn every_operator_route_checks_the_role_on_the_server() {
+    let app = spawn_app(Engine::Sqlite).await;
+    let connection = connected_merchant(&app, "shop@example.com").await;
+    let (ok, text) = create_operator(&app.db.url, "ops@example.com", PASSWORD);
+    assert!(ok, "{text}");
+
+    let anonymous = browser();
+    let merchant = log_in(&app.base, "shop@example.com").await;
+    let operator = log_in(&app.base, "ops@example.com").await;
+    let pages = ["/operator".to_string(), format!("/operator/connections/{connection}")];
+    let actions = [
+        format!("/operator/connections/{connection}/refresh"),
+        format!("/operator/connections/{connection}/check"),
+    ];
+    let server_fns = ["/api/operator/overview", "/api/operator/connection"];
+
+    for page in &pages {
+        let response = anonymous.get(format!("{}{page}", app.base)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{page}");
+        assert!(response.headers()["location"].to_str().unwrap().starts_with("/login"));
+        let response = merchant.get(format!("{}{page}", app.base)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{page}");
+        let response = operator.get(format!("{}{page}", app.base)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{page}");
+    }
+    for action in &actions {
+        assert_eq!(
+            post(&anonymous, &app.base, action, &[]).await.status(),
+            StatusCode::SEE_OTHER,
+            "{action}"
+        );
+        assert_eq!(
+            post(&merchant, &app.base, action, &[]).await.status(),
+            StatusCode::FORBIDDEN,
+            "{action}"
+        );
+        assert_eq!(
+            post(&operator, &app.base, action, &[]).await.status(),
+            StatusCode::SEE_OTHER,
+            "{action}"
+        );
+    }
+    for server_fn in server_fns {
+        let args = [("id", connection.to_string())];
+        let call = |client: &reqwest::Client| {
+            client
+                .post(format!("{}{server_fn}", app.base))
+                .header("origin", &app.base)
+                .form(&args)
+                .send()
+        };
+        assert_eq!(
+            call(&anonymous).await.unwrap().status(),
+            StatusCode::SEE_OTHER,
+            "{server_fn}"
+        );
+        assert_eq!(
+            call(&merchant).await.unwrap().status(),
+            StatusCode::FORBIDDEN,
+            "{server_fn}"
+        );
+        let answer = call(&operator).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{server_fn}");
+        let body = answer.text().await.unwrap();
+        assert!(
+            !body.contains("awx_at_") && !body.contains("awx_rt_"),
+            "no token in operator data"
+        );
+    }
+    // The merchant's own pages are untouched by any of this.
+    assert_eq!(
+        merchant
+            .get(format!("{}/connection", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn operator_actions_are_logged_with_the_operator() {
+    let app = spawn_app(Engine::Sqlite).await;
+    let connection = connected_merchant(&app, "shop@example.com").await;
+    create_operator(&app.db.url, "ops@example.com", PASSWORD);
+    let operator = log_in(&app.base, "ops@example.com").await;
+    let refreshed = post(
+        &operator,
+        &app.base,
+        &format!("/operator/connections/{connection}/refresh"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        refreshed.headers()["location"],
+        format!("/operator/connections/{connection}?notice=refreshed")
+    );
+    let checked = post(
+        &operator,
+        &app.base,
+        &format!("/operator/connections/{connection}/check"),
+        &[],
+    )
+    .await;
+    assert_eq!(checked.status(), StatusCode::SEE_OTHER);
+    let events = app.state.services.store().events(connection, None, 10).await.unwrap();
+    assert_eq!(events[0].kind, "checked");
+    assert_eq!(events[0].reason.as_deref(), Some("ok"));
+    assert_eq!(events[0].actor, "operator:ops@example.com");
+    assert_eq!(events[1].kind, "refreshed");
+    assert_eq!(events[1].actor, "operator:ops@example.com");
+    let page = operator
+        .get(format!("{}/operator/connections/{connection}", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("operator:ops@example.com"));
+    assert!(page.contains("Maple &amp; Finch &lt;Trading&gt; Ltd"), "escaped");
+
+    // After a revocation, "Check with Airwallex" finds out and says so.
+    reqwest::Client::new()
+        .post(format!("{}/__sim/revoke", app.state.airwallex.api_url))
+        .json(&serde_json::json!({"account_id": "acct_Mp7sD2wQe5Yt9UcK3nB6xJ"}))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    post(
+        &operator,
+        &app.base,
+        &format!("/operator/connections/{connection}/check"),
+        &[],
+    )
+    .await;
+    let events = app.state.services.store().events(connection, None, 10).await.unwrap();
+    assert_eq!(events[0].kind, "checked");
+    assert_eq!(
+        events[0].reason.as_deref(),
+        Some("not_connected"),
+        "the webhook got there first"
+    );
+}
+
+#[tokio::test]
+async fn metrics_are_served_to_loopback_in_prometheus_format() {
+    let app = spawn_app(Engine::Sqlite).await;
+    connected_merchant(&app, "shop@example.com").await;
+    let bad = browser();
+    post(
+        &bad,
+        &app.base,
+        "/login",
+        &[("email", "shop@example.com"), ("password", "wrong wrong wrong")],
+    )
+    .await;
+    let text = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "awx_connections{status=\"connected\"} 1",
+        "awx_keeper_backlog",
+        "awx_refresh_duration_seconds_bucket",
+        "awx_login_failures_total{reason=\"invalid_credentials\"}",
+        "awx_http_requests_total{method=\"POST\",route=\"/signup\",status=\"303\"}",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+}
+
+async fn dashboard_lists_filters_searches_sorts_and_pages(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let db = app.state.services.db.pool();
+    let now = app.state.services.clock.now();
+    // 120 connected merchants, refresh tokens expiring one day apart; 5 needing reconnection;
+    // 3 never connected.
+    for i in 0..128i64 {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO merchants (email, password_hash, role, created_at) VALUES ($1, 'x', 'merchant', 0) RETURNING id",
+        )
+        .bind(format!("m{i:03}@example.com"))
+        .fetch_one(db)
+        .await
+        .unwrap();
+        if i >= 125 {
+            continue;
+        }
+        let (status, reason, expires) = if i < 120 {
+            ("connected", None, Some(now + (i + 1) * 86_400))
+        } else {
+            ("needs_reconnect", Some("revoked"), None)
+        };
+        sqlx::query(
+            "INSERT INTO connections (merchant_id, status, status_reason, business_name, account_id, refresh_expires_at, \
+             last_activity_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0)",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(reason)
+        .bind(format!("Business {i:03}"))
+        .bind(format!("acct_{i:03}"))
+        .bind(expires)
+        .bind(now - i)
+        .execute(db)
+        .await
+        .unwrap();
+    }
+    let services = &app.state.services;
+    let counts = services.status_counts().await.unwrap();
+    assert_eq!(counts.connected, 120);
+    assert_eq!(counts.needs_reconnect, vec![("revoked".to_string(), 5)]);
+    assert_eq!(counts.not_connected, 3);
+
+    // Soonest expiry first, 50 a page, no gaps or repeats across pages, tokenless last.
+    let mut seen = Vec::new();
+    let mut query = ListQuery::default();
+    loop {
+        let page = services.list_connections(&query).await.unwrap();
+        assert!(page.lines.len() <= 50);
+        seen.extend(page.lines.iter().map(|l| l.email.clone()));
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 125);
+    assert_eq!(seen[0], "m000@example.com");
+    assert_eq!(seen[119], "m119@example.com");
+    assert!(seen[120..].iter().all(|e| e.as_str() >= "m120"));
+
+    let activity = services
+        .list_connections(&ListQuery {
+            sort: SortOrder::Activity,
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(activity.lines[0].email, "m000@example.com");
+    assert_eq!(activity.lines[1].email, "m001@example.com");
+
+    let needs = services
+        .list_connections(&ListQuery {
+            status: Some(StatusFilter::NeedsReconnect),
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(needs.lines.len(), 5);
+    let never = services
+        .list_connections(&ListQuery {
+            status: Some(StatusFilter::NotConnected),
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        never.lines.iter().map(|l| l.email.as_str()).collect::<Vec<_>>(),
+        ["m127@example.com", "m126@example.com", "m125@example.com"]
+    );
+
+    for (term, expected) in [
+        ("m042@", "m042@example.com"),
+        ("BUSINESS 043", "m043@example.com"),
+        ("acct_044", "m044@example.com"),
+    ] {
+        let found = services
+            .list_connections(&ListQuery {
+                search: Some(term.into()),
+                ..ListQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.lines.len(), 1, "{term}");
+        assert_eq!(found.lines[0].email, expected);
+    }
+    let literal = services
+        .list_connections(&ListQuery {
+            search: Some("%".into()),
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(literal.lines.is_empty(), "wildcards are searched literally");
+
+    // The same through the page, with the view in the URL.
+    create_operator(&app.db.url, "ops@example.com", PASSWORD);
+    let operator = log_in(&app.base, "ops@example.com").await;
+    let html = operator
+        .get(format!("{}/operator?status=needs_reconnect&q=business%2012", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("m120@example.com") && html.contains("m124@example.com"));
+    assert!(!html.contains("m119@example.com"));
+    let first = operator
+        .get(format!("{}/operator", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(first.contains("rel=\"next\""));
+    assert!(
+        first.contains("class=\"soon\""),
+        "expiring within 7 days is highlighted"
+    );
+    app.db.remove().await;
+}
+
+#[tokio::test]
+async fn sqlite_dashboard_lists_filters_searches_sorts_and_pages() {
+    dashboard_lists_filters_searches_sorts_and_pages(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_dashboard_lists_filters_searches_sorts_and_pages() {
+    dashboard_lists_filters_searches_sorts_and_pages(Engine::Postgres).await;
+}

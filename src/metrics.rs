@@ -1,0 +1,139 @@
+//! Process metrics in Prometheus' text format: counters and one histogram, kept in
+//! memory per instance (Prometheus sums instances). Gauges that describe shared state
+//! (connections by status) are read from the database at scrape time by the server.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// Refresh latency buckets, in seconds.
+const LATENCY_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Default)]
+struct Registry {
+    refreshes: BTreeMap<String, u64>,
+    refresh_latency_buckets: [u64; LATENCY_BUCKETS.len()],
+    refresh_latency_sum: f64,
+    refresh_latency_count: u64,
+    login_failures: BTreeMap<String, u64>,
+    http_requests: BTreeMap<(String, String, u16), u64>,
+}
+
+fn registry() -> &'static Mutex<Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+    REGISTRY.get_or_init(Mutex::default)
+}
+
+fn with<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
+    let mut registry = registry().lock().unwrap_or_else(|p| p.into_inner());
+    f(&mut registry)
+}
+
+/// One refresh attempt sequence ended with `result` (`ok`, or an error kind).
+pub fn record_refresh(result: &str, took: Duration) {
+    with(|r| {
+        *r.refreshes.entry(result.to_string()).or_default() += 1;
+        let seconds = took.as_secs_f64();
+        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                r.refresh_latency_buckets[i] += 1;
+            }
+        }
+        r.refresh_latency_sum += seconds;
+        r.refresh_latency_count += 1;
+    });
+}
+
+/// A refused log-in (`invalid_credentials` or `throttled`).
+pub fn record_login_failure(reason: &str) {
+    with(|r| *r.login_failures.entry(reason.to_string()).or_default() += 1);
+}
+
+/// An HTTP request answered; `route` is the matched route pattern, never a raw path.
+pub fn record_http(method: &str, route: &str, status: u16) {
+    with(|r| {
+        *r.http_requests
+            .entry((method.to_string(), route.to_string(), status))
+            .or_default() += 1
+    });
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The counters and histogram of this process.
+pub fn render() -> String {
+    with(|r| {
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP awx_refreshes_total Token refreshes by result.");
+        let _ = writeln!(out, "# TYPE awx_refreshes_total counter");
+        for (result, n) in &r.refreshes {
+            let _ = writeln!(out, "awx_refreshes_total{{result=\"{}\"}} {n}", escape(result));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP awx_refresh_duration_seconds Time to refresh a connection's tokens."
+        );
+        let _ = writeln!(out, "# TYPE awx_refresh_duration_seconds histogram");
+        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "awx_refresh_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+                r.refresh_latency_buckets[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "awx_refresh_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+            r.refresh_latency_count
+        );
+        let _ = writeln!(out, "awx_refresh_duration_seconds_sum {}", r.refresh_latency_sum);
+        let _ = writeln!(out, "awx_refresh_duration_seconds_count {}", r.refresh_latency_count);
+        let _ = writeln!(out, "# HELP awx_login_failures_total Refused log-ins by reason.");
+        let _ = writeln!(out, "# TYPE awx_login_failures_total counter");
+        for (reason, n) in &r.login_failures {
+            let _ = writeln!(out, "awx_login_failures_total{{reason=\"{}\"}} {n}", escape(reason));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP awx_http_requests_total HTTP requests by method, route and status."
+        );
+        let _ = writeln!(out, "# TYPE awx_http_requests_total counter");
+        for ((method, route, status), n) in &r.http_requests {
+            let _ = writeln!(
+                out,
+                "awx_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(method),
+                escape(route)
+            );
+        }
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_a_cumulative_histogram() {
+        record_refresh("ok", Duration::from_millis(30));
+        record_refresh("ok", Duration::from_millis(300));
+        record_login_failure("throttled");
+        record_http("GET", "/operator", 200);
+        let text = render();
+        assert!(text.contains("awx_refreshes_total{result=\"ok\"}"));
+        assert!(text.contains("awx_refresh_duration_seconds_bucket{le=\"+Inf\"}"));
+        assert!(text.contains("awx_login_failures_total{reason=\"throttled\"}"));
+        assert!(text.contains("awx_http_requests_total{method=\"GET\",route=\"/operator\",status=\"200\"}"));
+        // Cumulative: the 0.5 s bucket counts both refreshes at least.
+        let half = text
+            .lines()
+            .find(|l| l.starts_with("awx_refresh_duration_seconds_bucket{le=\"0.5\"}"))
+            .unwrap();
+        let n: u64 = half.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n >= 2);
+    }
+}
