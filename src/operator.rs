@@ -5,6 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::accounts::Email;
 use crate::services::Services;
 use crate::store::{append_event, event, ConnectionEvent, ConnectionRow, ConnectionStatus};
 use crate::vault::{Actor, VaultError};
@@ -220,22 +221,43 @@ impl Services {
             sql.push_str(&format!(" AND c.status = ${}", binds.len()));
         }
         if let Some(term) = query.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            binds.push(Bind::Text(like_pattern(term)));
-            let pattern = binds.len();
-            binds.push(Bind::Text(term.to_string()));
-            let exact = binds.len();
-            sql.push_str(&format!(
-                " AND (m.email LIKE ${pattern} ESCAPE '\\' OR LOWER(c.business_name) LIKE ${pattern} ESCAPE '\\' \
-                 OR c.account_id = ${exact})"
-            ));
+            // An account id or a whole email goes through its index; anything else is a
+            // substring of an email or business name, found by scanning one table each.
+            let lower = term.to_lowercase();
+            if lower.starts_with("acct_") && !lower.contains(char::is_whitespace) {
+                binds.push(Bind::Text(term.to_string()));
+                sql.push_str(&format!(" AND c.account_id = ${}", binds.len()));
+            } else if Email::parse(term).is_ok() && self.email_exists(&lower).await? {
+                binds.push(Bind::Text(lower));
+                sql.push_str(&format!(" AND m.email = ${}", binds.len()));
+            } else {
+                binds.push(Bind::Text(like_pattern(term)));
+                let pattern = binds.len();
+                let business = if lower.contains('@') {
+                    String::new()
+                } else {
+                    format!(" UNION SELECT id FROM connections WHERE LOWER(business_name) LIKE ${pattern} ESCAPE '\\'")
+                };
+                sql.push_str(&format!(
+                    " AND c.id IN (SELECT c3.id FROM connections c3 WHERE c3.merchant_id IN \
+                     (SELECT m3.id FROM merchants m3 WHERE m3.email LIKE ${pattern} ESCAPE '\\'){business})"
+                ));
+            }
         }
         if let Some(after) = query.after {
             binds.push(Bind::Int(after.key));
             let k = binds.len();
             binds.push(Bind::Int(after.id));
             let i = binds.len();
-            let op = if order == "ASC" { ">" } else { "<" };
-            sql.push_str(&format!(" AND ({key}, c.id) {op} (${k}, ${i})"));
+            // Written so both engines see a range on the sort index, then a tie-break.
+            let (strict, loose, id_op) = if order == "ASC" {
+                (">", ">=", ">")
+            } else {
+                ("<", "<=", "<")
+            };
+            sql.push_str(&format!(
+                " AND {key} {loose} ${k} AND ({key} {strict} ${k} OR c.id {id_op} ${i})"
+            ));
         }
         binds.push(Bind::Int(PAGE_SIZE + 1));
         sql.push_str(&format!(" ORDER BY {key} {order}, c.id {order} LIMIT ${}", binds.len()));
@@ -315,6 +337,14 @@ impl Services {
             None
         };
         Ok(ListPage { lines, next })
+    }
+
+    async fn email_exists(&self, email: &str) -> Result<bool, sqlx::Error> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM merchants WHERE email = $1")
+            .bind(email)
+            .fetch_optional(self.db.pool())
+            .await?;
+        Ok(found.is_some())
     }
 
     /// A connection with its merchant's email.

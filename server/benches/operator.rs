@@ -1,0 +1,252 @@
+//! Operator dashboard figures with 100,000 merchants (with connections) and 1,000,000
+//! events, on SQLite and PostgreSQL: p95 of the first page, a filtered page, a search and
+//! a deep keyset page (full server-rendered pages over HTTP), p95 of the status counts,
+//! the query plans, and this process's peak memory (server and load generator together).
+//!
+//! Run: `cargo bench -p awx-onboard-server --bench operator`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use awx_onboard::db::Engine;
+use awx_onboard::operator::{ListQuery, StatusFilter};
+use awx_onboard::testing::TestDatabase;
+use awx_onboard_server::config::Config;
+use awx_onboard_server::Application;
+
+const MERCHANTS: i64 = 100_000;
+const EVENTS: i64 = 1_000_000;
+
+fn seed_sql(engine: Engine) -> Vec<String> {
+    let series = |n: i64| match engine {
+        Engine::Sqlite => format!(
+            "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {n}) SELECT n FROM seq"
+        ),
+        Engine::Postgres => format!("SELECT generate_series(1, {n}) AS n"),
+    };
+    let now = awx_onboard::time::real_now();
+    vec![
+        format!(
+            "INSERT INTO merchants (email, password_hash, role, created_at) \
+             SELECT 'merchant' || n || '@example.com', 'x', 'merchant', {now} FROM ({}) s",
+            series(MERCHANTS)
+        ),
+        // 90 % connected, 7 % need reconnection (three reasons), 3 % disconnected.
+        format!(
+            "INSERT INTO connections (merchant_id, status, status_reason, account_id, business_name, refresh_expires_at, \
+             access_expires_at, connected_at, last_refresh_at, last_refresh_result, last_activity_at, created_at, updated_at) \
+             SELECT n, \
+               CASE WHEN n % 100 < 90 THEN 'connected' WHEN n % 100 < 97 THEN 'needs_reconnect' ELSE 'disconnected' END, \
+               CASE WHEN n % 100 >= 90 AND n % 100 < 97 THEN (CASE n % 3 WHEN 0 THEN 'revoked' WHEN 1 THEN 'refresh_rejected' ELSE 'refresh_expired' END) END, \
+               'acct_' || n, 'Business number ' || n, \
+               CASE WHEN n % 100 < 90 THEN {now} + (n * 51) % 5184000 END, \
+               {now} + 300, {now} - 86400, {now} - (n % 86400), 'ok', {now} - (n * 7) % 8640000, {now}, {now} \
+             FROM ({}) s",
+            series(MERCHANTS)
+        ),
+        format!(
+            "INSERT INTO connection_events (connection_id, kind, reason, actor, created_at) \
+             SELECT (n % {MERCHANTS}) + 1, CASE WHEN n % 10 = 0 THEN 'refresh_failed' ELSE 'refreshed' END, NULL, 'keeper:bench', {now} - n \
+             FROM ({}) s",
+            series(EVENTS)
+        ),
+    ]
+}
+
+fn p95(mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    samples[(samples.len() * 95 / 100).min(samples.len() - 1)].as_secs_f64() * 1000.0
+}
+
+fn peak_memory_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+async fn plans(db: &awx_onboard::db::Database, engine: Engine) {
+    let queries = [
+        ("first page", "SELECT c.id FROM connections c JOIN merchants m ON m.id = c.merchant_id ORDER BY COALESCE(c.refresh_expires_at, 9000000000000000000) ASC, c.id ASC LIMIT 51"),
+        ("filtered", "SELECT c.id FROM connections c JOIN merchants m ON m.id = c.merchant_id WHERE c.status = 'needs_reconnect' ORDER BY COALESCE(c.refresh_expires_at, 9000000000000000000) ASC, c.id ASC LIMIT 51"),
+        ("deep page", "SELECT c.id FROM connections c JOIN merchants m ON m.id = c.merchant_id WHERE COALESCE(c.refresh_expires_at, 9000000000000000000) >= 1800000000 AND (COALESCE(c.refresh_expires_at, 9000000000000000000) > 1800000000 OR c.id > 50000) ORDER BY COALESCE(c.refresh_expires_at, 9000000000000000000) ASC, c.id ASC LIMIT 51"),
+        ("counts", "SELECT status, status_reason, COUNT(*) FROM connections GROUP BY status, status_reason"),
+    ];
+    for (label, sql) in queries {
+        let plan: Vec<String> = match engine {
+            Engine::Sqlite => sqlx::query_as::<_, (i64, i64, i64, String)>(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .fetch_all(db.pool())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.3)
+                .collect(),
+            Engine::Postgres => sqlx::query_as::<_, (String,)>(&format!("EXPLAIN {sql}"))
+                .fetch_all(db.pool())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.0.trim().to_string())
+                .filter(|l| l.contains("Index") || l.contains("Scan") || l.contains("Sort"))
+                .collect(),
+        };
+        println!("  plan, {label}: {}", plan.join(" | "));
+    }
+}
+
+async fn run(engine: Engine) {
+    let test_db = TestDatabase::new(engine).await;
+    let seed_db = test_db.connect().await;
+    let started = Instant::now();
+    for sql in seed_sql(engine) {
+        sqlx::query(&sql).execute(seed_db.pool()).await.unwrap();
+    }
+    // Steady state: statistics gathered (and on PostgreSQL the visibility map set, as
+    // autovacuum would), so the planner can use index-only scans.
+    let analyze = if engine == Engine::Postgres {
+        "VACUUM ANALYZE"
+    } else {
+        "ANALYZE"
+    };
+    sqlx::query(analyze).execute(seed_db.pool()).await.unwrap();
+    println!(
+        "{engine:?}: seeded {MERCHANTS} merchants and {EVENTS} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    plans(&seed_db, engine).await;
+    seed_db.close().await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("DATABASE_URL", test_db.url.clone()),
+        ("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")),
+        ("PUBLIC_URL", format!("http://127.0.0.1:{port}")),
+        ("AIRWALLEX_SIM_ADDR", "127.0.0.1:0".to_string()),
+        (
+            "TOKEN_ENCRYPTION_KEY_FILE",
+            std::env::temp_dir()
+                .join(format!("awx-opbench-{port}.key"))
+                .display()
+                .to_string(),
+        ),
+    ]);
+    let config = Config::from_lookup(&move |name| vars.get(name).cloned()).unwrap();
+    let app = Application::build(config).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let services = app.state().services.clone();
+    tokio::spawn(app.run_until(std::future::pending()));
+    services
+        .accounts
+        .create(
+            "ops@example.com",
+            &awx_onboard::accounts::Password::new("operator pass phrase 2026"),
+            awx_onboard::accounts::Role::Operator,
+        )
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = client
+        .post(format!("{base}/login"))
+        .header("origin", &base)
+        .form(&[("email", "ops@example.com"), ("password", "operator pass phrase 2026")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+
+    // A cursor deep in the list: page 1,000 (row 50,000).
+    let mut deep = ListQuery::default();
+    let middle: (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(refresh_expires_at, 9000000000000000000), id FROM connections \
+         ORDER BY COALESCE(refresh_expires_at, 9000000000000000000), id LIMIT 1 OFFSET 50000",
+    )
+    .fetch_one(services.db.pool())
+    .await
+    .unwrap();
+    deep.after = Some(awx_onboard::operator::Cursor {
+        key: middle.0,
+        id: middle.1,
+    });
+    let deep_after = deep.after.unwrap().encode();
+
+    let pages = [
+        ("first page", "/operator".to_string()),
+        (
+            "filtered (needs reconnection)",
+            "/operator?status=needs_reconnect".to_string(),
+        ),
+        (
+            "search (exact email)",
+            "/operator?q=merchant4242%40example.com".to_string(),
+        ),
+        ("search (email substring)", "/operator?q=merchant4242%40".to_string()),
+        ("search (business name part)", "/operator?q=number%2099999".to_string()),
+        ("search (account id)", "/operator?q=acct_77777".to_string()),
+        ("deep keyset page (row 50,000)", format!("/operator?after={deep_after}")),
+        ("last activity sort", "/operator?sort=activity".to_string()),
+    ];
+    for (label, path) in &pages {
+        let mut samples = Vec::new();
+        for i in 0..40 {
+            let sent = Instant::now();
+            let response = client.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            let body = response.text().await.unwrap();
+            if i == 0 {
+                assert!(body.contains("merchant"), "{path} shows merchants");
+            }
+            samples.push(sent.elapsed());
+        }
+        println!("  {label:<32} p95 {:>6.1} ms (whole page, with counts)", p95(samples));
+    }
+    let mut counts = Vec::new();
+    for _ in 0..40 {
+        let sent = Instant::now();
+        services.status_counts().await.unwrap();
+        counts.push(sent.elapsed());
+    }
+    println!("  {:<32} p95 {:>6.1} ms", "status counts alone", p95(counts));
+    let mut lists = Vec::new();
+    for _ in 0..40 {
+        let sent = Instant::now();
+        services
+            .list_connections(&ListQuery {
+                status: Some(StatusFilter::Connected),
+                ..ListQuery::default()
+            })
+            .await
+            .unwrap();
+        lists.push(sent.elapsed());
+    }
+    println!("  {:<32} p95 {:>6.1} ms", "filtered list query alone", p95(lists));
+    println!("  peak memory of this process so far: {:.0} MB", peak_memory_mb());
+    services.db.close().await;
+    test_db.remove().await;
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("operator bench: run with `cargo bench -p awx-onboard-server --bench operator`");
+        return;
+    }
+    let site = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/site");
+    std::env::set_var("LEPTOS_SITE_ROOT", &site);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        run(Engine::Sqlite).await;
+        run(Engine::Postgres).await;
+    });
+}
