@@ -5,14 +5,11 @@
 //!
 //! Run: `cargo bench -p awx-onboard-server --bench operator`.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use awx_onboard::db::Engine;
 use awx_onboard::operator::{ListQuery, StatusFilter};
-use awx_onboard::testing::TestDatabase;
-use awx_onboard_server::config::Config;
-use awx_onboard_server::Application;
+use awx_onboard_server::testing::TestServer;
 
 const MERCHANTS: i64 = 100_000;
 const EVENTS: i64 = 1_000_000;
@@ -97,11 +94,12 @@ async fn plans(db: &awx_onboard::db::Database, engine: Engine) {
 }
 
 async fn run(engine: Engine) {
-    let test_db = TestDatabase::new(engine).await;
-    let seed_db = test_db.connect().await;
+    let server = TestServer::start(engine).await;
+    let base = server.base.clone();
+    let services = server.state.services.clone();
     let started = Instant::now();
     for sql in seed_sql(engine) {
-        sqlx::query(&sql).execute(seed_db.pool()).await.unwrap();
+        sqlx::query(&sql).execute(services.db.pool()).await.unwrap();
     }
     // Steady state: statistics gathered (and on PostgreSQL the visibility map set, as
     // autovacuum would), so the planner can use index-only scans.
@@ -110,37 +108,13 @@ async fn run(engine: Engine) {
     } else {
         "ANALYZE"
     };
-    sqlx::query(analyze).execute(seed_db.pool()).await.unwrap();
+    sqlx::query(analyze).execute(services.db.pool()).await.unwrap();
     println!(
         "{engine:?}: seeded {MERCHANTS} merchants and {EVENTS} events in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    plans(&seed_db, engine).await;
-    seed_db.close().await;
+    plans(&services.db, engine).await;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("DATABASE_URL", test_db.url.clone()),
-        ("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")),
-        ("PUBLIC_URL", format!("http://127.0.0.1:{port}")),
-        ("AIRWALLEX_SIM_ADDR", "127.0.0.1:0".to_string()),
-        (
-            "TOKEN_ENCRYPTION_KEY_FILE",
-            std::env::temp_dir()
-                .join(format!("awx-opbench-{port}.key"))
-                .display()
-                .to_string(),
-        ),
-    ]);
-    let config = Config::from_lookup(&move |name| vars.get(name).cloned()).unwrap();
-    let app = Application::build(config).await.unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let services = app.state().services.clone();
-    tokio::spawn(app.run_until(std::future::pending()));
     services
         .accounts
         .create(
@@ -230,8 +204,7 @@ async fn run(engine: Engine) {
     }
     println!("  {:<32} p95 {:>6.1} ms", "filtered list query alone", p95(lists));
     println!("  peak memory of this process so far: {:.0} MB", peak_memory_mb());
-    services.db.close().await;
-    test_db.remove().await;
+    server.stop().await;
 }
 
 fn main() {

@@ -5,14 +5,11 @@
 //!
 //! Run: `cargo bench -p awx-onboard-server --bench pages`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use awx_onboard::db::Engine;
-use awx_onboard::testing::TestDatabase;
-use awx_onboard_server::config::Config;
-use awx_onboard_server::Application;
+use awx_onboard_server::testing::TestServer;
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -101,26 +98,9 @@ fn show(label: &str, f: &Figures) {
 }
 
 async fn run(engine: Engine) {
-    let db = TestDatabase::new(engine).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let key = std::env::temp_dir().join(format!("awx-bench-key-{port}"));
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("DATABASE_URL", db.url.clone()),
-        ("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")),
-        ("PUBLIC_URL", format!("http://127.0.0.1:{port}")),
-        ("AIRWALLEX_SIM_ADDR", "127.0.0.1:0".to_string()),
-        ("TOKEN_ENCRYPTION_KEY_FILE", key.display().to_string()),
-        // Steady state: account details come from the cache (as within any 60 s window).
-        ("ACCOUNT_CACHE_SECONDS", "600".to_string()),
-    ]);
-    let config = Config::from_lookup(&move |name| vars.get(name).cloned()).unwrap();
-    let app = Application::build(config).await.unwrap();
-    let base = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until(std::future::pending()));
+    // Steady state: account details come from the cache (as within any 60 s window).
+    let server = TestServer::start_with(engine, &[("ACCOUNT_CACHE_SECONDS", "600")]).await;
+    let base = server.base.clone();
 
     // A merchant, signed in and connected through the simulator.
     let browser = client();
@@ -246,7 +226,7 @@ async fn run(engine: Engine) {
         busy.p99.as_secs_f64() / idle.p99.as_secs_f64(),
         logged_in
     );
-    db.remove().await;
+    server.stop().await;
 }
 
 fn main() {

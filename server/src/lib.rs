@@ -13,6 +13,8 @@ pub mod security;
 pub mod sessions;
 pub mod state;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod testing;
 pub mod webhook;
 
 use std::future::Future;

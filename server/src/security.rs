@@ -11,7 +11,7 @@ use axum::response::Response;
 use crate::state::AppState;
 
 pub async fn headers(State(state): State<AppState>, request: Request<Body>, next: Next) -> Response {
-    let mut response = next.run(request).await;
+    let mut response = with_error_page(next.run(request).await);
     let headers = response.headers_mut();
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         let policy = app::csp::policy(None, &state.authorize_origin.0);
@@ -32,4 +32,32 @@ pub async fn headers(State(state): State<AppState>, request: Request<Body>, next
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// An error answered without a body (from a handler or a layer) gets a page in the app's
+/// style instead of a blank screen; nothing internal is shown.
+fn with_error_page(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    let (title, text) = match status.as_u16() {
+        403 => ("Not allowed", "You do not have access to this."),
+        404 => (
+            "We could not find that page",
+            "The link may be old, or the address mistyped.",
+        ),
+        405 => ("Not allowed", "That action cannot be done this way."),
+        413 => ("Too much data", "The form sent more than we accept."),
+        s if s >= 500 => (
+            "Something went wrong",
+            "It is on our side, not yours. Please try again in a moment.",
+        ),
+        _ => (
+            "That did not work",
+            "The request could not be handled. Please go back and try again.",
+        ),
+    };
+    crate::pages::plain_page(status, title, text)
 }

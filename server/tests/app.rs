@@ -4,47 +4,27 @@ use std::collections::HashMap;
 
 use awx_onboard::db::Engine;
 use awx_onboard::store::ConnectionStatus;
-use awx_onboard::testing::TestDatabase;
 use awx_onboard_server::config::Config;
+use awx_onboard_server::testing::TestServer;
 use awx_onboard_server::Application;
-use tokio::sync::oneshot;
 
 struct TestApp {
+    server: TestServer,
     base: String,
-    client: reqwest::Client,
     state: awx_onboard_server::state::AppState,
-    stop: Option<oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
-    db: TestDatabase,
+    client: reqwest::Client,
 }
 
 async fn spawn_app(engine: Engine) -> TestApp {
-    let db = TestDatabase::new(engine).await;
-    let key_dir = std::env::temp_dir().join(format!("awx-key-{}", awx_onboard::secret::random_urlsafe(6)));
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("DATABASE_URL", db.url.clone()),
-        ("LEPTOS_SITE_ADDR", "127.0.0.1:0".to_string()),
-        ("AIRWALLEX_SIM_ADDR", "127.0.0.1:0".to_string()),
-        ("TOKEN_ENCRYPTION_KEY_FILE", key_dir.join("key").display().to_string()),
-    ]);
-    let config = Config::from_lookup(&move |name| vars.get(name).cloned()).expect("test configuration");
-    let app = Application::build(config).await.expect("the app builds");
-    let base = format!("http://{}", app.local_addr());
-    let state = app.state().clone();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
+    let server = TestServer::start(engine).await;
     TestApp {
-        base,
+        base: server.base.clone(),
+        state: server.state.clone(),
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
-        state,
-        stop: Some(stop),
         server,
-        db,
     }
 }
 
@@ -57,12 +37,8 @@ impl TestApp {
             .expect("request")
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.server.await.expect("server task").expect("server stops cleanly");
-        self.db.remove().await;
+    async fn stop(self) {
+        self.server.stop().await;
     }
 }
 
@@ -232,5 +208,19 @@ async fn a_revocation_on_the_simulator_reaches_the_app_by_signed_webhook() {
     let events = store.events(row.id, None, 10).await.unwrap();
     assert_eq!(events[0].kind, "revoked");
     assert_eq!(events[0].actor, "airwallex:webhook");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bodiless_errors_become_pages_in_the_app_style() {
+    let app = spawn_app(Engine::Sqlite).await;
+    let wrong_method = app.get("/oauth/start").await;
+    assert_eq!(wrong_method.status(), 405);
+    assert!(wrong_method.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = wrong_method.text().await.unwrap();
+    assert!(html.contains("Not allowed") && html.contains("/pkg/awx-onboard.css"));
     app.stop().await;
 }

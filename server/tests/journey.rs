@@ -5,54 +5,25 @@ use std::collections::HashMap;
 
 use awx_onboard::db::Engine;
 use awx_onboard::store::ConnectionStatus;
-use awx_onboard::testing::TestDatabase;
-use awx_onboard_server::config::Config;
 use awx_onboard_server::state::AppState;
-use awx_onboard_server::Application;
+use awx_onboard_server::testing::TestServer;
 use reqwest::StatusCode;
-use tokio::sync::oneshot;
 
 const PASSWORD: &str = "correct horse battery staple";
 const ACCOUNT: &str = "acct_hX2kq9TfRz3Lw8VbN4aP1c";
 
 struct TestApp {
+    server: TestServer,
     base: String,
     state: AppState,
-    stop: Option<oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
-    db: TestDatabase,
 }
 
 async fn spawn_app(engine: Engine) -> TestApp {
-    let db = TestDatabase::new(engine).await;
-    let key_dir = std::env::temp_dir().join(format!("awx-key-{}", awx_onboard::secret::random_urlsafe(6)));
-    // The public URL must be known before binding; pick a free port first.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("DATABASE_URL", db.url.clone()),
-        ("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")),
-        ("PUBLIC_URL", format!("http://127.0.0.1:{port}")),
-        ("AIRWALLEX_SIM_ADDR", "127.0.0.1:0".to_string()),
-        ("TOKEN_ENCRYPTION_KEY_FILE", key_dir.join("key").display().to_string()),
-    ]);
-    let config = Config::from_lookup(&move |name| vars.get(name).cloned()).expect("test configuration");
-    let app = Application::build(config).await.expect("the app builds");
-    let base = format!("http://{}", app.local_addr());
-    let state = app.state().clone();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
+    let server = TestServer::start(engine).await;
     TestApp {
-        base,
-        state,
-        stop: Some(stop),
+        base: server.base.clone(),
+        state: server.state.clone(),
         server,
-        db,
     }
 }
 
@@ -89,12 +60,8 @@ impl TestApp {
             .map(|row| row.status)
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.server.await.unwrap().unwrap();
-        self.db.remove().await;
+    async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

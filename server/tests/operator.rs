@@ -1,16 +1,13 @@
 //! Operators: the create-operator command, role checks on every operator route and
 //! server function, the dashboard's filters, search, sort and paging, the actions, metrics.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 use awx_onboard::db::Engine;
 use awx_onboard::operator::{ListQuery, SortOrder, StatusFilter};
 use awx_onboard::testing::TestDatabase;
-use awx_onboard_server::config::Config;
-use awx_onboard_server::state::AppState;
-use awx_onboard_server::Application;
+use awx_onboard_server::testing::TestServer;
 use reqwest::StatusCode;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -44,38 +41,8 @@ fn create_operator(db_url: &str, email: &str, password: &str) -> (bool, String) 
     (output.status.success(), text)
 }
 
-struct TestApp {
-    base: String,
-    state: AppState,
-    db: TestDatabase,
-}
-
-async fn spawn_app(engine: Engine) -> TestApp {
-    let db = TestDatabase::new(engine).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("DATABASE_URL", db.url.clone()),
-        ("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")),
-        ("PUBLIC_URL", format!("http://127.0.0.1:{port}")),
-        ("AIRWALLEX_SIM_ADDR", "127.0.0.1:0".to_string()),
-        (
-            "TOKEN_ENCRYPTION_KEY_FILE",
-            std::env::temp_dir()
-                .join(format!("awx-op-{port}.key"))
-                .display()
-                .to_string(),
-        ),
-    ]);
-    let config = Config::from_lookup(&move |name| vars.get(name).cloned()).unwrap();
-    let app = Application::build(config).await.unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let state = app.state().clone();
-    tokio::spawn(app.run_until(std::future::pending()));
-    TestApp { base, state, db }
+async fn spawn_app(engine: Engine) -> TestServer {
+    TestServer::start(engine).await
 }
 
 fn browser() -> reqwest::Client {
@@ -104,7 +71,7 @@ async fn log_in(base: &str, email: &str) -> reqwest::Client {
 }
 
 /// A merchant connected through the embedded simulator; returns the connection id.
-async fn connected_merchant(app: &TestApp, email: &str) -> i64 {
+async fn connected_merchant(app: &TestServer, email: &str) -> i64 {
     let client = browser();
     post(
         &client,
@@ -470,7 +437,7 @@ async fn dashboard_lists_filters_searches_sorts_and_pages(engine: Engine) {
         first.contains("class=\"soon\""),
         "expiring within 7 days is highlighted"
     );
-    app.db.remove().await;
+    app.stop().await;
 }
 
 #[tokio::test]
