@@ -56,6 +56,7 @@ async fn start() -> Sim {
         base: format!("http://{addr}"),
         sim,
         http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),

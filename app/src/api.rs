@@ -12,8 +12,8 @@ pub mod ssr {
     use awx_onboard::accounts::Account;
     use awx_onboard::services::Services;
 
-    /// Session key holding the signed-in account's id (shared with the server's handlers).
-    pub const ACCOUNT_ID: &str = "account_id";
+    /// Session key holding the signed-in account (shared with the server's handlers).
+    pub const SIGNED_IN: &str = "signed_in";
 
     pub fn services() -> Result<Services, ServerFnError> {
         use_context::<Services>().ok_or_else(|| ServerFnError::new("services missing"))
@@ -30,18 +30,10 @@ pub mod ssr {
         let session: tower_sessions::Session = leptos_axum::extract()
             .await
             .map_err(|_| ServerFnError::new("session unavailable"))?;
-        let Some(id) = session
-            .get::<i64>(ACCOUNT_ID)
+        session
+            .get::<Account>(SIGNED_IN)
             .await
-            .map_err(|_| ServerFnError::new("session unavailable"))?
-        else {
-            return Ok(None);
-        };
-        services()?
-            .accounts
-            .by_id(id)
-            .await
-            .map_err(|_| ServerFnError::new("Something went wrong on our side."))
+            .map_err(|_| ServerFnError::new("session unavailable"))
     }
 
     pub fn reason_text(reason: Option<awx_onboard::store::ReconnectReason>) -> String {

@@ -13,7 +13,7 @@ use app::dto::FormFeedback;
 use awx_onboard::accounts::{Account, AccountError, CurrentAccount, Password, Role};
 
 use crate::pages::render_with_feedback;
-use crate::sessions::ACCOUNT_ID;
+use crate::sessions::SIGNED_IN;
 use crate::state::AppState;
 
 /// Largest form body read.
@@ -46,7 +46,7 @@ pub async fn read_form<T: serde::de::DeserializeOwned>(
 async fn sign_in(session: &Session, account: &Account) -> Result<(), Response> {
     let failed = |_| StatusCode::INTERNAL_SERVER_ERROR.into_response();
     session.cycle_id().await.map_err(failed)?;
-    session.insert(ACCOUNT_ID, account.id).await.map_err(failed)?;
+    session.insert(SIGNED_IN, account).await.map_err(failed)?;
     // Save now so the session has an id for OAuth state binding in this same response.
     session.save().await.map_err(failed)?;
     Ok(())
@@ -159,13 +159,8 @@ const TOUCH_EVERY_SECONDS: i64 = 600;
 /// Looks the signed-in account up once per request (pages read it from the request's
 /// extensions), keeps active sessions alive, and sends anonymous visitors of pages that
 /// need an account to the login page first.
-pub async fn load_account(
-    State(state): State<AppState>,
-    session: Session,
-    mut request: Request<Body>,
-    next: axum::middleware::Next,
-) -> Response {
-    let account = match current_account(&state, &session).await {
+pub async fn load_account(session: Session, mut request: Request<Body>, next: axum::middleware::Next) -> Response {
+    let account = match current_account(&session).await {
         Ok(account) => account,
         Err(status) => return status.into_response(),
     };
@@ -203,19 +198,11 @@ pub async fn load_account(
     next.run(request).await
 }
 
-/// The signed-in account, if any.
-pub async fn current_account(state: &AppState, session: &Session) -> Result<Option<Account>, StatusCode> {
-    let Some(id) = session
-        .get::<i64>(ACCOUNT_ID)
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
-    else {
-        return Ok(None);
-    };
-    state
-        .services
-        .accounts
-        .by_id(id)
+/// The signed-in account, if any. It is kept in the server-side session from sign-in on,
+/// so a request costs no extra query (accounts are neither renamed nor re-roled).
+pub async fn current_account(session: &Session) -> Result<Option<Account>, StatusCode> {
+    session
+        .get::<Account>(SIGNED_IN)
         .await
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
 }

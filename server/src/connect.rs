@@ -24,7 +24,7 @@ pub async fn start(State(state): State<AppState>, session: Session, request: Req
         Ok(read) => read,
         Err(response) => return response,
     };
-    let account = match current_account(&state, &session).await {
+    let account = match current_account(&session).await {
         Ok(Some(account)) => account,
         Ok(None) => return Redirect::to("/login?next=/connection&notice=login_required").into_response(),
         Err(status) => return status.into_response(),
@@ -52,7 +52,7 @@ pub async fn callback(
     session: Session,
     Query(params): Query<CallbackParams>,
 ) -> Response {
-    let account = match current_account(&state, &session).await {
+    let account = match current_account(&session).await {
         Ok(Some(account)) => account,
         Ok(None) => return Redirect::to("/login?next=/connection&notice=login_to_connect").into_response(),
         Err(status) => return status.into_response(),
@@ -95,7 +95,7 @@ pub async fn disconnect(State(state): State<AppState>, session: Session, request
         Ok(read) => read,
         Err(response) => return response,
     };
-    let account = match current_account(&state, &session).await {
+    let account = match current_account(&session).await {
         Ok(Some(account)) => account,
         Ok(None) => return Redirect::to("/login?next=/connection&notice=login_required").into_response(),
         Err(status) => return status.into_response(),

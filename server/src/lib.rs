@@ -17,7 +17,7 @@ pub mod telemetry;
 pub mod testing;
 pub mod webhook;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +45,9 @@ use crate::config::{AirwallexEndpoints, Config, TokenKeySource};
 use crate::sessions::DbSessionStore;
 use crate::state::{AirwallexUrls, AppState};
 use tower_sessions::ExpiredDeletion;
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// A built server: bound to its address, ready to serve.
 pub struct Application {
@@ -108,16 +111,32 @@ impl Application {
         let (stop_keeper, keeper_stopped) = tokio::sync::watch::channel(false);
         let keeper = tokio::spawn(self.state.services.keeper.clone().run(keeper_stopped.clone()));
         let sweeper = tokio::spawn(sweep_periodically(self.state.services.clone(), keeper_stopped));
-        let served = axum::serve(
+        let (draining, drain_started) = tokio::sync::oneshot::channel::<()>();
+        let serving = axum::serve(
             self.listener,
             self.router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_keeper.send(true);
+            let _ = draining.send(());
         })
-        .await
-        .context("server error");
+        .into_future();
+        // In-flight requests get a bounded time to finish; a stuck one does not hold the
+        // process (or a deployment) forever.
+        let served = tokio::select! {
+            result = serving => result.context("server error"),
+            _ = async {
+                if drain_started.await.is_ok() {
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => {
+                tracing::warn!(grace_s = SHUTDOWN_GRACE.as_secs(), "requests still running at shutdown were cut off");
+                Ok(())
+            }
+        };
         let _ = keeper.await;
         let _ = sweeper.await;
         served?;
@@ -277,7 +296,7 @@ pub fn build_router(state: AppState) -> Router {
             move || shell(leptos_options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::load_account))
+        .layer(axum::middleware::from_fn(auth::load_account))
         .route_layer(axum::middleware::from_fn(telemetry::count_requests))
         .layer(session_layer)
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))

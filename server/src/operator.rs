@@ -15,8 +15,8 @@ use crate::auth::current_account;
 use crate::state::AppState;
 
 /// The signed-in operator's email, or the response refusing the request.
-async fn operator_email(state: &AppState, session: &Session) -> Result<String, Response> {
-    match current_account(state, session).await {
+async fn operator_email(session: &Session) -> Result<String, Response> {
+    match current_account(session).await {
         Ok(Some(account)) if account.role == Role::Operator => Ok(account.email),
         Ok(Some(_)) => Err(StatusCode::FORBIDDEN.into_response()),
         Ok(None) => Err(Redirect::to("/login?next=/operator&notice=login_required").into_response()),
@@ -41,7 +41,7 @@ fn after_action(id: i64, result: Result<(), OperatorError>, notice: &str) -> Res
 
 /// `POST /operator/connections/{id}/refresh`: "Refresh now".
 pub async fn refresh(State(state): State<AppState>, session: Session, Path(id): Path<i64>) -> Response {
-    let operator = match operator_email(&state, &session).await {
+    let operator = match operator_email(&session).await {
         Ok(email) => email,
         Err(response) => return response,
     };
@@ -51,7 +51,7 @@ pub async fn refresh(State(state): State<AppState>, session: Session, Path(id): 
 
 /// `POST /operator/connections/{id}/check`: "Check with Airwallex".
 pub async fn check(State(state): State<AppState>, session: Session, Path(id): Path<i64>) -> Response {
-    let operator = match operator_email(&state, &session).await {
+    let operator = match operator_email(&session).await {
         Ok(email) => email,
         Err(response) => return response,
     };

@@ -11,8 +11,8 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 use awx_onboard::db::Database;
 
-/// Session key holding the signed-in account's id.
-pub const ACCOUNT_ID: &str = "account_id";
+/// Session key holding the signed-in account (id, email, role).
+pub const SIGNED_IN: &str = app::api::ssr::SIGNED_IN;
 /// Sessions end after this long without a request.
 pub const INACTIVITY_LIMIT: time::Duration = time::Duration::hours(12);
 

@@ -69,7 +69,11 @@ impl TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.server.await.expect("server task").expect("server stops cleanly");
+        // Bounded: a test must fail, not hang, if the server cannot stop.
+        match tokio::time::timeout(crate::SHUTDOWN_GRACE + std::time::Duration::from_secs(5), self.server).await {
+            Ok(joined) => joined.expect("server task").expect("server stops cleanly"),
+            Err(_) => panic!("the server did not stop within its shutdown grace period"),
+        }
         self.db.remove().await;
     }
 }

@@ -21,6 +21,7 @@ async fn spawn_app(engine: Engine) -> TestApp {
         base: server.base.clone(),
         state: server.state.clone(),
         client: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),

@@ -37,6 +37,7 @@ impl TestApp {
     fn browser(&self) -> Browser {
         Browser {
             http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(60))
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -449,6 +450,7 @@ async fn sessions_are_safe_cookies_cycled_at_login_and_deleted_at_logout() {
 async fn cross_site_posts_are_refused() {
     let app = spawn_app(Engine::Sqlite).await;
     let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

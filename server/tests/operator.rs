@@ -47,6 +47,7 @@ async fn spawn_app(engine: Engine) -> TestServer {
 
 fn browser() -> reqwest::Client {
     reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()
