@@ -239,6 +239,28 @@ pub async fn append_event(
     Ok(())
 }
 
+/// Ends a conditional change: if its UPDATE touched the row, the event is appended and
+/// both commit together; otherwise nothing is kept.
+#[allow(clippy::too_many_arguments)]
+async fn commit_with_event(
+    mut tx: Transaction<'_, Any>,
+    updated: u64,
+    connection_id: i64,
+    kind: &str,
+    reason: Option<&str>,
+    actor: &str,
+    detail: Option<&str>,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    if updated != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    append_event(&mut tx, connection_id, kind, reason, actor, detail, now).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// Connection storage on a [`Database`].
 #[derive(Clone, Debug)]
 pub struct ConnectionStore {
@@ -486,13 +508,17 @@ impl ConnectionStore {
         .bind(owner)
         .execute(&mut *tx)
         .await?;
-        if result.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        append_event(&mut tx, connection_id, event::REFRESHED, None, actor, None, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        commit_with_event(
+            tx,
+            result.rows_affected(),
+            connection_id,
+            event::REFRESHED,
+            None,
+            actor,
+            None,
+            now,
+        )
+        .await
     }
 
     /// Notes a failed refresh that leaves the connection usable (transient trouble).
@@ -554,13 +580,17 @@ impl ConnectionStore {
         .bind(connection_id)
         .execute(&mut *tx)
         .await?;
-        if result.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        append_event(&mut tx, connection_id, kind, Some(reason.as_str()), actor, detail, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        commit_with_event(
+            tx,
+            result.rows_affected(),
+            connection_id,
+            kind,
+            Some(reason.as_str()),
+            actor,
+            detail,
+            now,
+        )
+        .await
     }
 
     /// Connected connections to an Airwallex account (for webhooks).
@@ -593,13 +623,17 @@ impl ConnectionStore {
         .bind(connection_id)
         .execute(&mut *tx)
         .await?;
-        if result.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        append_event(&mut tx, connection_id, event::DISCONNECTED, None, actor, None, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        commit_with_event(
+            tx,
+            result.rows_affected(),
+            connection_id,
+            event::DISCONNECTED,
+            None,
+            actor,
+            None,
+            now,
+        )
+        .await
     }
 
     /// Saves freshly fetched account details.
