@@ -20,8 +20,11 @@ pub fn Layout(children: Children) -> impl IntoView {
                         {move || Suspend::new(async move {
                             match user.await.ok().flatten() {
                                 Some(user) => view! {
-                                    <A href="/connection">"Connection"</A>
-                                    <Show when=move || user.is_operator>
+                                    // Operators run the platform; merchants have a connection.
+                                    <Show
+                                        when=move || user.is_operator
+                                        fallback=|| view! { <A href="/connection">"Connection"</A> }
+                                    >
                                         <A href="/operator">"Operator"</A>
                                     </Show>
                                     <span class="muted signed-in" title="Signed in">{user.email.clone()}</span>
