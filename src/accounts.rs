@@ -199,6 +199,26 @@ fn verify_blocking(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Runs CPU-heavy hashing at a lower scheduling priority (nice +10 for this thread), so a
+/// burst of log-ins does not slow page serving. Best effort: where the priority cannot be
+/// changed (or restored, without the privilege), hashing still runs.
+fn with_low_priority<T>(work: impl FnOnce() -> T) -> T {
+    #[cfg(target_os = "linux")]
+    {
+        // On Linux, PRIO_PROCESS with who = 0 applies to the calling thread only.
+        // SAFETY: getpriority/setpriority take plain integers and touch no memory of ours.
+        let before = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, before + 10) };
+        let result = work();
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, before) };
+        result
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        work()
+    }
+}
+
 impl Accounts {
     /// `hashing_slots` bounds concurrent hashes (each takes 19 MiB and a core).
     pub fn new(db: Database, clock: Clock, hashing_slots: usize) -> Accounts {
@@ -213,7 +233,7 @@ impl Accounts {
     async fn hash(&self, password: &Password) -> Result<String, AccountError> {
         let _slot = self.hashing.acquire().await.map_err(|_| AccountError::Internal)?;
         let password = password.expose().to_string();
-        tokio::task::spawn_blocking(move || hash_blocking(&password))
+        tokio::task::spawn_blocking(move || with_low_priority(|| hash_blocking(&password)))
             .await
             .map_err(|_| AccountError::Internal)
     }
@@ -221,7 +241,7 @@ impl Accounts {
     async fn verify(&self, password: &Password, hash: &str) -> Result<bool, AccountError> {
         let _slot = self.hashing.acquire().await.map_err(|_| AccountError::Internal)?;
         let (password, hash) = (password.expose().to_string(), hash.to_string());
-        tokio::task::spawn_blocking(move || verify_blocking(&password, &hash))
+        tokio::task::spawn_blocking(move || with_low_priority(|| verify_blocking(&password, &hash)))
             .await
             .map_err(|_| AccountError::Internal)
     }

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use awx_onboard::db::Engine;
 use awx_onboard_server::testing::TestServer;
 
+// The same allocator as the `awx-onboard` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PASSWORD: &str = "correct horse battery staple";
 
 struct Figures {
