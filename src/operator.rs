@@ -125,6 +125,9 @@ pub enum OperatorError {
     NotFound,
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// The vault could not reach its storage (it logged the cause).
+    #[error("storage unavailable")]
+    StorageUnavailable,
 }
 
 fn line_from_row(row: &AnyRow) -> Result<ConnectionLine, sqlx::Error> {
@@ -383,22 +386,21 @@ impl Services {
             .by_id(connection_id)
             .await?
             .ok_or(OperatorError::NotFound)?;
-        let actor = Actor::Operator(operator.to_string());
-        match self.vault.rotate(row.id, row.generation, actor).await {
-            Ok(_) => Ok(()),
-            Err(VaultError::Database) => Err(OperatorError::Database(sqlx::Error::PoolClosed)),
-            // Failures are in the timeline already (refresh_failed / needs_reconnect).
-            Err(error) => {
-                if matches!(
-                    error,
-                    VaultError::NotConnected | VaultError::Disconnected | VaultError::NeedsReconnect(_)
-                ) && row.status != ConnectionStatus::Connected
-                {
-                    self.log_operator_event(row.id, event::REFRESH_FAILED, Some("not_connected"), operator, None)
-                        .await?;
-                }
-                Ok(())
-            }
+        if row.status != ConnectionStatus::Connected {
+            // Nothing to refresh; say so in the timeline, with the operator.
+            self.log_operator_event(row.id, event::REFRESH_FAILED, Some("not_connected"), operator, None)
+                .await?;
+            return Ok(());
+        }
+        match self
+            .vault
+            .rotate(row.id, row.generation, Actor::Operator(operator.to_string()))
+            .await
+        {
+            Err(VaultError::Database) => Err(OperatorError::StorageUnavailable),
+            // Success and every other failure are in the timeline already (refreshed,
+            // refresh_failed or needs_reconnect), recorded with the operator by the vault.
+            _ => Ok(()),
         }
     }
 

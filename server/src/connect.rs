@@ -7,10 +7,22 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use awx_onboard::accounts::Account;
 use awx_onboard::oauth::{CallbackParams, CallbackProblem};
 
 use crate::auth::{current_account, read_form};
 use crate::state::AppState;
+
+const LOGIN_FIRST: &str = "/login?next=/connection&notice=login_required";
+
+/// The signed-in account, or the response sending the visitor to log in first.
+async fn signed_in_or_login(session: &Session) -> Result<Account, Response> {
+    match current_account(session).await {
+        Ok(Some(account)) => Ok(account),
+        Ok(None) => Err(Redirect::to(LOGIN_FIRST).into_response()),
+        Err(status) => Err(status.into_response()),
+    }
+}
 
 #[derive(Deserialize)]
 struct StartForm {
@@ -24,13 +36,12 @@ pub async fn start(State(state): State<AppState>, session: Session, request: Req
         Ok(read) => read,
         Err(response) => return response,
     };
-    let account = match current_account(&session).await {
-        Ok(Some(account)) => account,
-        Ok(None) => return Redirect::to("/login?next=/connection&notice=login_required").into_response(),
-        Err(status) => return status.into_response(),
+    let account = match signed_in_or_login(&session).await {
+        Ok(account) => account,
+        Err(response) => return response,
     };
     let Some(session_id) = session.id() else {
-        return Redirect::to("/login?next=/connection&notice=login_required").into_response();
+        return Redirect::to(LOGIN_FIRST).into_response();
     };
     match state
         .services
@@ -95,10 +106,9 @@ pub async fn disconnect(State(state): State<AppState>, session: Session, request
         Ok(read) => read,
         Err(response) => return response,
     };
-    let account = match current_account(&session).await {
-        Ok(Some(account)) => account,
-        Ok(None) => return Redirect::to("/login?next=/connection&notice=login_required").into_response(),
-        Err(status) => return status.into_response(),
+    let account = match signed_in_or_login(&session).await {
+        Ok(account) => account,
+        Err(response) => return response,
     };
     if form.confirm != "yes" {
         return Redirect::to("/connection?confirm=disconnect").into_response();

@@ -36,6 +36,7 @@ fn after_action(id: i64, result: Result<(), OperatorError>, notice: &str) -> Res
             tracing::error!(%error, "operator action failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
+        Err(OperatorError::StorageUnavailable) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }
 
