@@ -11,7 +11,7 @@ use awx_onboard::airwallex::{AirwallexClient, AirwallexSettings};
 use awx_onboard::crypto::TokenCipher;
 use awx_onboard::db::{Database, Engine};
 use awx_onboard::keeper::{Keeper, KeeperSettings};
-use awx_onboard::secret::Token;
+use awx_onboard::secret::AuthorizationCode;
 use awx_onboard::simulator::{self, SimClient, SimConfig, Simulator};
 use awx_onboard::store::{AccountRecord, ConnectionStore};
 use awx_onboard::testing::TestDatabase;
@@ -78,7 +78,7 @@ async fn connect_merchants(s: &Setup, count: usize) -> Vec<i64> {
                 .await
                 .unwrap();
                 let code = sim.approve(simulator::DEFAULT_CLIENT_ID, REDIRECT, &account, None);
-                let tokens = s_vault.client().exchange_code(&Token::new(code), REDIRECT, None).await.unwrap();
+                let tokens = s_vault.client().exchange_code(&AuthorizationCode::new(code), REDIRECT, None).await.unwrap();
                 let now = clock.now();
                 let id = s_vault.store().ensure_row(merchant, now).await.unwrap();
                 let sealed = s_vault.seal(id, &tokens, now);

@@ -135,6 +135,36 @@ pub struct Account {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CurrentAccount(pub Option<Account>);
 
+/// Who may enter a part of the app. The one rule that pages, plain handlers and server
+/// functions all apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Anyone,
+    SignedIn,
+    Operator,
+}
+
+/// Why [`Access::check`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// Nobody is signed in: log in first.
+    LoginRequired,
+    /// Signed in, but not as an operator.
+    OperatorsOnly,
+}
+
+impl Access {
+    pub fn check(self, account: Option<&Account>) -> Result<(), Denied> {
+        match (self, account) {
+            (Access::Anyone, _) => Ok(()),
+            (_, None) => Err(Denied::LoginRequired),
+            (Access::SignedIn, Some(_)) => Ok(()),
+            (Access::Operator, Some(account)) if account.role == Role::Operator => Ok(()),
+            (Access::Operator, Some(_)) => Err(Denied::OperatorsOnly),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccountError {
     #[error("Enter a valid email address, like name@example.com.")]
@@ -174,6 +204,19 @@ impl fmt::Debug for Accounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Accounts").finish_non_exhaustive()
     }
+}
+
+fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account, sqlx::Error> {
+    let role: String = row.try_get("role")?;
+    Ok(Account {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        role: if role == "operator" {
+            Role::Operator
+        } else {
+            Role::Merchant
+        },
+    })
 }
 
 /// argon2id with OWASP's minimum: 19 MiB, 2 passes, 1 lane.
@@ -289,21 +332,7 @@ impl Accounts {
             .fetch_optional(self.db.pool())
             .await?;
         let (account, hash) = match &row {
-            Some(row) => {
-                let role: String = row.try_get("role")?;
-                (
-                    Some(Account {
-                        id: row.try_get("id")?,
-                        email: row.try_get("email")?,
-                        role: if role == "operator" {
-                            Role::Operator
-                        } else {
-                            Role::Merchant
-                        },
-                    }),
-                    row.try_get::<String, _>("password_hash")?,
-                )
-            }
+            Some(row) => (Some(account_from_row(row)?), row.try_get::<String, _>("password_hash")?),
             None => (None, self.dummy_hash.to_string()),
         };
         let matches = self.verify(password, &hash).await?;
@@ -350,19 +379,7 @@ impl Accounts {
             .bind(id)
             .fetch_optional(self.db.pool())
             .await?;
-        row.map(|row| {
-            let role: String = row.try_get("role")?;
-            Ok(Account {
-                id: row.try_get("id")?,
-                email: row.try_get("email")?,
-                role: if role == "operator" {
-                    Role::Operator
-                } else {
-                    Role::Merchant
-                },
-            })
-        })
-        .transpose()
+        Ok(row.as_ref().map(account_from_row).transpose()?)
     }
 
     /// Forgets failures older than the throttle window.
@@ -420,6 +437,25 @@ mod tests {
         assert!(verify_blocking("correct horse battery staple", &hash));
         assert!(!verify_blocking("correct horse battery stapler", &hash));
         assert!(!verify_blocking("anything", "not a hash"));
+    }
+
+    #[test]
+    fn access_is_decided_by_one_rule() {
+        let merchant = Account {
+            id: 1,
+            email: "m@example.com".into(),
+            role: Role::Merchant,
+        };
+        let operator = Account {
+            role: Role::Operator,
+            ..merchant.clone()
+        };
+        assert_eq!(Access::Anyone.check(None), Ok(()));
+        assert_eq!(Access::SignedIn.check(None), Err(Denied::LoginRequired));
+        assert_eq!(Access::SignedIn.check(Some(&merchant)), Ok(()));
+        assert_eq!(Access::Operator.check(None), Err(Denied::LoginRequired));
+        assert_eq!(Access::Operator.check(Some(&merchant)), Err(Denied::OperatorsOnly));
+        assert_eq!(Access::Operator.check(Some(&operator)), Ok(()));
     }
 
     #[test]

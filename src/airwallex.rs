@@ -1,6 +1,36 @@
 //! The Airwallex client: code exchange and refresh against `{api}/oauth/token` (JSON
 //! bodies), `GET {api}/api/v1/account/`, with typed errors that tell apart what the
 //! token vault must treat differently.
+//!
+//! # What Airwallex documents, and what this code relies on
+//!
+//! Hosts: authorize `https://airwallex.com/oauth/authorize` (sandbox
+//! `https://demo.airwallex.com/oauth/authorize`), API `https://api.airwallex.com` (sandbox
+//! `https://api-demo.airwallex.com`). Redirect URIs are registered with Airwallex in advance.
+//!
+//! - Authorization: `GET {authorize}?response_type=code&client_id&redirect_uri&scope&state`
+//!   (scopes space separated; PKCE `code_challenge`/`code_challenge_method=S256` is sent, its
+//!   names are standard RFC 7636 and not confirmed in Airwallex's text). Only an Owner, Admin
+//!   or Finance Admin can consent; `sign_up=true` lets a new business sign up on the way.
+//!   Success returns `code` and `state`; a decline returns an `error` (`access_denied`).
+//! - Token endpoint: `POST {api}/oauth/token` with a JSON body (`client_id`, `client_secret`,
+//!   `grant_type`, then `code` + `redirect_uri` (+ `code_verifier`), or `refresh_token`).
+//!   Answers carry `access_token`, `refresh_token` and `refresh_token_expires_in`; other
+//!   fields are parsed tolerantly.
+//! - Lifetimes: access tokens live 5 minutes. Refresh tokens live 60 days (90 in newer
+//!   pages): `refresh_token_expires_in` is trusted, 60 days is the fallback. Every refresh
+//!   returns a new pair; the superseded refresh token stays valid for **one minute**, so a
+//!   lost answer can be retried with it. Sending a superseded token after that minute is
+//!   treated as a leak: Airwallex revokes the whole connection.
+//! - Errors: `400 invalid_grant` (expired, revoked or reused: never retry that token);
+//!   `429 too_many_requests` "Concurrent token refresh is not allowed." (another refresh of
+//!   the connection is in flight: wait 1–2 s); `401 credentials_expired|credentials_invalid`
+//!   from the API (refresh once; `invalid_grant` then means the connection is gone); `5xx`
+//!   and timeouts are transient. Error bodies come as `{code, message}` or as RFC 6749's
+//!   `{error, error_description}`: both are read.
+//! - `GET /api/v1/account/` returns the connected account (every field may be missing), with
+//!   the API version pinned by `x-api-version`.
+//! - There is no documented revocation endpoint: disconnecting on our side forgets the tokens.
 
 use std::time::Duration;
 
@@ -9,7 +39,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::secret::Token;
+use crate::secret::{AccessToken, AuthorizationCode, PkceCodeVerifier, RefreshToken};
 
 /// Largest response body read from Airwallex.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
@@ -43,8 +73,8 @@ impl std::fmt::Debug for AirwallexSettings {
 /// Tokens from a successful call to the token endpoint.
 #[derive(Debug, Clone)]
 pub struct TokenSet {
-    pub access_token: Token,
-    pub refresh_token: Token,
+    pub access_token: AccessToken,
+    pub refresh_token: RefreshToken,
     pub access_expires_in: i64,
     pub refresh_expires_in: i64,
     pub scope: Option<String>,
@@ -206,9 +236,9 @@ impl AirwallexClient {
     /// `grant_type=authorization_code`, with the PKCE verifier when one was used.
     pub async fn exchange_code(
         &self,
-        code: &Token,
+        code: &AuthorizationCode,
         redirect_uri: &str,
-        code_verifier: Option<&Token>,
+        code_verifier: Option<&PkceCodeVerifier>,
     ) -> Result<TokenSet, AirwallexError> {
         let mut body = json!({
             "client_id": self.settings.client_id,
@@ -224,7 +254,7 @@ impl AirwallexClient {
     }
 
     /// `grant_type=refresh_token`.
-    pub async fn refresh(&self, refresh_token: &Token) -> Result<TokenSet, AirwallexError> {
+    pub async fn refresh(&self, refresh_token: &RefreshToken) -> Result<TokenSet, AirwallexError> {
         self.token_call(json!({
             "client_id": self.settings.client_id,
             "client_secret": self.settings.client_secret.expose_secret(),
@@ -252,7 +282,7 @@ impl AirwallexClient {
     }
 
     /// `GET /api/v1/account/` with the access token.
-    pub async fn account(&self, access_token: &Token) -> Result<AccountDetails, AirwallexError> {
+    pub async fn account(&self, access_token: &AccessToken) -> Result<AccountDetails, AirwallexError> {
         let response = self
             .http
             .get(format!("{}/api/v1/account/", self.settings.api_url))
@@ -343,7 +373,7 @@ fn parse_token_set(body: &[u8]) -> Result<TokenSet, AirwallexError> {
             .get(name)
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
-            .map(Token::new)
+            .map(str::to_string)
             .ok_or_else(|| AirwallexError::Malformed {
                 detail: format!("the token answer has no {name}"),
             })
@@ -356,8 +386,8 @@ fn parse_token_set(body: &[u8]) -> Result<TokenSet, AirwallexError> {
             .unwrap_or(default)
     };
     Ok(TokenSet {
-        access_token: token("access_token")?,
-        refresh_token: token("refresh_token")?,
+        access_token: AccessToken::new(token("access_token")?),
+        refresh_token: RefreshToken::new(token("refresh_token")?),
         access_expires_in: seconds("expires_in", DEFAULT_ACCESS_TOKEN_LIFETIME),
         refresh_expires_in: seconds("refresh_token_expires_in", DEFAULT_REFRESH_TOKEN_LIFETIME),
         scope: value.get("scope").and_then(Value::as_str).map(str::to_string),

@@ -1,8 +1,9 @@
 //! awx-onboard core: everything the web app does that is not a web page.
 //!
 //! The Airwallex client, the token vault (refresh, rotation, locking), storage through
-//! sqlx on SQLite or PostgreSQL, encryption at rest, merchant accounts, the keeper, and an
-//! Airwallex simulator that follows the documented protocol. No Leptos in here.
+//! sqlx on SQLite or PostgreSQL, encryption at rest, merchant accounts and sessions, the
+//! keeper, and (feature `simulator`) an Airwallex simulator that follows the documented
+//! protocol. No Leptos, and without `simulator` no web framework either.
 
 pub mod accounts;
 pub mod airwallex;
@@ -15,9 +16,11 @@ pub mod operator;
 pub mod overview;
 pub mod secret;
 pub mod services;
+pub mod sessions;
+#[cfg(feature = "simulator")]
 pub mod simulator;
 pub mod store;
-#[doc(hidden)]
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
 pub mod vault;

@@ -1,7 +1,9 @@
 //! The authorization flow: starting it (a single-use `state` bound to the merchant's
-//! session, a PKCE S256 verifier kept encrypted on the server for 10 minutes) and
-//! completing it at the callback (state consumed atomically, code exchanged, account
-//! fetched, connection stored). A failed callback stores nothing.
+//! session, a PKCE S256 verifier kept encrypted on the server for 10 minutes), completing
+//! it at the callback (state consumed atomically, code exchanged, account fetched) and
+//! storing the new connection. A failed callback stores nothing.
+
+use std::sync::Arc;
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -9,9 +11,11 @@ use sqlx::Row;
 
 use crate::airwallex::{AccountDetails, AirwallexError};
 use crate::crypto::associated_data;
-use crate::secret::{random_urlsafe, Token};
-use crate::services::Services;
-use crate::vault::ConnectError;
+use crate::db::Database;
+use crate::secret::{random_urlsafe, AuthorizationCode, PkceCodeVerifier};
+use crate::store::AccountRecord;
+use crate::time::Clock;
+use crate::vault::TokenVault;
 
 /// How long a started authorization may take.
 pub const STATE_TTL_SECONDS: i64 = 600;
@@ -62,9 +66,38 @@ impl CallbackProblem {
 /// The query of `GET /oauth/callback`.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
 pub struct CallbackParams {
-    pub code: Option<String>,
+    pub code: Option<AuthorizationCode>,
     pub state: Option<String>,
     pub error: Option<String>,
+}
+
+/// How this app asks Airwallex for authorization.
+#[derive(Debug, Clone)]
+pub struct OAuthSettings {
+    pub authorize_url: String,
+    pub redirect_uri: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+}
+
+/// Why a new authorization could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("the authorization code could not be exchanged: {0}")]
+    Exchange(AirwallexError),
+    #[error("the account details could not be read: {0}")]
+    Account(AirwallexError),
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+}
+
+/// Starts and completes merchants' authorizations.
+#[derive(Debug, Clone)]
+pub struct Authorization {
+    db: Database,
+    clock: Clock,
+    vault: Arc<TokenVault>,
+    settings: OAuthSettings,
 }
 
 fn state_hash(state: &str) -> String {
@@ -75,15 +108,23 @@ fn verifier_aad(hash: &str) -> Vec<u8> {
     associated_data("oauth_states", 0, &format!("pkce_verifier:{hash}"))
 }
 
-impl Services {
+impl Authorization {
+    pub fn new(db: Database, clock: Clock, vault: Arc<TokenVault>, settings: OAuthSettings) -> Authorization {
+        Authorization {
+            db,
+            clock,
+            vault,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &OAuthSettings {
+        &self.settings
+    }
+
     /// Starts an authorization for a signed-in merchant; returns the authorize URL to
     /// send the browser to.
-    pub async fn start_authorization(
-        &self,
-        merchant_id: i64,
-        session_id: &str,
-        sign_up: bool,
-    ) -> Result<String, sqlx::Error> {
+    pub async fn start(&self, merchant_id: i64, session_id: &str, sign_up: bool) -> Result<String, sqlx::Error> {
         let state = random_urlsafe(32);
         let verifier = random_urlsafe(32);
         let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
@@ -104,14 +145,14 @@ impl Services {
         .execute(self.db.pool())
         .await?;
 
-        let mut url = url::Url::parse(&self.oauth.authorize_url).expect("authorize URL was checked at start-up");
+        let mut url = url::Url::parse(&self.settings.authorize_url).expect("authorize URL was checked at start-up");
         {
             let mut query = url.query_pairs_mut();
             query
                 .append_pair("response_type", "code")
-                .append_pair("client_id", &self.oauth.client_id)
-                .append_pair("redirect_uri", &self.oauth.redirect_uri)
-                .append_pair("scope", &self.oauth.scopes.join(" "))
+                .append_pair("client_id", &self.settings.client_id)
+                .append_pair("redirect_uri", &self.settings.redirect_uri)
+                .append_pair("scope", &self.settings.scopes.join(" "))
                 .append_pair("state", &state)
                 .append_pair("code_challenge", &challenge)
                 .append_pair("code_challenge_method", "S256");
@@ -123,7 +164,7 @@ impl Services {
     }
 
     /// Completes an authorization at the callback for the signed-in merchant.
-    pub async fn complete_authorization(
+    pub async fn complete(
         &self,
         merchant_id: i64,
         session_id: Option<&str>,
@@ -178,8 +219,8 @@ impl Services {
         }
         let code = params
             .code
-            .as_deref()
-            .filter(|c| !c.is_empty())
+            .as_ref()
+            .filter(|c| !c.expose().is_empty())
             .ok_or(CallbackProblem::ExchangeFailed)?;
         let key_id: String = row.try_get("key_id").map_err(internal)?;
         let sealed: Vec<u8> = row.try_get("pkce_verifier").map_err(internal)?;
@@ -190,12 +231,11 @@ impl Services {
             .map_err(|_| CallbackProblem::Internal)?;
         let actor = format!("merchant:{merchant_id}");
         match self
-            .vault
             .connect(
                 merchant_id,
-                &Token::new(code),
-                &self.oauth.redirect_uri,
-                Some(&Token::new(verifier)),
+                code,
+                &self.settings.redirect_uri,
+                Some(&PkceCodeVerifier::new(verifier)),
                 &actor,
             )
             .await
@@ -215,8 +255,52 @@ impl Services {
         }
     }
 
+    /// Exchanges an authorization code and stores the new connection (or reconnection)
+    /// with the account details; tokens are committed before this returns.
+    pub async fn connect(
+        &self,
+        merchant_id: i64,
+        code: &AuthorizationCode,
+        redirect_uri: &str,
+        code_verifier: Option<&PkceCodeVerifier>,
+        actor: &str,
+    ) -> Result<(i64, AccountDetails), ConnectError> {
+        let client = self.vault.client();
+        let tokens = client
+            .exchange_code(code, redirect_uri, code_verifier)
+            .await
+            .map_err(ConnectError::Exchange)?;
+        let account = client
+            .account(&tokens.access_token)
+            .await
+            .map_err(ConnectError::Account)?;
+        let store = self.vault.store();
+        let now = self.clock.now();
+        let connection_id = store
+            .ensure_row(merchant_id, now)
+            .await
+            .map_err(ConnectError::Database)?;
+        let sealed = self.vault.seal(connection_id, &tokens, now);
+        let account_json = serde_json::to_string(&account).unwrap_or_default();
+        store
+            .store_authorization(
+                connection_id,
+                &sealed,
+                &AccountRecord {
+                    account_id: account.id.as_deref(),
+                    business_name: account.display_name(),
+                    account_json: Some(&account_json),
+                },
+                actor,
+                now,
+            )
+            .await
+            .map_err(ConnectError::Database)?;
+        Ok((connection_id, account))
+    }
+
     /// Deletes authorization requests that can no longer be completed.
-    pub async fn sweep_oauth_states(&self) -> Result<u64, sqlx::Error> {
+    pub async fn sweep(&self) -> Result<u64, sqlx::Error> {
         let done = sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
             .bind(self.clock.now() - STATE_TTL_SECONDS)
             .execute(self.db.pool())

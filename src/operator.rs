@@ -2,13 +2,16 @@
 //! list of merchants' connections, one connection's details and timeline, and the two
 //! operator actions (refresh now, check with Airwallex), each logged with the operator.
 
+use std::sync::Arc;
+
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::accounts::Email;
-use crate::services::Services;
-use crate::store::{append_event, event, ConnectionEvent, ConnectionRow, ConnectionStatus};
-use crate::vault::{Actor, VaultError};
+use crate::db::Database;
+use crate::store::{ConnectionEvent, ConnectionRow, ConnectionStatus, ConnectionStore, EventKind, NewEvent};
+use crate::time::Clock;
+use crate::vault::{Actor, TokenVault, VaultError};
 
 /// Rows per page.
 pub const PAGE_SIZE: i64 = 50;
@@ -165,7 +168,23 @@ fn like_pattern(term: &str) -> String {
     format!("%{escaped}%")
 }
 
-impl Services {
+/// What operators see and do.
+#[derive(Debug, Clone)]
+pub struct OperatorDesk {
+    db: Database,
+    clock: Clock,
+    vault: Arc<TokenVault>,
+}
+
+impl OperatorDesk {
+    pub fn new(db: Database, clock: Clock, vault: Arc<TokenVault>) -> OperatorDesk {
+        OperatorDesk { db, clock, vault }
+    }
+
+    fn store(&self) -> &ConnectionStore {
+        self.vault.store()
+    }
+
     pub async fn status_counts(&self) -> Result<StatusCounts, sqlx::Error> {
         let rows =
             sqlx::query("SELECT status, status_reason, COUNT(*) AS n FROM connections GROUP BY status, status_reason")
@@ -380,7 +399,7 @@ impl Services {
     }
 
     /// "Refresh now": rotates the tokens through the vault, logged with the operator.
-    pub async fn operator_refresh(&self, connection_id: i64, operator: &str) -> Result<(), OperatorError> {
+    pub async fn refresh_now(&self, connection_id: i64, operator: &str) -> Result<(), OperatorError> {
         let row = self
             .store()
             .by_id(connection_id)
@@ -388,7 +407,7 @@ impl Services {
             .ok_or(OperatorError::NotFound)?;
         if row.status != ConnectionStatus::Connected {
             // Nothing to refresh; say so in the timeline, with the operator.
-            self.log_operator_event(row.id, event::REFRESH_FAILED, Some("not_connected"), operator, None)
+            self.log_operator_event(row.id, EventKind::RefreshFailed, "not_connected", operator)
                 .await?;
             return Ok(());
         }
@@ -406,7 +425,7 @@ impl Services {
 
     /// "Check with Airwallex": reads the account through the vault (a revoked connection
     /// is detected on the way) and logs the result with the operator.
-    pub async fn operator_check(&self, connection_id: i64, operator: &str) -> Result<(), OperatorError> {
+    pub async fn check_with_airwallex(&self, connection_id: i64, operator: &str) -> Result<(), OperatorError> {
         let row = self
             .store()
             .by_id(connection_id)
@@ -433,7 +452,7 @@ impl Services {
                 Err(error) => format!("failed:{error}"),
             }
         };
-        self.log_operator_event(row.id, event::CHECKED, Some(&outcome), operator, None)
+        self.log_operator_event(row.id, EventKind::Checked, &outcome, operator)
             .await?;
         Ok(())
     }
@@ -441,23 +460,18 @@ impl Services {
     async fn log_operator_event(
         &self,
         connection_id: i64,
-        kind: &str,
-        reason: Option<&str>,
+        kind: EventKind,
+        reason: &str,
         operator: &str,
-        detail: Option<&str>,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.db.pool().begin().await?;
-        append_event(
-            &mut tx,
-            connection_id,
-            kind,
-            reason,
-            &format!("operator:{operator}"),
-            detail,
-            self.clock.now(),
-        )
-        .await?;
-        tx.commit().await
+        let actor = format!("operator:{operator}");
+        self.store()
+            .log_event(
+                connection_id,
+                NewEvent::new(kind, &actor).reason(reason),
+                self.clock.now(),
+            )
+            .await
     }
 }
 

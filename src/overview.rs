@@ -1,10 +1,13 @@
-//! What a merchant sees of their connection: status, account details (through the vault,
-//! reused for `ACCOUNT_CACHE_SECONDS`), and when it was connected and refreshed.
+//! What a merchant does with their connection: see it (status, account details through
+//! the vault, reused for `ACCOUNT_CACHE_SECONDS`, when it was connected and refreshed) and
+//! disconnect it.
+
+use std::sync::Arc;
 
 use crate::airwallex::AccountDetails;
-use crate::services::Services;
-use crate::store::{ConnectionStatus, ReconnectReason};
-use crate::vault::VaultError;
+use crate::store::{ConnectionStatus, ConnectionStore, ReconnectReason};
+use crate::time::Clock;
+use crate::vault::{TokenVault, VaultError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionOverview {
@@ -20,8 +23,29 @@ pub struct ConnectionOverview {
     pub last_refresh_at: Option<i64>,
 }
 
-impl Services {
-    pub async fn connection_overview(&self, merchant_id: i64) -> Result<ConnectionOverview, sqlx::Error> {
+/// The merchant's side of their connection.
+#[derive(Debug, Clone)]
+pub struct MerchantConnections {
+    vault: Arc<TokenVault>,
+    clock: Clock,
+    /// Reuse account details this long (seconds); 0 fetches on every view.
+    account_cache_seconds: i64,
+}
+
+impl MerchantConnections {
+    pub fn new(vault: Arc<TokenVault>, clock: Clock, account_cache_seconds: i64) -> MerchantConnections {
+        MerchantConnections {
+            vault,
+            clock,
+            account_cache_seconds,
+        }
+    }
+
+    fn store(&self) -> &ConnectionStore {
+        self.vault.store()
+    }
+
+    pub async fn overview(&self, merchant_id: i64) -> Result<ConnectionOverview, sqlx::Error> {
         let Some(row) = self.store().by_merchant(merchant_id).await? else {
             return Ok(ConnectionOverview {
                 connection_id: None,
@@ -74,5 +98,18 @@ impl Services {
             connected_at: row.connected_at,
             last_refresh_at: row.last_refresh_at,
         })
+    }
+}
+
+impl MerchantConnections {
+    /// The merchant disconnects: tokens deleted, history kept. Returns the connection's id
+    /// when there was one to disconnect.
+    pub async fn disconnect(&self, merchant_id: i64) -> Result<Option<i64>, sqlx::Error> {
+        let Some(row) = self.store().by_merchant(merchant_id).await? else {
+            return Ok(None);
+        };
+        let actor = format!("merchant:{merchant_id}");
+        self.store().disconnect(row.id, &actor, self.clock.now()).await?;
+        Ok(Some(row.id))
     }
 }

@@ -1,34 +1,58 @@
 //! Secrets that must never reach a log line, an error message, HTML or `Debug` output.
+//!
+//! One type per kind of OAuth secret, so that a code cannot be passed where a verifier is
+//! expected (as in oauth2-rs). Each prints as `Name([redacted])` and is read only through
+//! [`expose`](AccessToken::expose), at the one place that must send it.
 
 use rand::RngCore;
-use std::fmt;
 
-/// An OAuth token (access or refresh), code, or verifier. Prints as `[redacted]`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(String);
+macro_rules! secret_string {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct $name(String);
 
-impl Token {
-    pub fn new(value: impl Into<String>) -> Token {
-        Token(value.into())
-    }
+        impl $name {
+            pub fn new(value: impl Into<String>) -> $name {
+                $name(value.into())
+            }
 
-    /// The raw value, for the one place that must send it (an HTTP header or body).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+            /// The raw value, for the one place that must send it (an HTTP header or body).
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($name), "([redacted])"))
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                String::deserialize(deserializer).map($name)
+            }
+        }
+    };
 }
 
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token([redacted])")
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Token {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Token)
-    }
-}
+secret_string!(
+    /// The one-time code Airwallex sends to the redirect URI after consent.
+    AuthorizationCode
+);
+secret_string!(
+    /// The PKCE verifier kept on the server between the start of an authorization and its callback.
+    PkceCodeVerifier
+);
+secret_string!(
+    /// A 5-minute Airwallex access token (`Authorization: Bearer …`).
+    AccessToken
+);
+secret_string!(
+    /// A rotating Airwallex refresh token.
+    RefreshToken
+);
 
 /// `bytes` random bytes from the operating system's CSPRNG, URL-safe base64 without padding.
 pub fn random_urlsafe(bytes: usize) -> String {
@@ -51,11 +75,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_never_print_their_value() {
-        let token = Token::new("rt_live_secret_value");
-        assert_eq!(format!("{token:?}"), "Token([redacted])");
-        assert!(!format!("{:?}", Some(&token)).contains("secret"));
-        assert_eq!(token.expose(), "rt_live_secret_value");
+    fn secrets_never_print_their_value() {
+        let refresh = RefreshToken::new("rt_live_secret_value");
+        assert_eq!(format!("{refresh:?}"), "RefreshToken([redacted])");
+        assert!(!format!("{:?}", Some(&refresh)).contains("secret"));
+        assert_eq!(refresh.expose(), "rt_live_secret_value");
+        assert_eq!(format!("{:?}", AccessToken::new("at_x")), "AccessToken([redacted])");
+        assert_eq!(
+            format!("{:?}", AuthorizationCode::new("code_x")),
+            "AuthorizationCode([redacted])"
+        );
+        assert_eq!(
+            format!("{:?}", PkceCodeVerifier::new("verifier_x")),
+            "PkceCodeVerifier([redacted])"
+        );
     }
 
     #[test]

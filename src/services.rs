@@ -1,4 +1,5 @@
 //! Everything the web layer calls, bundled once at start-up and shared (cheap to clone).
+//! Each concern is its own type in its own module; this only holds them together.
 
 use std::sync::Arc;
 
@@ -7,18 +8,12 @@ use secrecy::SecretString;
 use crate::accounts::Accounts;
 use crate::db::Database;
 use crate::keeper::Keeper;
+use crate::oauth::{Authorization, OAuthSettings};
+use crate::operator::OperatorDesk;
+use crate::overview::MerchantConnections;
 use crate::store::ConnectionStore;
 use crate::time::Clock;
 use crate::vault::TokenVault;
-
-/// How this app asks Airwallex for authorization.
-#[derive(Debug, Clone)]
-pub struct OAuthSettings {
-    pub authorize_url: String,
-    pub redirect_uri: String,
-    pub client_id: String,
-    pub scopes: Vec<String>,
-}
 
 #[derive(Clone)]
 pub struct Services {
@@ -27,23 +22,50 @@ pub struct Services {
     pub accounts: Accounts,
     pub vault: Arc<TokenVault>,
     pub keeper: Arc<Keeper>,
-    pub oauth: OAuthSettings,
-    /// Reuse account details this long (seconds); 0 fetches on every view.
-    pub account_cache_seconds: i64,
+    /// Starting and completing merchants' authorizations.
+    pub authorization: Authorization,
+    /// A merchant's view of their connection, and disconnecting it.
+    pub connections: MerchantConnections,
+    /// The operator dashboard and its actions.
+    pub operator: OperatorDesk,
     pub webhook_secret: Option<SecretString>,
 }
 
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Services")
-            .field("oauth", &self.oauth)
-            .field("account_cache_seconds", &self.account_cache_seconds)
+            .field("oauth", self.authorization.settings())
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "[redacted]"))
             .finish_non_exhaustive()
     }
 }
 
+/// What [`Services::new`] needs beyond the vault.
+pub struct ServiceSettings {
+    pub oauth: OAuthSettings,
+    pub account_cache_seconds: i64,
+    pub webhook_secret: Option<SecretString>,
+    /// Concurrent password hashes allowed (each takes 19 MiB and a core).
+    pub hashing_slots: usize,
+}
+
 impl Services {
+    pub fn new(vault: Arc<TokenVault>, keeper: Arc<Keeper>, settings: ServiceSettings) -> Services {
+        let db = vault.store().db().clone();
+        let clock = vault.clock().clone();
+        Services {
+            accounts: Accounts::new(db.clone(), clock.clone(), settings.hashing_slots),
+            authorization: Authorization::new(db.clone(), clock.clone(), vault.clone(), settings.oauth),
+            connections: MerchantConnections::new(vault.clone(), clock.clone(), settings.account_cache_seconds),
+            operator: OperatorDesk::new(db.clone(), clock.clone(), vault.clone()),
+            db,
+            clock,
+            vault,
+            keeper,
+            webhook_secret: settings.webhook_secret,
+        }
+    }
+
     pub fn store(&self) -> &ConnectionStore {
         self.vault.store()
     }

@@ -1,7 +1,8 @@
-//! An Airwallex stand-in that follows `AIRWALLEX.md`: the authorize page, the token
-//! endpoint with rotation and its grace minute, reuse detection, `429` on concurrent
-//! refresh, `GET /api/v1/account/`, merchant-side revocation and signed disconnection
-//! webhooks. Test controls live under [`CONTROL_PREFIX`] and exist only here.
+//! An Airwallex stand-in that follows the rules stated in [`crate::airwallex`]: the
+//! authorize page, the token endpoint with rotation and its grace minute, reuse detection,
+//! `429` on concurrent refresh, `GET /api/v1/account/`, merchant-side revocation and signed
+//! disconnection webhooks. Test controls live under [`CONTROL_PREFIX`] and exist only here.
+//! Built only with the `simulator` feature.
 
 mod accounts;
 mod controls;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 
-pub use accounts::SimAccount;
+pub use accounts::{SimAccount, HARBOUR_COFFEE, LIM_WEI_LING, MAPLE_FINCH};
 pub use serve::serve;
 pub use state::{Counters, Endpoint, FaultKind, RandomFaults};
 

@@ -6,6 +6,25 @@ use sqlx::{Connection, Executor, PgConnection};
 use crate::db::{Database, Engine};
 use crate::secret::random_urlsafe;
 
+/// Runs a test scenario `async fn name(engine: Engine)` on both engines: generates
+/// `name::sqlite` and `name::postgres` tests.
+#[macro_export]
+macro_rules! both_engines {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$scenario($crate::db::Engine::Sqlite).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::$scenario($crate::db::Engine::Postgres).await;
+            }
+        }
+    };
+}
+
 pub const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// A database that exists for one test.

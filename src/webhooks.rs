@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::store::{event, ConnectionStore, ReconnectReason};
+use crate::store::{ConnectionStore, ReconnectReason};
 use crate::webhook_signature;
 
 /// Timestamps older (or further in the future) than this are refused.
@@ -95,7 +95,6 @@ pub async fn handle(
                 .mark_needs_reconnect(
                     id,
                     ReconnectReason::Revoked,
-                    event::REVOKED,
                     "airwallex:webhook",
                     event_id.as_deref(),
                     now,

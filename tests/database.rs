@@ -28,15 +28,7 @@ async fn migrations_apply_and_are_idempotent(engine: Engine) {
     test_db.remove().await;
 }
 
-#[tokio::test]
-async fn sqlite_migrations_apply_and_are_idempotent() {
-    migrations_apply_and_are_idempotent(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn postgres_migrations_apply_and_are_idempotent() {
-    migrations_apply_and_are_idempotent(Engine::Postgres).await;
-}
+awx_onboard::both_engines!(migrations_apply_and_are_idempotent);
 
 async fn the_event_log_is_append_only(engine: Engine) {
     let test_db = TestDatabase::new(engine).await;
@@ -73,15 +65,7 @@ async fn the_event_log_is_append_only(engine: Engine) {
     test_db.remove().await;
 }
 
-#[tokio::test]
-async fn sqlite_event_log_is_append_only() {
-    the_event_log_is_append_only(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn postgres_event_log_is_append_only() {
-    the_event_log_is_append_only(Engine::Postgres).await;
-}
+awx_onboard::both_engines!(the_event_log_is_append_only);
 
 #[tokio::test]
 async fn the_sqlite_file_and_its_folder_are_created_on_first_start() {

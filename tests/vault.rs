@@ -7,9 +7,10 @@ use awx_onboard::airwallex::{AirwallexClient, AirwallexSettings};
 use awx_onboard::crypto::TokenCipher;
 use awx_onboard::db::{Database, Engine};
 use awx_onboard::keeper::{Keeper, KeeperSettings};
-use awx_onboard::secret::Token;
+use awx_onboard::oauth::{Authorization, OAuthSettings};
+use awx_onboard::secret::{AccessToken, AuthorizationCode, RefreshToken};
 use awx_onboard::simulator::{self, Endpoint, FaultKind, RandomFaults, SimClient, SimConfig, Simulator};
-use awx_onboard::store::{ConnectionStatus, ConnectionStore, ReconnectReason};
+use awx_onboard::store::{ConnectionStatus, ConnectionStore, EventKind, ReconnectReason};
 use awx_onboard::testing::{insert_merchant, TestDatabase};
 use awx_onboard::time::Clock;
 use awx_onboard::vault::{TokenVault, VaultError, VaultSettings};
@@ -90,11 +91,26 @@ impl Harness {
         let code = self
             .sim
             .approve(simulator::DEFAULT_CLIENT_ID, REDIRECT, account_id, None);
-        self.vault
-            .connect(merchant, &Token::new(code), REDIRECT, None, "merchant")
-            .await
-            .expect("connect");
+        self.connect(merchant, code).await;
         merchant
+    }
+
+    /// Stores an authorization code's connection, as the OAuth callback does.
+    async fn connect(&self, merchant: i64, code: String) {
+        Authorization::new(
+            self.db.clone(),
+            self.clock.clone(),
+            self.vault.clone(),
+            OAuthSettings {
+                authorize_url: format!("{}/oauth/authorize", self.sim_url),
+                redirect_uri: REDIRECT.into(),
+                client_id: simulator::DEFAULT_CLIENT_ID.into(),
+                scopes: vec!["account_details:read".into()],
+            },
+        )
+        .connect(merchant, &AuthorizationCode::new(code), REDIRECT, None, "merchant")
+        .await
+        .expect("connect");
     }
 
     fn account(&self) -> String {
@@ -106,14 +122,14 @@ impl Harness {
         (row.status, row.status_reason)
     }
 
-    async fn event_kinds(&self, merchant: i64) -> Vec<String> {
+    async fn event_kinds(&self, merchant: i64) -> Vec<EventKind> {
         let row = self.vault.store().by_merchant(merchant).await.unwrap().unwrap();
         let mut events = self.vault.store().events(row.id, None, 1000).await.unwrap();
         events.reverse();
         events.into_iter().map(|e| e.kind).collect()
     }
 
-    async fn account_status_with(&self, token: &Token) -> reqwest::StatusCode {
+    async fn account_status_with(&self, token: &AccessToken) -> reqwest::StatusCode {
         reqwest::Client::new()
             .get(format!("{}/api/v1/account/", self.sim_url))
             .bearer_auth(token.expose())
@@ -137,7 +153,7 @@ async fn fresh_tokens_are_served_from_storage(engine: Engine) {
     assert_eq!(first.token, second.token);
     assert_eq!(h.sim.counters().refreshes, 0);
     assert_eq!(h.account_status_with(&first.token).await, 200);
-    assert_eq!(h.event_kinds(merchant).await, vec!["connected"]);
+    assert_eq!(h.event_kinds(merchant).await, vec![EventKind::Connected]);
     assert!(matches!(
         h.vault.access_token_for(merchant + 1000).await,
         Err(VaultError::NotConnected)
@@ -145,15 +161,7 @@ async fn fresh_tokens_are_served_from_storage(engine: Engine) {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn sqlite_fresh_tokens_are_served_from_storage() {
-    fresh_tokens_are_served_from_storage(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn postgres_fresh_tokens_are_served_from_storage() {
-    fresh_tokens_are_served_from_storage(Engine::Postgres).await;
-}
+awx_onboard::both_engines!(fresh_tokens_are_served_from_storage);
 
 async fn two_hundred_callers_share_one_refresh(engine: Engine) {
     let h = harness(engine).await;
@@ -163,7 +171,7 @@ async fn two_hundred_callers_share_one_refresh(engine: Engine) {
         let vault = h.vault.clone();
         tokio::spawn(async move { vault.access_token_for(merchant).await })
     });
-    let tokens: Vec<Token> = futures::future::join_all(calls)
+    let tokens: Vec<AccessToken> = futures::future::join_all(calls)
         .await
         .into_iter()
         .map(|r| r.unwrap().expect("every caller gets a token").token)
@@ -174,19 +182,14 @@ async fn two_hundred_callers_share_one_refresh(engine: Engine) {
         "every caller got the same token"
     );
     assert_eq!(h.account_status_with(&tokens[0]).await, 200);
-    assert_eq!(h.event_kinds(merchant).await, vec!["connected", "refreshed"]);
+    assert_eq!(
+        h.event_kinds(merchant).await,
+        vec![EventKind::Connected, EventKind::Refreshed]
+    );
     h.finish().await;
 }
 
-#[tokio::test]
-async fn sqlite_two_hundred_callers_share_one_refresh() {
-    two_hundred_callers_share_one_refresh(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn postgres_two_hundred_callers_share_one_refresh() {
-    two_hundred_callers_share_one_refresh(Engine::Postgres).await;
-}
+awx_onboard::both_engines!(two_hundred_callers_share_one_refresh);
 
 #[tokio::test]
 async fn two_instances_on_postgres_share_one_refresh() {
@@ -202,7 +205,7 @@ async fn two_instances_on_postgres_share_one_refresh() {
         let vault = if i % 2 == 0 { h.vault.clone() } else { other.clone() };
         tokio::spawn(async move { vault.access_token_for(merchant).await })
     });
-    let tokens: Vec<Token> = futures::future::join_all(calls)
+    let tokens: Vec<AccessToken> = futures::future::join_all(calls)
         .await
         .into_iter()
         .map(|r| r.unwrap().expect("every caller gets a token").token)
@@ -236,15 +239,7 @@ async fn a_dropped_answer_is_recovered_with_the_same_refresh_token(engine: Engin
     h.finish().await;
 }
 
-#[tokio::test]
-async fn sqlite_a_dropped_answer_is_recovered_with_the_same_refresh_token() {
-    a_dropped_answer_is_recovered_with_the_same_refresh_token(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn postgres_a_dropped_answer_is_recovered_with_the_same_refresh_token() {
-    a_dropped_answer_is_recovered_with_the_same_refresh_token(Engine::Postgres).await;
-}
+awx_onboard::both_engines!(a_dropped_answer_is_recovered_with_the_same_refresh_token);
 
 #[tokio::test]
 async fn server_errors_are_retried() {
@@ -274,7 +269,7 @@ async fn too_many_server_errors_leave_the_connection_for_a_later_retry() {
         VaultError::Unavailable
     );
     assert_eq!(h.status(merchant).await.0, ConnectionStatus::Connected);
-    assert!(h.event_kinds(merchant).await.contains(&"refresh_failed".to_string()));
+    assert!(h.event_kinds(merchant).await.contains(&EventKind::RefreshFailed));
     // Inside the grace window the next caller retries with the same token.
     h.clock.advance(10);
     let token = h.vault.access_token_for(merchant).await.expect("recovers");
@@ -326,7 +321,7 @@ async fn a_concurrent_refresh_elsewhere_gets_429_then_success() {
     h.sim.inject(Endpoint::Token, FaultKind::Delay { ms: 700 }, 1);
     let outsider = {
         let client = client_for(&h.sim_url);
-        tokio::spawn(async move { client.refresh(&Token::new(refresh_token)).await })
+        tokio::spawn(async move { client.refresh(&RefreshToken::new(refresh_token)).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     h.clock.advance(300);
@@ -378,35 +373,27 @@ async fn invalid_grant_means_reconnect(engine: Engine) {
         row.refresh_token.is_none() && row.access_token.is_none(),
         "dead tokens are forgotten"
     );
-    assert_eq!(h.event_kinds(merchant).await, vec!["connected", "needs_reconnect"]);
+    assert_eq!(
+        h.event_kinds(merchant).await,
+        vec![EventKind::Connected, EventKind::NeedsReconnect]
+    );
 
     // Reconnecting restores the same record, history kept.
     let code = h
         .sim
         .approve(simulator::DEFAULT_CLIENT_ID, REDIRECT, &h.account(), None);
-    h.vault
-        .connect(merchant, &Token::new(code), REDIRECT, None, "merchant")
-        .await
-        .unwrap();
+    h.connect(merchant, code).await;
     let again = h.vault.store().by_merchant(merchant).await.unwrap().unwrap();
     assert_eq!(again.id, row.id);
     assert_eq!(again.status, ConnectionStatus::Connected);
     assert_eq!(
         h.event_kinds(merchant).await,
-        vec!["connected", "needs_reconnect", "reconnected"]
+        vec![EventKind::Connected, EventKind::NeedsReconnect, EventKind::Reconnected]
     );
     h.finish().await;
 }
 
-#[tokio::test]
-async fn sqlite_invalid_grant_means_reconnect() {
-    invalid_grant_means_reconnect(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn postgres_invalid_grant_means_reconnect() {
-    invalid_grant_means_reconnect(Engine::Postgres).await;
-}
+awx_onboard::both_engines!(invalid_grant_means_reconnect);
 
 #[tokio::test]
 async fn revocation_is_detected_through_a_401() {
@@ -426,7 +413,10 @@ async fn revocation_is_detected_through_a_401() {
         h.status(merchant).await,
         (ConnectionStatus::NeedsReconnect, Some("revoked".into()))
     );
-    assert_eq!(h.event_kinds(merchant).await, vec!["connected", "revoked"]);
+    assert_eq!(
+        h.event_kinds(merchant).await,
+        vec![EventKind::Connected, EventKind::Revoked]
+    );
     assert_eq!(h.sim.counters().reuse_detections, 0);
     h.finish().await;
 }
@@ -470,7 +460,7 @@ async fn webhooks_revoke_and_bad_ones_change_nothing(engine: Engine) {
             "nothing changed"
         );
     }
-    assert_eq!(h.event_kinds(merchant).await, vec!["connected"]);
+    assert_eq!(h.event_kinds(merchant).await, vec![EventKind::Connected]);
 
     let applied = webhooks::handle(store, secret.as_bytes(), Some(&ts), Some(&sig), body.as_bytes(), now).await;
     assert!(matches!(applied, Ok(WebhookOutcome::Revoked(ref ids)) if ids.len() == 1));
@@ -481,19 +471,14 @@ async fn webhooks_revoke_and_bad_ones_change_nothing(engine: Engine) {
     // A duplicate delivery is harmless.
     let again = webhooks::handle(store, secret.as_bytes(), Some(&ts), Some(&sig), body.as_bytes(), now).await;
     assert_eq!(again, Ok(WebhookOutcome::AlreadyApplied));
-    assert_eq!(h.event_kinds(merchant).await, vec!["connected", "revoked"]);
+    assert_eq!(
+        h.event_kinds(merchant).await,
+        vec![EventKind::Connected, EventKind::Revoked]
+    );
     h.finish().await;
 }
 
-#[tokio::test]
-async fn sqlite_webhooks_revoke_and_bad_ones_change_nothing() {
-    webhooks_revoke_and_bad_ones_change_nothing(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn postgres_webhooks_revoke_and_bad_ones_change_nothing() {
-    webhooks_revoke_and_bad_ones_change_nothing(Engine::Postgres).await;
-}
+awx_onboard::both_engines!(webhooks_revoke_and_bad_ones_change_nothing);
 
 #[tokio::test]
 async fn the_keeper_rotates_idle_connections_before_they_expire() {
@@ -515,7 +500,12 @@ async fn the_keeper_rotates_idle_connections_before_they_expire() {
     assert_eq!(h.account_status_with(&token.token).await, 200);
     assert_eq!(
         h.event_kinds(merchant).await,
-        vec!["connected", "refreshed", "refreshed", "refreshed"]
+        vec![
+            EventKind::Connected,
+            EventKind::Refreshed,
+            EventKind::Refreshed,
+            EventKind::Refreshed
+        ]
     );
     h.finish().await;
 }

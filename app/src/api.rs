@@ -9,31 +9,34 @@ use crate::dto::{ConnectionView, UserView};
 pub mod ssr {
     use leptos::prelude::*;
 
-    use awx_onboard::accounts::Account;
+    use awx_onboard::accounts::{Access, Account, CurrentAccount, Denied};
     use awx_onboard::services::Services;
-
-    /// Session key holding the signed-in account (shared with the server's handlers).
-    pub const SIGNED_IN: &str = "signed_in";
 
     pub fn services() -> Result<Services, ServerFnError> {
         use_context::<Services>().ok_or_else(|| ServerFnError::new("services missing"))
     }
 
-    /// The account signed in on this request's session, if any. The server looks it up
-    /// once per request; this reads that, or the session when called some other way.
-    pub async fn signed_in() -> Result<Option<Account>, ServerFnError> {
-        if let Some(current) = use_context::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<awx_onboard::accounts::CurrentAccount>().cloned())
-        {
-            return Ok(current.0);
+    /// The account signed in on this request, as the server looked it up once for the
+    /// request (see the server's `access` module).
+    pub fn signed_in() -> Option<Account> {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<CurrentAccount>().cloned())
+            .and_then(|current| current.0)
+    }
+
+    /// The signed-in account if [`Access`] lets it in; otherwise an error, and 401/403 on
+    /// the response. The server guards whole areas with the same rule before this runs.
+    pub fn require(access: Access) -> Result<Account, ServerFnError> {
+        let account = signed_in();
+        let refusal = match access.check(account.as_ref()) {
+            Ok(()) => return account.ok_or_else(|| ServerFnError::new("Log in to continue.")),
+            Err(Denied::LoginRequired) => (http::StatusCode::UNAUTHORIZED, "Log in to continue."),
+            Err(Denied::OperatorsOnly) => (http::StatusCode::FORBIDDEN, "Only operators can see this."),
+        };
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(refusal.0);
         }
-        let session: tower_sessions::Session = leptos_axum::extract()
-            .await
-            .map_err(|_| ServerFnError::new("session unavailable"))?;
-        session
-            .get::<Account>(SIGNED_IN)
-            .await
-            .map_err(|_| ServerFnError::new("session unavailable"))
+        Err(ServerFnError::new(refusal.1))
     }
 
     pub fn reason_text(reason: Option<awx_onboard::store::ReconnectReason>) -> String {
@@ -52,7 +55,7 @@ pub mod ssr {
 /// Who is signed in (for the header), or `None`.
 #[server(endpoint = "current_user")]
 pub async fn current_user() -> Result<Option<UserView>, ServerFnError> {
-    Ok(ssr::signed_in().await?.map(|account| UserView {
+    Ok(ssr::signed_in().map(|account| UserView {
         email: account.email,
         is_operator: account.role == awx_onboard::accounts::Role::Operator,
     }))
@@ -65,11 +68,10 @@ pub async fn load_connection() -> Result<ConnectionView, ServerFnError> {
     use awx_onboard::store::ConnectionStatus;
     use awx_onboard::time::{human_date, human_datetime};
 
-    let account = ssr::signed_in()
-        .await?
-        .ok_or_else(|| ServerFnError::new("Log in to see your connection."))?;
+    let account = ssr::require(awx_onboard::accounts::Access::SignedIn)?;
     let overview = ssr::services()?
-        .connection_overview(account.id)
+        .connections
+        .overview(account.id)
         .await
         .map_err(|_| ServerFnError::new("Something went wrong on our side. Please try again."))?;
     let state = match overview.status {

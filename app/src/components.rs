@@ -4,6 +4,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use crate::dto::FormFeedback;
+use crate::paths::Notice;
 
 /// The feedback of a failed form post, rendered by the server and carried into hydration
 /// as a resource (so the browser shows exactly what the server rendered).
@@ -21,18 +22,16 @@ pub fn form_feedback() -> Resource<Option<FormFeedback>> {
     )
 }
 
-/// A one-line message chosen by the `notice` query parameter.
+/// A one-line message chosen by the `notice` query parameter, among those this page shows.
 #[component]
-pub fn QueryNotice(messages: &'static [(&'static str, &'static str, &'static str)]) -> impl IntoView {
+pub fn QueryNotice(notices: &'static [Notice]) -> impl IntoView {
     let query = use_query_map();
     move || {
-        let notice = query.with(|q| q.get("notice"));
-        messages
-            .iter()
-            .find(|(key, _, _)| Some(*key) == notice.as_deref())
-            .map(|(_, class, text)| {
-                view! { <p class=format!("notice {class}") role="status">{*text}</p> }
-            })
+        let notice = query.with(|q| q.get("notice")).as_deref().and_then(Notice::parse);
+        notice.filter(|n| notices.contains(n)).map(|notice| {
+            let (tone, text) = notice.message();
+            view! { <p class=format!("notice {tone}") role="status">{text}</p> }
+        })
     }
 }
 

@@ -11,6 +11,7 @@ pub mod dto;
 pub mod layout;
 pub mod operator_api;
 pub mod pages;
+pub mod paths;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};

@@ -8,32 +8,15 @@ use crate::dto::{ConnectionDetailView, OperatorOverview};
 mod ssr {
     use leptos::prelude::*;
 
-    use awx_onboard::accounts::{Account, Role};
+    use awx_onboard::accounts::{Access, Account};
     use awx_onboard::operator::ConnectionLine;
     use awx_onboard::store::ConnectionStatus;
     use awx_onboard::time::human_datetime;
 
-    use crate::api::ssr::signed_in;
     use crate::dto::LineView;
 
-    /// The signed-in operator, or an error (and 401/403 on the response).
-    pub async fn require_operator() -> Result<Account, ServerFnError> {
-        let response = use_context::<leptos_axum::ResponseOptions>();
-        match signed_in().await? {
-            Some(account) if account.role == Role::Operator => Ok(account),
-            Some(_) => {
-                if let Some(response) = response {
-                    response.set_status(http::StatusCode::FORBIDDEN);
-                }
-                Err(ServerFnError::new("Only operators can see this."))
-            }
-            None => {
-                if let Some(response) = response {
-                    response.set_status(http::StatusCode::UNAUTHORIZED);
-                }
-                Err(ServerFnError::new("Log in as an operator to see this."))
-            }
-        }
+    pub fn require_operator() -> Result<Account, ServerFnError> {
+        crate::api::ssr::require(Access::Operator)
     }
 
     pub fn line_view(line: ConnectionLine, now: i64) -> LineView {
@@ -75,8 +58,9 @@ pub async fn load_operator_overview(
 
     use crate::dto::CountsView;
 
-    ssr::require_operator().await?;
+    ssr::require_operator()?;
     let services = crate::api::ssr::services()?;
+    let desk = &services.operator;
     let query = ListQuery {
         status: status.as_deref().and_then(StatusFilter::parse),
         search: search
@@ -85,8 +69,8 @@ pub async fn load_operator_overview(
         sort: sort.as_deref().and_then(SortOrder::parse).unwrap_or_default(),
         after: after.as_deref().and_then(Cursor::decode),
     };
-    let counts = services.status_counts().await.map_err(ssr::internal)?;
-    let page = services.list_connections(&query).await.map_err(ssr::internal)?;
+    let counts = desk.status_counts().await.map_err(ssr::internal)?;
+    let page = desk.list_connections(&query).await.map_err(ssr::internal)?;
     let now = services.clock.now();
     Ok(OperatorOverview {
         counts: CountsView {
@@ -108,9 +92,10 @@ pub async fn load_operator_connection(id: i64, before: Option<i64>) -> Result<Co
 
     use crate::dto::EventView;
 
-    ssr::require_operator().await?;
+    ssr::require_operator()?;
     let services = crate::api::ssr::services()?;
-    let (row, email) = match services.connection_detail(id).await {
+    let desk = &services.operator;
+    let (row, email) = match desk.connection_detail(id).await {
         Ok(found) => found,
         Err(OperatorError::NotFound) => {
             if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
@@ -120,7 +105,7 @@ pub async fn load_operator_connection(id: i64, before: Option<i64>) -> Result<Co
         }
         Err(error) => return Err(ssr::internal(error)),
     };
-    let (events, older_before) = services.connection_events(id, before).await.map_err(ssr::internal)?;
+    let (events, older_before) = desk.connection_events(id, before).await.map_err(ssr::internal)?;
     let now = services.clock.now();
     let line = ssr::line_view(
         ConnectionLine {
@@ -152,7 +137,7 @@ pub async fn load_operator_connection(id: i64, before: Option<i64>) -> Result<Co
             .map(|e| EventView {
                 id: e.id,
                 at: human_datetime(e.created_at),
-                kind: e.kind,
+                kind: e.kind.as_str().to_string(),
                 reason: e.reason,
                 actor: e.actor,
                 detail: e.detail,

@@ -5,11 +5,12 @@
 //!
 //! Run: `cargo bench -p awx-onboard-server --bench operator`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use awx_onboard::db::Engine;
 use awx_onboard::operator::{ListQuery, StatusFilter};
-use awx_onboard_server::testing::TestServer;
+use awx_onboard_server::testing::bench::{self, p95_ms as p95, peak_memory_mb};
+use awx_onboard_server::testing::TestApp;
 
 const MERCHANTS: i64 = 100_000;
 const EVENTS: i64 = 1_000_000;
@@ -50,20 +51,6 @@ fn seed_sql(engine: Engine) -> Vec<String> {
     ]
 }
 
-fn p95(mut samples: Vec<Duration>) -> f64 {
-    samples.sort();
-    samples[(samples.len() * 95 / 100).min(samples.len() - 1)].as_secs_f64() * 1000.0
-}
-
-fn peak_memory_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
 async fn plans(db: &awx_onboard::db::Database, engine: Engine) {
     let queries = [
         ("first page", "SELECT c.id FROM connections c JOIN merchants m ON m.id = c.merchant_id ORDER BY COALESCE(c.refresh_expires_at, 9000000000000000000) ASC, c.id ASC LIMIT 51"),
@@ -94,9 +81,9 @@ async fn plans(db: &awx_onboard::db::Database, engine: Engine) {
 }
 
 async fn run(engine: Engine) {
-    let server = TestServer::start(engine).await;
+    let server = TestApp::spawn(engine).await;
     let base = server.base.clone();
-    let services = server.state.services.clone();
+    let services = server.services().clone();
     let started = Instant::now();
     for sql in seed_sql(engine) {
         sqlx::query(&sql).execute(services.db.pool()).await.unwrap();
@@ -115,28 +102,10 @@ async fn run(engine: Engine) {
     );
     plans(&services.db, engine).await;
 
-    services
-        .accounts
-        .create(
-            "ops@example.com",
-            &awx_onboard::accounts::Password::new("operator pass phrase 2026"),
-            awx_onboard::accounts::Role::Operator,
-        )
-        .await
-        .unwrap();
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = client
-        .post(format!("{base}/login"))
-        .header("origin", &base)
-        .form(&[("email", "ops@example.com"), ("password", "operator pass phrase 2026")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 303);
+    server.create_operator("ops@example.com").await;
+    let operator = server.browser();
+    operator.log_in("ops@example.com").await;
+    let client = operator.http.clone();
 
     // A cursor deep in the list: page 1,000 (row 50,000).
     let mut deep = ListQuery::default();
@@ -186,7 +155,7 @@ async fn run(engine: Engine) {
     let mut counts = Vec::new();
     for _ in 0..40 {
         let sent = Instant::now();
-        services.status_counts().await.unwrap();
+        services.operator.status_counts().await.unwrap();
         counts.push(sent.elapsed());
     }
     println!("  {:<32} p95 {:>6.1} ms", "status counts alone", p95(counts));
@@ -194,6 +163,7 @@ async fn run(engine: Engine) {
     for _ in 0..40 {
         let sent = Instant::now();
         services
+            .operator
             .list_connections(&ListQuery {
                 status: Some(StatusFilter::Connected),
                 ..ListQuery::default()
@@ -208,18 +178,5 @@ async fn run(engine: Engine) {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("operator bench: run with `cargo bench -p awx-onboard-server --bench operator`");
-        return;
-    }
-    let site = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/site");
-    std::env::set_var("LEPTOS_SITE_ROOT", &site);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        run(Engine::Sqlite).await;
-        run(Engine::Postgres).await;
-    });
+    bench::main("operator", run);
 }

@@ -1,5 +1,6 @@
-//! The configuration contract: every environment variable of DESIGN.md, read once at
-//! start-up into one typed value. Each bad value is reported with its variable's name.
+//! The configuration contract: every environment variable the README's configuration
+//! table lists, read once at start-up into one typed value. Each bad value is reported
+//! with its variable's name, all of them at once.
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -1,82 +1,80 @@
 //! Connecting Airwallex: starting the authorization, the OAuth callback, disconnecting.
 
-use axum::body::Body;
-use axum::extract::{Query, Request, State};
-use axum::http::StatusCode;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use tower_sessions::Session;
 
-use awx_onboard::accounts::Account;
+use app::paths::{self, LocalPath, Notice};
 use awx_onboard::oauth::{CallbackParams, CallbackProblem};
 
-use crate::auth::{current_account, read_form};
+use crate::access::{CurrentUser, Sessions, SignedIn};
+use crate::error::AppError;
+use crate::form::HtmlForm;
 use crate::state::AppState;
 
-const LOGIN_FIRST: &str = "/login?next=/connection&notice=login_required";
-
-/// The signed-in account, or the response sending the visitor to log in first.
-async fn signed_in_or_login(session: &Session) -> Result<Account, Response> {
-    match current_account(session).await {
-        Ok(Some(account)) => Ok(account),
-        Ok(None) => Err(Redirect::to(LOGIN_FIRST).into_response()),
-        Err(status) => Err(status.into_response()),
-    }
-}
-
 #[derive(Deserialize)]
-struct StartForm {
+pub struct StartForm {
     #[serde(default)]
     mode: String,
 }
 
+fn login_first(notice: Notice) -> AppError {
+    AppError::LoginRequired {
+        next: LocalPath::trusted(paths::CONNECTION),
+        notice,
+    }
+}
+
 /// `POST /oauth/start`: a fresh state and PKCE verifier, then 303 to Airwallex.
-pub async fn start(State(state): State<AppState>, session: Session, request: Request<Body>) -> Response {
-    let (_, form) = match read_form::<StartForm>(request).await {
-        Ok(read) => read,
-        Err(response) => return response,
-    };
-    let account = match signed_in_or_login(&session).await {
-        Ok(account) => account,
-        Err(response) => return response,
-    };
-    let Some(session_id) = session.id() else {
-        return Redirect::to(LOGIN_FIRST).into_response();
-    };
+pub async fn start(
+    State(state): State<AppState>,
+    SignedIn(account): SignedIn,
+    Sessions(session): Sessions,
+    HtmlForm(form): HtmlForm<StartForm>,
+) -> Result<Response, AppError> {
+    let session_id = session.id().ok_or_else(|| login_first(Notice::LoginRequired))?;
     match state
         .services
-        .start_authorization(account.id, &session_id.to_string(), form.mode == "signup")
+        .authorization
+        .start(account.id, &session_id, form.mode == "signup")
         .await
     {
-        Ok(url) => Redirect::to(&url).into_response(),
+        Ok(url) => Ok(Redirect::to(&url).into_response()),
         Err(error) => {
             tracing::error!(%error, "could not start an authorization");
-            Redirect::to("/connect/problem?reason=internal").into_response()
+            Ok(problem_redirect(&CallbackProblem::Internal))
         }
     }
+}
+
+fn problem_redirect(problem: &CallbackProblem) -> Response {
+    let mut location = format!("{}?reason={}", paths::CONNECT_PROBLEM, problem.slug());
+    if let CallbackProblem::AirwallexError(code) = problem {
+        location.push_str("&code=");
+        location.extend(url::form_urlencoded::byte_serialize(code.as_bytes()));
+    }
+    Redirect::to(&location).into_response()
 }
 
 /// `GET /oauth/callback`: completes the authorization, then sends the merchant to their
 /// connection page, or to a page that explains what went wrong (nothing stored then).
 pub async fn callback(
     State(state): State<AppState>,
-    session: Session,
+    CurrentUser(account): CurrentUser,
+    Sessions(session): Sessions,
     Query(params): Query<CallbackParams>,
-) -> Response {
-    let account = match current_account(&session).await {
-        Ok(Some(account)) => account,
-        Ok(None) => return Redirect::to("/login?next=/connection&notice=login_to_connect").into_response(),
-        Err(status) => return status.into_response(),
-    };
-    let session_id = session.id().map(|id| id.to_string());
+) -> Result<Response, AppError> {
+    let account = account.ok_or_else(|| login_first(Notice::LoginToConnect))?;
+    let session_id = session.id();
     match state
         .services
-        .complete_authorization(account.id, session_id.as_deref(), &params)
+        .authorization
+        .complete(account.id, session_id.as_deref(), &params)
         .await
     {
         Ok((connection_id, _)) => {
             tracing::info!(account_id = account.id, connection_id, "Airwallex connected");
-            Redirect::to("/connection?notice=connected").into_response()
+            Ok(Redirect::to(&paths::with_notice(paths::CONNECTION, Notice::Connected)).into_response())
         }
         Err(problem) => {
             tracing::info!(
@@ -84,55 +82,32 @@ pub async fn callback(
                 problem = problem.slug(),
                 "authorization not completed"
             );
-            let mut location = format!("/connect/problem?reason={}", problem.slug());
-            if let CallbackProblem::AirwallexError(code) = &problem {
-                location.push_str("&code=");
-                location.extend(url::form_urlencoded::byte_serialize(code.as_bytes()));
-            }
-            Redirect::to(&location).into_response()
+            Ok(problem_redirect(&problem))
         }
     }
 }
 
 #[derive(Deserialize)]
-struct DisconnectForm {
+pub struct DisconnectForm {
     #[serde(default)]
     confirm: String,
 }
 
 /// `POST /connection/disconnect` (confirmed): deletes the tokens, keeps the history.
-pub async fn disconnect(State(state): State<AppState>, session: Session, request: Request<Body>) -> Response {
-    let (_, form) = match read_form::<DisconnectForm>(request).await {
-        Ok(read) => read,
-        Err(response) => return response,
-    };
-    let account = match signed_in_or_login(&session).await {
-        Ok(account) => account,
-        Err(response) => return response,
-    };
+pub async fn disconnect(
+    State(state): State<AppState>,
+    SignedIn(account): SignedIn,
+    HtmlForm(form): HtmlForm<DisconnectForm>,
+) -> Result<Response, AppError> {
     if form.confirm != "yes" {
-        return Redirect::to("/connection?confirm=disconnect").into_response();
+        return Ok(Redirect::to(&format!("{}?confirm=disconnect", paths::CONNECTION)).into_response());
     }
-    let services = &state.services;
-    let row = match services.store().by_merchant(account.id).await {
-        Ok(row) => row,
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    };
-    if let Some(row) = row {
-        let actor = format!("merchant:{}", account.id);
-        if services
-            .store()
-            .disconnect(row.id, &actor, services.clock.now())
-            .await
-            .is_err()
-        {
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
+    if let Some(connection_id) = state.services.connections.disconnect(account.id).await? {
         tracing::info!(
             account_id = account.id,
-            connection_id = row.id,
+            connection_id,
             "merchant disconnected Airwallex"
         );
     }
-    Redirect::to("/connection?notice=disconnected").into_response()
+    Ok(Redirect::to(&paths::with_notice(paths::CONNECTION, Notice::Disconnected)).into_response())
 }

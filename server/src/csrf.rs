@@ -10,7 +10,7 @@ use axum::response::Response;
 use crate::state::AppState;
 
 /// Paths that other servers call (and that authenticate otherwise).
-const EXEMPT: [&str; 1] = ["/webhooks/airwallex"];
+const EXEMPT: [&str; 1] = [app::paths::WEBHOOK_AIRWALLEX];
 
 pub fn same_origin(headers: &axum::http::HeaderMap, origin: &str) -> bool {
     if let Some(value) = headers.get(header::ORIGIN) {

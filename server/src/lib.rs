@@ -1,19 +1,23 @@
 //! The awx-onboard web server: configuration, telemetry, the axum router (Leptos pages
 //! plus the plain routes), the embedded simulator in `sim` mode, and shutdown.
 
+pub mod access;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod csrf;
+pub mod error;
+pub mod form;
 pub mod health;
 pub mod operator;
 pub mod pages;
+pub mod router;
 pub mod security;
 pub mod sessions;
 pub mod state;
 pub mod telemetry;
-#[doc(hidden)]
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod webhook;
 
@@ -23,28 +27,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::routing::get;
 use axum::Router;
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
 use secrecy::ExposeSecret;
 
-use app::{shell, App};
-use awx_onboard::accounts::Accounts;
 use awx_onboard::airwallex::{AirwallexClient, AirwallexSettings};
 use awx_onboard::crypto::{load_or_create_key_file, TokenCipher};
 use awx_onboard::db::Database;
 use awx_onboard::keeper::{Keeper, KeeperSettings};
-use awx_onboard::services::{OAuthSettings, Services};
+use awx_onboard::oauth::OAuthSettings;
+use awx_onboard::services::{ServiceSettings, Services};
+use awx_onboard::sessions::DbSessionStore;
 use awx_onboard::simulator::{SimClient, SimConfig, Simulator};
 use awx_onboard::store::ConnectionStore;
 use awx_onboard::time::Clock;
 use awx_onboard::vault::{TokenVault, VaultSettings};
 
 use crate::config::{AirwallexEndpoints, Config, TokenKeySource};
-use crate::sessions::DbSessionStore;
 use crate::state::{AirwallexUrls, AppState};
 use tower_sessions::ExpiredDeletion;
+
+pub use crate::router::build_router;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -72,14 +75,20 @@ impl Application {
             .with_context(|| format!("could not listen on {} (LEPTOS_SITE_ADDR)", config.site_addr))?;
         let local_addr = listener.local_addr()?;
 
-        let airwallex = match &config.airwallex.endpoints {
-            AirwallexEndpoints::Remote { authorize_url, api_url } => AirwallexUrls {
-                authorize_url: authorize_url.to_string(),
-                api_url: api_url.as_str().trim_end_matches('/').to_string(),
-            },
-            AirwallexEndpoints::EmbeddedSim { addr } => start_embedded_simulator(&config, *addr, local_addr, &clock)
-                .await
-                .context("the embedded Airwallex simulator could not start (AIRWALLEX_SIM_ADDR)")?,
+        let (airwallex, simulator) = match &config.airwallex.endpoints {
+            AirwallexEndpoints::Remote { authorize_url, api_url } => (
+                AirwallexUrls {
+                    authorize_url: authorize_url.to_string(),
+                    api_url: api_url.as_str().trim_end_matches('/').to_string(),
+                },
+                None,
+            ),
+            AirwallexEndpoints::EmbeddedSim { addr } => {
+                let (urls, simulator) = start_embedded_simulator(&config, *addr, local_addr, &clock)
+                    .await
+                    .context("the embedded Airwallex simulator could not start (AIRWALLEX_SIM_ADDR)")?;
+                (urls, Some(simulator))
+            }
         };
         tracing::info!(authorize = %airwallex.authorize_url, api = %airwallex.api_url, "Airwallex endpoints");
 
@@ -87,7 +96,7 @@ impl Application {
         leptos_options.site_addr = local_addr;
 
         let services = build_services(&config, db, clock, cipher, &airwallex);
-        let state = AppState::new(config, services, airwallex, leptos_options);
+        let state = AppState::new(config, services, airwallex, simulator, leptos_options);
         let router = build_router(state.clone());
         Ok(Application {
             listener,
@@ -163,7 +172,7 @@ fn build_services(
         request_timeout,
     });
     let vault = Arc::new(TokenVault::new(
-        ConnectionStore::new(db.clone()),
+        ConnectionStore::new(db),
         cipher,
         client,
         clock.clone(),
@@ -176,21 +185,21 @@ fn build_services(
         .unwrap_or(2)
         .saturating_sub(1)
         .max(1);
-    Services {
-        accounts: Accounts::new(db.clone(), clock.clone(), hashing_slots),
-        db,
-        clock,
+    Services::new(
         vault,
         keeper,
-        oauth: OAuthSettings {
-            authorize_url: airwallex.authorize_url.clone(),
-            redirect_uri: config.redirect_uri(),
-            client_id: config.airwallex.client_id.clone(),
-            scopes: config.airwallex.scopes.clone(),
+        ServiceSettings {
+            oauth: OAuthSettings {
+                authorize_url: airwallex.authorize_url.clone(),
+                redirect_uri: config.redirect_uri(),
+                client_id: config.airwallex.client_id.clone(),
+                scopes: config.airwallex.scopes.clone(),
+            },
+            account_cache_seconds: config.account_cache.as_secs() as i64,
+            webhook_secret: config.airwallex.webhook_secret.clone(),
+            hashing_slots,
         },
-        account_cache_seconds: config.account_cache.as_secs() as i64,
-        webhook_secret: config.airwallex.webhook_secret.clone(),
-    }
+    )
 }
 
 fn load_token_cipher(source: &TokenKeySource) -> anyhow::Result<TokenCipher> {
@@ -212,7 +221,7 @@ async fn start_embedded_simulator(
     addr: SocketAddr,
     app_addr: SocketAddr,
     clock: &Clock,
-) -> anyhow::Result<AirwallexUrls> {
+) -> anyhow::Result<(AirwallexUrls, Simulator)> {
     let app_host = if app_addr.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], app_addr.port()))
     } else {
@@ -235,10 +244,13 @@ async fn start_embedded_simulator(
     let simulator = Simulator::new(sim_config);
     let bound = simulator.spawn(addr).await?;
     tracing::info!(addr = %bound, "embedded Airwallex simulator listening");
-    Ok(AirwallexUrls {
-        authorize_url: format!("http://{bound}/oauth/authorize"),
-        api_url: format!("http://{bound}"),
-    })
+    Ok((
+        AirwallexUrls {
+            authorize_url: format!("http://{bound}/oauth/authorize"),
+            api_url: format!("http://{bound}"),
+        },
+        simulator,
+    ))
 }
 
 /// Deletes expired sessions, finished authorization requests and old log-in failures.
@@ -248,7 +260,7 @@ async fn sweep_periodically(services: Services, mut stop: tokio::sync::watch::Re
         if let Err(error) = sessions.delete_expired().await {
             tracing::warn!(%error, "expired sessions could not be swept");
         }
-        if let Err(error) = services.sweep_oauth_states().await {
+        if let Err(error) = services.authorization.sweep().await {
             tracing::warn!(%error, "old authorization requests could not be swept");
         }
         let _ = services.accounts.sweep_failures().await;
@@ -257,52 +269,6 @@ async fn sweep_periodically(services: Services, mut stop: tokio::sync::watch::Re
             _ = stop.changed() => return,
         }
     }
-}
-
-/// The whole HTTP surface of the app.
-pub fn build_router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
-    let leptos_options = state.leptos_options.clone();
-    let session_layer = sessions::layer(
-        DbSessionStore::new(state.services.db.clone()),
-        state.config.secure_cookies(),
-    );
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/webhooks/airwallex", axum::routing::post(webhook::airwallex))
-        .route("/signup", axum::routing::post(auth::sign_up))
-        .route("/login", axum::routing::post(auth::log_in))
-        .route("/logout", axum::routing::post(auth::log_out))
-        .route("/oauth/start", axum::routing::post(connect::start))
-        .route("/oauth/callback", get(connect::callback))
-        .route("/connection/disconnect", axum::routing::post(connect::disconnect))
-        .route(
-            "/operator/connections/{id}/refresh",
-            axum::routing::post(operator::refresh),
-        )
-        .route("/operator/connections/{id}/check", axum::routing::post(operator::check))
-        .route("/metrics", get(operator::metrics))
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            {
-                let state = state.clone();
-                move || {
-                    provide_context(state.services.clone());
-                    provide_context(state.authorize_origin.clone());
-                }
-            },
-            move || shell(leptos_options.clone()),
-        )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(axum::middleware::from_fn(auth::load_account))
-        .route_layer(axum::middleware::from_fn(telemetry::count_requests))
-        .layer(session_layer)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))
-        .layer(telemetry::trace_layer())
-        .with_state(state)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

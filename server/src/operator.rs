@@ -6,58 +6,49 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use secrecy::ExposeSecret;
-use tower_sessions::Session;
 
-use awx_onboard::accounts::Role;
+use app::paths::{self, Notice};
 use awx_onboard::operator::OperatorError;
 
-use crate::auth::current_account;
+use crate::access::OperatorUser;
+use crate::error::AppError;
 use crate::state::AppState;
 
-/// The signed-in operator's email, or the response refusing the request.
-async fn operator_email(session: &Session) -> Result<String, Response> {
-    match current_account(session).await {
-        Ok(Some(account)) if account.role == Role::Operator => Ok(account.email),
-        Ok(Some(_)) => Err(StatusCode::FORBIDDEN.into_response()),
-        Ok(None) => Err(Redirect::to("/login?next=/operator&notice=login_required").into_response()),
-        Err(status) => Err(status.into_response()),
-    }
-}
-
-fn after_action(id: i64, result: Result<(), OperatorError>, notice: &str) -> Response {
+fn after_action(id: i64, result: Result<(), OperatorError>, notice: Notice) -> Result<Response, AppError> {
     match result {
-        Ok(()) => Redirect::to(&format!("/operator/connections/{id}?notice={notice}")).into_response(),
-        Err(OperatorError::NotFound) => crate::pages::plain_page(
-            StatusCode::NOT_FOUND,
-            "No such connection",
-            "There is no connection with that number.",
-        ),
-        Err(OperatorError::Database(error)) => {
-            tracing::error!(%error, "operator action failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-        Err(OperatorError::StorageUnavailable) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        Ok(()) => Ok(Redirect::to(&paths::with_notice(&paths::operator_connection(id), notice)).into_response()),
+        Err(OperatorError::NotFound) => Err(AppError::NotFound("There is no connection with that number.")),
+        Err(OperatorError::Database(error)) => Err(AppError::internal(error)),
+        Err(OperatorError::StorageUnavailable) => Err(AppError::Unavailable("token storage".into())),
     }
 }
 
 /// `POST /operator/connections/{id}/refresh`: "Refresh now".
-pub async fn refresh(State(state): State<AppState>, session: Session, Path(id): Path<i64>) -> Response {
-    let operator = match operator_email(&session).await {
-        Ok(email) => email,
-        Err(response) => return response,
-    };
+pub async fn refresh(
+    State(state): State<AppState>,
+    OperatorUser(operator): OperatorUser,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
     tracing::info!(connection_id = id, "operator refresh");
-    after_action(id, state.services.operator_refresh(id, &operator).await, "refreshed")
+    after_action(
+        id,
+        state.services.operator.refresh_now(id, &operator.email).await,
+        Notice::Refreshed,
+    )
 }
 
 /// `POST /operator/connections/{id}/check`: "Check with Airwallex".
-pub async fn check(State(state): State<AppState>, session: Session, Path(id): Path<i64>) -> Response {
-    let operator = match operator_email(&session).await {
-        Ok(email) => email,
-        Err(response) => return response,
-    };
+pub async fn check(
+    State(state): State<AppState>,
+    OperatorUser(operator): OperatorUser,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
     tracing::info!(connection_id = id, "operator check");
-    after_action(id, state.services.operator_check(id, &operator).await, "checked")
+    after_action(
+        id,
+        state.services.operator.check_with_airwallex(id, &operator.email).await,
+        Notice::Checked,
+    )
 }
 
 /// `GET /metrics`: Prometheus text, for loopback callers or with the configured bearer token.
@@ -79,7 +70,7 @@ pub async fn metrics(
         return StatusCode::FORBIDDEN.into_response();
     }
     let mut text = awx_onboard::metrics::render();
-    match state.services.status_counts().await {
+    match state.services.operator.status_counts().await {
         Ok(counts) => {
             text.push_str("# HELP awx_connections Connections by status (and reason).\n# TYPE awx_connections gauge\n");
             text.push_str(&format!(

@@ -1,46 +1,60 @@
-//! Rendering a Leptos page from a plain handler, for form posts that fail: the page is
-//! rendered for `path` with the form's feedback and answered with the given status.
+//! Rendering Leptos pages: for every page route, and from plain handlers for form posts
+//! that fail (the page is rendered for a path with the form's feedback and a status).
 
 use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leptos::prelude::provide_context;
 
 use app::dto::FormFeedback;
 use app::shell;
 
+use crate::error::AppError;
 use crate::state::AppState;
 
+/// What every page and server function can read from context.
+pub fn provide_app_context(state: &AppState) {
+    provide_context(state.services.clone());
+    provide_context(state.authorize_origin.clone());
+}
+
+async fn render(state: &AppState, request: Request, feedback: Option<FormFeedback>) -> Response {
+    let render_state = state.clone();
+    let options = state.leptos_options.clone();
+    let render = leptos_axum::render_app_async_with_context(
+        move || {
+            provide_app_context(&render_state);
+            if let Some(feedback) = feedback.clone() {
+                provide_context(feedback);
+            }
+        },
+        move || shell(options.clone()),
+    );
+    render(request).await.into_response()
+}
+
+/// The handler of every page route.
+pub async fn page(State(state): State<AppState>, request: Request) -> Response {
+    render(&state, request, None).await
+}
+
+/// The page at `path`, as a GET of it, with a form's feedback and the given status.
 pub async fn render_with_feedback(
     state: &AppState,
     mut parts: Parts,
     path: &str,
     feedback: FormFeedback,
     status: StatusCode,
-) -> Response {
+) -> Result<Response, AppError> {
     parts.method = Method::GET;
-    parts.uri = match path.parse() {
-        Ok(uri) => uri,
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    };
+    parts.uri = path.parse().map_err(AppError::internal)?;
     parts.headers.remove(axum::http::header::CONTENT_TYPE);
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    let request = Request::from_parts(parts, Body::empty());
-    let services = state.services.clone();
-    let origin = state.authorize_origin.clone();
-    let options = state.leptos_options.clone();
-    let render = leptos_axum::render_app_async_with_context(
-        move || {
-            provide_context(services.clone());
-            provide_context(origin.clone());
-            provide_context(feedback.clone());
-        },
-        move || shell(options.clone()),
-    );
-    let mut response = render(request).await.into_response();
+    let mut response = render(state, Request::from_parts(parts, Body::empty()), Some(feedback)).await;
     *response.status_mut() = status;
-    response
+    Ok(response)
 }
 
 /// A small page in the app's style for refusals that happen before any page is rendered

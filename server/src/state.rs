@@ -6,6 +6,7 @@ use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 
 use awx_onboard::services::Services;
+use awx_onboard::simulator::Simulator;
 
 use crate::config::Config;
 
@@ -22,6 +23,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub services: Services,
     pub airwallex: AirwallexUrls,
+    /// The embedded simulator, in `sim` mode.
+    pub simulator: Option<Simulator>,
     pub leptos_options: LeptosOptions,
     pub authorize_origin: app::csp::AuthorizeOrigin,
 }
@@ -31,6 +34,7 @@ impl AppState {
         config: Config,
         services: Services,
         airwallex: AirwallexUrls,
+        simulator: Option<Simulator>,
         leptos_options: LeptosOptions,
     ) -> AppState {
         let authorize_origin = app::csp::AuthorizeOrigin(
@@ -43,6 +47,7 @@ impl AppState {
             config: Arc::new(config),
             services,
             airwallex,
+            simulator,
             leptos_options,
         }
     }

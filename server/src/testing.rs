@@ -1,17 +1,35 @@
-//! A real server on a free port with a throwaway database, for integration tests and
-//! benchmarks (the embedded simulator on a free port too).
+//! Test support (feature `testing`): a real server on a free port with a throwaway
+//! database and its embedded simulator, a browser-like client that signs up, logs in and
+//! connects Airwallex over real HTTP, and polling for what happens in the background.
+
+pub mod bench;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
 
-use awx_onboard::db::Engine;
-use awx_onboard::testing::TestDatabase;
+use reqwest::StatusCode;
 use tokio::sync::oneshot;
+
+use app::paths;
+use awx_onboard::accounts::{Account, Password, Role};
+use awx_onboard::db::Engine;
+use awx_onboard::services::Services;
+use awx_onboard::simulator::Simulator;
+use awx_onboard::store::{ConnectionRow, ConnectionStatus};
+use awx_onboard::testing::TestDatabase;
+
+pub use awx_onboard::simulator::{HARBOUR_COFFEE, LIM_WEI_LING, MAPLE_FINCH};
 
 use crate::config::Config;
 use crate::state::AppState;
 use crate::Application;
 
-pub struct TestServer {
+/// The password every test account uses.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A running app on a free port.
+pub struct TestApp {
     /// `http://127.0.0.1:PORT`, also the `PUBLIC_URL`.
     pub base: String,
     pub state: AppState,
@@ -20,13 +38,13 @@ pub struct TestServer {
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-impl TestServer {
-    pub async fn start(engine: Engine) -> TestServer {
-        TestServer::start_with(engine, &[]).await
+impl TestApp {
+    pub async fn spawn(engine: Engine) -> TestApp {
+        TestApp::spawn_with(engine, &[]).await
     }
 
     /// Starts with extra (or overriding) configuration variables.
-    pub async fn start_with(engine: Engine, extra: &[(&'static str, &str)]) -> TestServer {
+    pub async fn spawn_with(engine: Engine, extra: &[(&'static str, &str)]) -> TestApp {
         let db = TestDatabase::new(engine).await;
         // PUBLIC_URL must be known before binding: take a free port first.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -55,7 +73,7 @@ impl TestServer {
         let server = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
         }));
-        TestServer {
+        TestApp {
             base,
             state,
             db,
@@ -64,16 +82,235 @@ impl TestServer {
         }
     }
 
+    pub fn services(&self) -> &Services {
+        &self.state.services
+    }
+
+    /// The embedded simulator (tests run in `sim` mode).
+    pub fn sim(&self) -> &Simulator {
+        self.state
+            .simulator
+            .as_ref()
+            .expect("the test app runs the embedded simulator")
+    }
+
+    /// The simulator's base URL, for its HTTP controls.
+    pub fn sim_url(&self) -> &str {
+        &self.state.airwallex.api_url
+    }
+
+    /// A new browser: its own cookie jar, no automatic redirects.
+    pub fn browser(&self) -> Browser {
+        Browser::new(&self.base)
+    }
+
+    /// Creates an operator directly (the `create-operator` command has its own test).
+    pub async fn create_operator(&self, email: &str) -> Account {
+        self.services()
+            .accounts
+            .create(email, &Password::new(PASSWORD), Role::Operator)
+            .await
+            .expect("create an operator")
+    }
+
+    pub async fn merchant_id(&self, email: &str) -> i64 {
+        sqlx::query_scalar("SELECT id FROM merchants WHERE email = $1")
+            .bind(email)
+            .fetch_one(self.services().db.pool())
+            .await
+            .expect("the merchant exists")
+    }
+
+    /// The merchant's connection row, if the merchant ever connected.
+    pub async fn connection(&self, email: &str) -> Option<ConnectionRow> {
+        let merchant = self.merchant_id(email).await;
+        self.services()
+            .store()
+            .by_merchant(merchant)
+            .await
+            .expect("read the connection")
+    }
+
+    /// The merchant's connection id (the merchant must have connected once).
+    pub async fn connection_id(&self, email: &str) -> i64 {
+        self.connection(email).await.expect("the merchant has a connection").id
+    }
+
+    pub async fn connection_status(&self, email: &str) -> Option<ConnectionStatus> {
+        self.connection(email).await.map(|row| row.status)
+    }
+
+    /// A merchant signed up and connected to `account` in a browser of their own.
+    pub async fn connected_merchant(&self, email: &str, account: &str) -> Browser {
+        let browser = self.browser();
+        browser.sign_up(email).await;
+        browser.connect_airwallex(account).await;
+        browser
+    }
+
     /// Stops the server (in-flight requests finish) and removes the database.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         // Bounded: a test must fail, not hang, if the server cannot stop.
-        match tokio::time::timeout(crate::SHUTDOWN_GRACE + std::time::Duration::from_secs(5), self.server).await {
+        match tokio::time::timeout(crate::SHUTDOWN_GRACE + Duration::from_secs(5), self.server).await {
             Ok(joined) => joined.expect("server task").expect("server stops cleanly"),
             Err(_) => panic!("the server did not stop within its shutdown grace period"),
         }
         self.db.remove().await;
+    }
+}
+
+/// A browser: its own cookie jar, no automatic redirects, `Origin` set like a browser's.
+#[derive(Clone)]
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+/// Where a redirect points.
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The query parameters of a URL or a path.
+pub fn query(url: &str) -> HashMap<String, String> {
+    let absolute = if url.starts_with('/') {
+        format!("http://x{url}")
+    } else {
+        url.to_string()
+    };
+    url::Url::parse(&absolute)
+        .expect("a URL")
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("an HTTP client"),
+            base: base.to_string(),
+        }
+    }
+
+    fn url(&self, path_or_url: &str) -> String {
+        if path_or_url.starts_with('/') {
+            format!("{}{path_or_url}", self.base)
+        } else {
+            path_or_url.to_string()
+        }
+    }
+
+    pub async fn get(&self, path_or_url: &str) -> reqwest::Response {
+        self.http.get(self.url(path_or_url)).send().await.expect("GET")
+    }
+
+    /// A form post from one of this app's pages.
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("origin", &self.base)
+            .form(form)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn page(&self, path: &str) -> String {
+        self.get(path).await.text().await.expect("a page")
+    }
+
+    pub async fn sign_up(&self, email: &str) {
+        let response = self
+            .post(paths::SIGNUP, &[("email", email), ("password", PASSWORD)])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{email} signs up");
+        assert_eq!(location(&response), "/connection?notice=welcome");
+    }
+
+    pub async fn log_in(&self, email: &str) -> reqwest::Response {
+        let response = self
+            .post(paths::LOGIN, &[("email", email), ("password", PASSWORD)])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{email} logs in");
+        response
+    }
+
+    /// Starts the flow; returns the authorize URL the app sent the browser to.
+    pub async fn start(&self, mode: &str) -> String {
+        let response = self.post(paths::OAUTH_START, &[("mode", mode)]).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "the flow starts");
+        location(&response)
+    }
+
+    /// Decides on the simulator's consent page for `account`; returns the callback URL
+    /// the simulator redirected to.
+    pub async fn consent(&self, authorize_url: &str, decision: &str, account: &str) -> String {
+        let mut form: Vec<(String, String)> = query(authorize_url).into_iter().collect();
+        form.push(("decision".into(), decision.into()));
+        form.push(("account".into(), account.into()));
+        let action = authorize_url.split('?').next().expect("a URL");
+        let response = self.http.post(action).form(&form).send().await.expect("consent");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "the simulator redirects back");
+        location(&response)
+    }
+
+    /// Follows the callback; returns where the app sent the browser.
+    pub async fn callback(&self, callback_url: &str) -> String {
+        let response = self.get(callback_url).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "callback answers with a redirect"
+        );
+        location(&response)
+    }
+
+    /// The whole consent: start, authorize `account` on the simulator, come back connected.
+    pub async fn connect_airwallex(&self, account: &str) {
+        let callback = self.consent(&self.start("existing").await, "authorize", account).await;
+        assert_eq!(self.callback(&callback).await, "/connection?notice=connected");
+    }
+
+    /// The value of the session cookie (`name=value`), for load generators.
+    pub async fn session_cookie_after(&self, response: &reqwest::Response) -> String {
+        response.headers()["set-cookie"]
+            .to_str()
+            .expect("a cookie header")
+            .split(';')
+            .next()
+            .expect("a cookie")
+            .to_string()
+    }
+}
+
+/// Polls `check` until it returns `Some`, at most `within`; panics naming `what` after.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{what}: not within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

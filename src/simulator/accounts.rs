@@ -5,6 +5,12 @@ use serde_json::{json, Value};
 use crate::secret::random_urlsafe;
 use crate::time::rfc3339;
 
+/// The preset accounts every simulator starts with, by id.
+pub const HARBOUR_COFFEE: &str = "acct_hX2kq9TfRz3Lw8VbN4aP1c";
+/// Its business name has `&` and `<…>` in it, to prove escaping.
+pub const MAPLE_FINCH: &str = "acct_Mp7sD2wQe5Yt9UcK3nB6xJ";
+pub const LIM_WEI_LING: &str = "acct_Qa4Lr8Gv1Hs6Zn2Tm9Wd5E";
+
 #[derive(Clone, Debug)]
 pub struct SimAccount {
     pub id: String,
@@ -90,7 +96,7 @@ pub fn preset_accounts(now: i64) -> Vec<SimAccount> {
     const DAY: i64 = 86_400;
     vec![
         SimAccount {
-            id: "acct_hX2kq9TfRz3Lw8VbN4aP1c".into(),
+            id: HARBOUR_COFFEE.into(),
             nickname: "Harbour Coffee".into(),
             status: "ACTIVE",
             created_at: now - 412 * DAY,
@@ -105,7 +111,7 @@ pub fn preset_accounts(now: i64) -> Vec<SimAccount> {
             next_action: None,
         },
         SimAccount {
-            id: "acct_Mp7sD2wQe5Yt9UcK3nB6xJ".into(),
+            id: MAPLE_FINCH.into(),
             nickname: "Maple & Finch".into(),
             status: "ACTIVE",
             created_at: now - 188 * DAY,
@@ -120,7 +126,7 @@ pub fn preset_accounts(now: i64) -> Vec<SimAccount> {
             next_action: None,
         },
         SimAccount {
-            id: "acct_Qa4Lr8Gv1Hs6Zn2Tm9Wd5E".into(),
+            id: LIM_WEI_LING.into(),
             nickname: "Lim Wei Ling".into(),
             status: "ACTION_REQUIRED",
             created_at: now - 21 * DAY,

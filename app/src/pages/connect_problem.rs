@@ -2,6 +2,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
+use crate::paths;
+
 /// Title and explanation for each way the OAuth callback can fail.
 fn describe(reason: &str) -> (&'static str, &'static str) {
     match reason {
@@ -65,11 +67,11 @@ pub fn ConnectProblemPage() -> impl IntoView {
                     <p>{text}</p>
                     {code().map(|code| view! { <p class="muted">"Airwallex said: " <code>{code}</code></p> })}
                     <div class="actions">
-                        <form method="post" action="/oauth/start">
+                        <form method="post" action=paths::OAUTH_START>
                             <input type="hidden" name="mode" value="existing" />
                             <button type="submit" class="button">{try_again}</button>
                         </form>
-                        <a class="button secondary" href="/connection">"Back to your connection"</a>
+                        <a class="button secondary" href=paths::CONNECTION>"Back to your connection"</a>
                     </div>
                 </section>
             }

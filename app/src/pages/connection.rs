@@ -5,20 +5,9 @@ use leptos_router::hooks::use_query_map;
 use crate::api::load_connection;
 use crate::components::{Detail, QueryNotice};
 use crate::dto::{AccountView, ConnectionState, ConnectionView};
+use crate::paths::{self, Notice};
 
-const NOTICES: &[(&str, &str, &str)] = &[
-    ("connected", "ok", "Your Airwallex account is connected."),
-    (
-        "disconnected",
-        "ok",
-        "Airwallex is disconnected. We deleted the access Airwallex gave us.",
-    ),
-    (
-        "welcome",
-        "ok",
-        "Welcome! Your account is ready. Connect Airwallex to get started.",
-    ),
-];
+const NOTICES: &[Notice] = &[Notice::Connected, Notice::Disconnected, Notice::Welcome];
 
 #[component]
 pub fn ConnectionPage() -> impl IntoView {
@@ -26,7 +15,7 @@ pub fn ConnectionPage() -> impl IntoView {
     view! {
         <Title text="Your Airwallex connection" />
         <h1>"Your Airwallex connection"</h1>
-        <QueryNotice messages=NOTICES />
+        <QueryNotice notices=NOTICES />
         <Suspense fallback=|| view! { <p class="muted">"Loading your connection…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
@@ -34,7 +23,7 @@ pub fn ConnectionPage() -> impl IntoView {
                     Err(error) => view! {
                         <section class="card">
                             <p class="notice bad" role="alert">{crate::pages::error_text(&error)}</p>
-                            <a class="button" href="/login?next=/connection">"Log in"</a>
+                            <a class="button" href=paths::login_then(&paths::LocalPath::trusted(paths::CONNECTION), None)>"Log in"</a>
                         </section>
                     }
                     .into_any(),
@@ -47,11 +36,11 @@ pub fn ConnectionPage() -> impl IntoView {
 fn connect_buttons(primary: &'static str) -> impl IntoView {
     view! {
         <div class="actions">
-            <form method="post" action="/oauth/start">
+            <form method="post" action=paths::OAUTH_START>
                 <input type="hidden" name="mode" value="existing" />
                 <button type="submit" class="button">{primary}</button>
             </form>
-            <form method="post" action="/oauth/start">
+            <form method="post" action=paths::OAUTH_START>
                 <input type="hidden" name="mode" value="signup" />
                 <button type="submit" class="button secondary">"Create an Airwallex account"</button>
             </form>
@@ -99,7 +88,7 @@ fn ConnectionDetails(view: ConnectionView) -> impl IntoView {
             <p class="notice warn" role="alert">{reason}</p>
             <p>"Reconnect to restore access. Your connection history is kept."</p>
             <div class="actions">
-                <form method="post" action="/oauth/start">
+                <form method="post" action=paths::OAUTH_START>
                     <input type="hidden" name="mode" value="existing" />
                     <button type="submit" class="button">"Reconnect Airwallex"</button>
                 </form>
@@ -111,11 +100,11 @@ fn ConnectionDetails(view: ConnectionView) -> impl IntoView {
                 when=confirming
                 fallback=|| view! {
                     <div class="actions">
-                        <form method="post" action="/oauth/start">
+                        <form method="post" action=paths::OAUTH_START>
                             <input type="hidden" name="mode" value="existing" />
                             <button type="submit" class="button secondary">"Reconnect"</button>
                         </form>
-                        <a class="button danger" href="/connection?confirm=disconnect">"Disconnect"</a>
+                        <a class="button danger" href=format!("{}?confirm=disconnect", paths::CONNECTION)>"Disconnect"</a>
                     </div>
                 }
             >
@@ -123,11 +112,11 @@ fn ConnectionDetails(view: ConnectionView) -> impl IntoView {
                     <p id="confirm-title"><strong>"Disconnect Airwallex?"</strong></p>
                     <p>"We will delete the access Airwallex gave us. You can connect again later."</p>
                     <div class="actions">
-                        <form method="post" action="/connection/disconnect">
+                        <form method="post" action=paths::DISCONNECT>
                             <input type="hidden" name="confirm" value="yes" />
                             <button type="submit" class="button danger">"Yes, disconnect"</button>
                         </form>
-                        <a class="button secondary" href="/connection">"Cancel"</a>
+                        <a class="button secondary" href=paths::CONNECTION>"Cancel"</a>
                     </div>
                 </div>
             </Show>

@@ -1,6 +1,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use crate::paths;
+
 const QUESTIONS: [(&str, &str); 3] = [
     (
         "What does awx-onboard see?",
@@ -31,8 +33,8 @@ pub fn HomePage() -> impl IntoView {
                 "We keep the connection alive for you and tell you if it ever needs attention."
             </p>
             <div class="actions">
-                <a class="button" href="/signup">"Create your account"</a>
-                <a class="button secondary" href="/connection">"Go to your connection"</a>
+                <a class="button" href=paths::SIGNUP>"Create your account"</a>
+                <a class="button secondary" href=paths::CONNECTION>"Go to your connection"</a>
             </div>
         </section>
         <section class="steps" aria-label="How it works">

@@ -3,16 +3,9 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::components::{form_feedback, QueryNotice};
+use crate::paths::{self, LocalPath, Notice};
 
-const NOTICES: &[(&str, &str, &str)] = &[
-    ("signed_out", "ok", "You are logged out."),
-    (
-        "login_to_connect",
-        "warn",
-        "Log in to finish connecting Airwallex, then start the connection again.",
-    ),
-    ("login_required", "warn", "Log in to continue."),
-];
+const NOTICES: &[Notice] = &[Notice::SignedOut, Notice::LoginToConnect, Notice::LoginRequired];
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
@@ -21,20 +14,21 @@ pub fn LoginPage() -> impl IntoView {
     let next = move || {
         query
             .with(|q| q.get("next"))
-            .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+            .and_then(|n| LocalPath::parse(&n))
+            .map(|n| n.as_str().to_string())
     };
     view! {
         <Title text="Log in" />
         <section class="card narrow">
             <h1>"Log in"</h1>
-            <QueryNotice messages=NOTICES />
+            <QueryNotice notices=NOTICES />
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
                     let feedback = feedback.await;
                     let email = feedback.as_ref().and_then(|f| f.email.clone()).unwrap_or_default();
                     view! {
                         {feedback.map(|f| view! { <p class="notice bad" role="alert">{f.message}</p> })}
-                        <form class="stack" method="post" action="/login">
+                        <form class="stack" method="post" action=paths::LOGIN>
                             <input type="hidden" name="next" value=next />
                             <label>
                                 "Email"
@@ -49,7 +43,7 @@ pub fn LoginPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-            <p class="muted">"New here? " <a href="/signup">"Create an account"</a></p>
+            <p class="muted">"New here? " <a href=paths::SIGNUP>"Create an account"</a></p>
         </section>
     }
 }

@@ -1,6 +1,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use crate::paths;
+
 /// Shown for any path the router does not know; answers with HTTP 404.
 #[component]
 pub fn NotFound() -> impl IntoView {
@@ -15,7 +17,7 @@ pub fn NotFound() -> impl IntoView {
             <p class="eyebrow">"404"</p>
             <h1>"We could not find that page"</h1>
             <p class="muted">"The link may be old, or the address mistyped."</p>
-            <a class="button" href="/">"Back to the home page"</a>
+            <a class="button" href=paths::HOME>"Back to the home page"</a>
         </section>
     }
 }

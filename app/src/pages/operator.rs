@@ -4,6 +4,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::dto::{LineView, OperatorOverview};
 use crate::operator_api::load_operator_overview;
+use crate::paths;
 
 /// Refresh tokens closer than this to expiry are highlighted.
 const SOON_SECONDS: i64 = 7 * 86_400;
@@ -74,9 +75,9 @@ fn view_href(status: Option<&str>, search: Option<&str>, sort: Option<&str>, aft
         }
     }
     if pairs.is_empty() {
-        "/operator".to_string()
+        paths::OPERATOR.to_string()
     } else {
-        format!("/operator?{}", pairs.join("&"))
+        format!("{}?{}", paths::OPERATOR, pairs.join("&"))
     }
 }
 
@@ -127,7 +128,7 @@ fn Dashboard(
                 <strong>{counts.disconnected}</strong><span>"Disconnected"</span>
             </a>
         </section>
-        <form class="filters" method="get" action="/operator">
+        <form class="filters" method="get" action=paths::OPERATOR>
             <label>
                 "Status"
                 <select name="status">
@@ -150,7 +151,7 @@ fn Dashboard(
                 </select>
             </label>
             <button type="submit" class="button">"Apply"</button>
-            <a class="button secondary" href="/operator">"Reset"</a>
+            <a class="button secondary" href=paths::OPERATOR>"Reset"</a>
         </form>
         {if overview.lines.is_empty() {
             view! { <p class="card muted">"No merchants match this view."</p> }.into_any()
@@ -186,7 +187,7 @@ fn ConnectionsTable(lines: Vec<LineView>) -> impl IntoView {
                         .map(|line| {
                             let soon = line.refresh_expires_in.is_some_and(|s| s < SOON_SECONDS);
                             let merchant = match line.connection_id {
-                                Some(id) => view! { <a href=format!("/operator/connections/{id}")>{line.email.clone()}</a> }.into_any(),
+                                Some(id) => view! { <a href=paths::operator_connection(id)>{line.email.clone()}</a> }.into_any(),
                                 None => view! { <span>{line.email.clone()}</span> }.into_any(),
                             };
                             view! {

@@ -6,19 +6,9 @@ use crate::components::{Detail, QueryNotice};
 use crate::dto::ConnectionDetailView;
 use crate::operator_api::load_operator_connection;
 use crate::pages::operator::{countdown, status_class, status_label};
+use crate::paths::{self, Notice};
 
-const NOTICES: &[(&str, &str, &str)] = &[
-    (
-        "refreshed",
-        "ok",
-        "Refresh requested. The result is the newest event below.",
-    ),
-    (
-        "checked",
-        "ok",
-        "Checked with Airwallex. The result is the newest event below.",
-    ),
-];
+const NOTICES: &[Notice] = &[Notice::Refreshed, Notice::Checked];
 
 #[component]
 pub fn OperatorConnectionPage() -> impl IntoView {
@@ -37,8 +27,8 @@ pub fn OperatorConnectionPage() -> impl IntoView {
     );
     view! {
         <Title text="Connection" />
-        <p><a href="/operator">"← All connections"</a></p>
-        <QueryNotice messages=NOTICES />
+        <p><a href=paths::OPERATOR>"← All connections"</a></p>
+        <QueryNotice notices=NOTICES />
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
@@ -57,7 +47,7 @@ fn Detail_(view: ConnectionDetailView) -> impl IntoView {
     let id = view.connection_id;
     let older = view
         .older_before
-        .map(|before| format!("/operator/connections/{id}?before={before}"));
+        .map(|before| format!("{}?before={before}", paths::operator_connection(id)));
     view! {
         <h1>{line.email.clone()}</h1>
         <section class="card">
@@ -80,10 +70,10 @@ fn Detail_(view: ConnectionDetailView) -> impl IntoView {
                 <Detail label="Encryption key id" value=view.key_id />
             </dl>
             <div class="actions">
-                <form method="post" action=format!("/operator/connections/{id}/refresh")>
+                <form method="post" action=paths::operator_refresh(id)>
                     <button type="submit" class="button">"Refresh now"</button>
                 </form>
-                <form method="post" action=format!("/operator/connections/{id}/check")>
+                <form method="post" action=paths::operator_check(id)>
                     <button type="submit" class="button secondary">"Check with Airwallex"</button>
                 </form>
             </div>

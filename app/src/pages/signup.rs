@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::components::form_feedback;
+use crate::paths;
 
 #[component]
 pub fn SignupPage() -> impl IntoView {
@@ -17,7 +18,7 @@ pub fn SignupPage() -> impl IntoView {
                     let email = feedback.as_ref().and_then(|f| f.email.clone()).unwrap_or_default();
                     view! {
                         {feedback.map(|f| view! { <p class="notice bad" role="alert">{f.message}</p> })}
-                        <form class="stack" method="post" action="/signup">
+                        <form class="stack" method="post" action=paths::SIGNUP>
                             <label>
                                 "Email"
                                 <input type="email" name="email" autocomplete="email" required value=email />
@@ -32,7 +33,7 @@ pub fn SignupPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-            <p class="muted">"Already have an account? " <a href="/login">"Log in"</a></p>
+            <p class="muted">"Already have an account? " <a href=paths::LOGIN>"Log in"</a></p>
         </section>
     }
 }

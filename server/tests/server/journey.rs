@@ -1,147 +1,21 @@
 //! The merchant journey over real HTTP: accounts, sessions, CSRF, and every path of the
 //! OAuth callback against the embedded simulator.
 
-use std::collections::HashMap;
-
 use awx_onboard::db::Engine;
-use awx_onboard::store::ConnectionStatus;
-use awx_onboard_server::state::AppState;
-use awx_onboard_server::testing::TestServer;
+use awx_onboard::simulator::{Endpoint, FaultKind};
+use awx_onboard::store::{ConnectionStatus, EventKind};
+use awx_onboard_server::testing::{eventually, location, query, TestApp, HARBOUR_COFFEE, PASSWORD};
 use reqwest::StatusCode;
 
-const PASSWORD: &str = "correct horse battery staple";
-const ACCOUNT: &str = "acct_hX2kq9TfRz3Lw8VbN4aP1c";
-
-struct TestApp {
-    server: TestServer,
-    base: String,
-    state: AppState,
-}
-
-async fn spawn_app(engine: Engine) -> TestApp {
-    let server = TestServer::start(engine).await;
-    TestApp {
-        base: server.base.clone(),
-        state: server.state.clone(),
-        server,
-    }
-}
-
-/// A browser: its own cookie jar, no automatic redirects, Origin set like a browser's.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl TestApp {
-    fn browser(&self) -> Browser {
-        Browser {
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(60))
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: self.base.clone(),
-        }
-    }
-
-    async fn connection_status(&self, email: &str) -> Option<ConnectionStatus> {
-        let id: i64 = sqlx::query_scalar("SELECT id FROM merchants WHERE email = $1")
-            .bind(email)
-            .fetch_one(self.state.services.db.pool())
-            .await
-            .unwrap();
-        self.state
-            .services
-            .store()
-            .by_merchant(id)
-            .await
-            .unwrap()
-            .map(|row| row.status)
-    }
-
-    async fn stop(self) {
-        self.server.stop().await;
-    }
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response.headers()["location"].to_str().unwrap().to_string()
-}
-
-fn query(url: &str) -> HashMap<String, String> {
-    let absolute = if url.starts_with('/') {
-        format!("http://x{url}")
-    } else {
-        url.to_string()
-    };
-    url::Url::parse(&absolute).unwrap().query_pairs().into_owned().collect()
-}
-
-impl Browser {
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .header("origin", &self.base)
-            .form(form)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn get(&self, path_or_url: &str) -> reqwest::Response {
-        let url = if path_or_url.starts_with('/') {
-            format!("{}{path_or_url}", self.base)
-        } else {
-            path_or_url.to_string()
-        };
-        self.http.get(url).send().await.unwrap()
-    }
-
-    async fn sign_up(&self, email: &str) {
-        let response = self.post("/signup", &[("email", email), ("password", PASSWORD)]).await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        assert_eq!(location(&response), "/connection?notice=welcome");
-    }
-
-    /// Starts the flow; returns the authorize URL the app sent the browser to.
-    async fn start(&self, mode: &str) -> String {
-        let response = self.post("/oauth/start", &[("mode", mode)]).await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        location(&response)
-    }
-
-    /// Consents on the simulator; returns the callback URL it redirected to.
-    async fn consent(&self, authorize_url: &str, decision: &str) -> String {
-        let mut form: Vec<(String, String)> = query(authorize_url).into_iter().collect();
-        form.push(("decision".into(), decision.into()));
-        form.push(("account".into(), ACCOUNT.into()));
-        let action = authorize_url.split('?').next().unwrap();
-        let response = self.http.post(action).form(&form).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        location(&response)
-    }
-
-    /// Follows the callback; returns where the app sent the browser.
-    async fn callback(&self, callback_url: &str) -> String {
-        let response = self.get(callback_url).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::SEE_OTHER,
-            "callback answers with a redirect"
-        );
-        location(&response)
-    }
-}
+const ACCOUNT: &str = HARBOUR_COFFEE;
 
 #[tokio::test]
 async fn the_authorize_redirect_carries_exactly_the_documented_parameters() {
-    let app = spawn_app(Engine::Sqlite).await;
+    let app = TestApp::spawn(Engine::Sqlite).await;
     let browser = app.browser();
     browser.sign_up("ana@example.com").await;
     let url = browser.start("existing").await;
-    assert!(url.starts_with(&app.state.services.oauth.authorize_url));
+    assert!(url.starts_with(&app.services().authorization.settings().authorize_url));
     let params = query(&url);
     let mut keys: Vec<&str> = params.keys().map(String::as_str).collect();
     keys.sort();
@@ -170,11 +44,13 @@ async fn the_authorize_redirect_carries_exactly_the_documented_parameters() {
 }
 
 async fn connecting_stores_the_connection(engine: Engine) {
-    let app = spawn_app(engine).await;
+    let app = TestApp::spawn(engine).await;
     let browser = app.browser();
     browser.sign_up("ana@example.com").await;
     assert_eq!(app.connection_status("ana@example.com").await, None);
-    let callback = browser.consent(&browser.start("existing").await, "authorize").await;
+    let callback = browser
+        .consent(&browser.start("existing").await, "authorize", ACCOUNT)
+        .await;
     assert_eq!(browser.callback(&callback).await, "/connection?notice=connected");
     assert_eq!(
         app.connection_status("ana@example.com").await,
@@ -194,19 +70,11 @@ async fn connecting_stores_the_connection(engine: Engine) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn sqlite_connecting_stores_the_connection() {
-    connecting_stores_the_connection(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn postgres_connecting_stores_the_connection() {
-    connecting_stores_the_connection(Engine::Postgres).await;
-}
+awx_onboard::both_engines!(connecting_stores_the_connection);
 
 #[tokio::test]
 async fn every_bad_callback_has_its_own_page_and_stores_nothing() {
-    let app = spawn_app(Engine::Sqlite).await;
+    let app = TestApp::spawn(Engine::Sqlite).await;
     let browser = app.browser();
     browser.sign_up("ana@example.com").await;
     let redirect_base = format!("{}/oauth/callback", app.base);
@@ -223,7 +91,9 @@ async fn every_bad_callback_has_its_own_page_and_stores_nothing() {
     );
 
     // Declined on Airwallex.
-    let declined = browser.consent(&browser.start("existing").await, "decline").await;
+    let declined = browser
+        .consent(&browser.start("existing").await, "decline", ACCOUNT)
+        .await;
     assert!(declined.contains("error=access_denied"));
     assert_eq!(browser.callback(&declined).await, "/connect/problem?reason=declined");
 
@@ -246,19 +116,17 @@ async fn every_bad_callback_has_its_own_page_and_stores_nothing() {
     );
 
     // Airwallex failing while we exchange the code.
-    let callback = browser.consent(&browser.start("existing").await, "authorize").await;
-    let faults = reqwest::Client::new()
-        .post(format!("{}/__sim/faults", app.state.airwallex.api_url))
-        .json(&serde_json::json!({"endpoint": "token", "fault": {"kind": "error500"}, "count": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(faults.status(), 204);
+    let callback = browser
+        .consent(&browser.start("existing").await, "authorize", ACCOUNT)
+        .await;
+    app.sim().inject(Endpoint::Token, FaultKind::Error500, 1);
     assert_eq!(browser.callback(&callback).await, "/connect/problem?reason=unreachable");
 
     // Too slow: more than 10 minutes between start and callback.
-    let callback = browser.consent(&browser.start("existing").await, "authorize").await;
-    app.state.services.clock.advance(601);
+    let callback = browser
+        .consent(&browser.start("existing").await, "authorize", ACCOUNT)
+        .await;
+    app.services().clock.advance(601);
     assert_eq!(
         browser.callback(&callback).await,
         "/connect/problem?reason=expired_state"
@@ -274,10 +142,12 @@ async fn every_bad_callback_has_its_own_page_and_stores_nothing() {
 
 #[tokio::test]
 async fn a_state_only_works_in_the_session_that_started_it() {
-    let app = spawn_app(Engine::Sqlite).await;
+    let app = TestApp::spawn(Engine::Sqlite).await;
     let first = app.browser();
     first.sign_up("ana@example.com").await;
-    let callback = first.consent(&first.start("existing").await, "authorize").await;
+    let callback = first
+        .consent(&first.start("existing").await, "authorize", ACCOUNT)
+        .await;
 
     // The same merchant, logged in from another browser.
     let second = app.browser();
@@ -293,17 +163,21 @@ async fn a_state_only_works_in_the_session_that_started_it() {
     // Another merchant.
     let third = app.browser();
     third.sign_up("bo@example.com").await;
-    let callback = first.consent(&first.start("existing").await, "authorize").await;
+    let callback = first
+        .consent(&first.start("existing").await, "authorize", ACCOUNT)
+        .await;
     assert_eq!(third.callback(&callback).await, "/connect/problem?reason=other_session");
     assert_eq!(app.connection_status("ana@example.com").await, None);
     assert_eq!(app.connection_status("bo@example.com").await, None);
 
     // Not logged in at all: to the login page, the state untouched.
     let anonymous = app.browser();
-    let callback = first.consent(&first.start("existing").await, "authorize").await;
+    let callback = first
+        .consent(&first.start("existing").await, "authorize", ACCOUNT)
+        .await;
     assert_eq!(
         anonymous.callback(&callback).await,
-        "/login?next=/connection&notice=login_to_connect"
+        "/login?next=%2Fconnection&notice=login_to_connect"
     );
     assert_eq!(first.callback(&callback).await, "/connection?notice=connected");
     app.stop().await;
@@ -311,7 +185,7 @@ async fn a_state_only_works_in_the_session_that_started_it() {
 
 #[tokio::test]
 async fn account_rules() {
-    let app = spawn_app(Engine::Sqlite).await;
+    let app = TestApp::spawn(Engine::Sqlite).await;
     let browser = app.browser();
     let refused = [
         (
@@ -374,7 +248,7 @@ async fn account_rules() {
 
 #[tokio::test]
 async fn repeated_failures_are_throttled_with_429() {
-    let app = spawn_app(Engine::Sqlite).await;
+    let app = TestApp::spawn(Engine::Sqlite).await;
     app.browser().sign_up("ana@example.com").await;
     let attacker = app.browser();
     for _ in 0..5 {
@@ -396,7 +270,7 @@ async fn repeated_failures_are_throttled_with_429() {
     );
     assert!(blocked.text().await.unwrap().contains("Too many failed attempts"));
     // After the window the account opens again.
-    app.state.services.clock.advance(15 * 60 + 1);
+    app.services().clock.advance(15 * 60 + 1);
     let later = attacker
         .post("/login", &[("email", "ana@example.com"), ("password", PASSWORD)])
         .await;
@@ -406,7 +280,7 @@ async fn repeated_failures_are_throttled_with_429() {
 
 #[tokio::test]
 async fn sessions_are_safe_cookies_cycled_at_login_and_deleted_at_logout() {
-    let app = spawn_app(Engine::Sqlite).await;
+    let app = TestApp::spawn(Engine::Sqlite).await;
     let browser = app.browser();
     let response = browser
         .post("/signup", &[("email", "ana@example.com"), ("password", PASSWORD)])
@@ -432,14 +306,10 @@ async fn sessions_are_safe_cookies_cycled_at_login_and_deleted_at_logout() {
             .await
             .unwrap()
     };
-    assert_eq!(sessions(app.state.services.db.clone()).await, 1);
+    assert_eq!(sessions(app.services().db.clone()).await, 1);
     let logout = browser.post("/logout", &[]).await;
     assert_eq!(logout.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        sessions(app.state.services.db.clone()).await,
-        0,
-        "deleted on the server"
-    );
+    assert_eq!(sessions(app.services().db.clone()).await, 0, "deleted on the server");
     let after = browser.get("/connection").await;
     assert_eq!(after.status(), StatusCode::SEE_OTHER);
     assert!(location(&after).starts_with("/login"));
@@ -448,7 +318,7 @@ async fn sessions_are_safe_cookies_cycled_at_login_and_deleted_at_logout() {
 
 #[tokio::test]
 async fn cross_site_posts_are_refused() {
-    let app = spawn_app(Engine::Sqlite).await;
+    let app = TestApp::spawn(Engine::Sqlite).await;
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .redirect(reqwest::redirect::Policy::none())
@@ -483,7 +353,7 @@ async fn cross_site_posts_are_refused() {
         "a same-origin Referer is enough"
     );
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM merchants")
-        .fetch_one(app.state.services.db.pool())
+        .fetch_one(app.services().db.pool())
         .await
         .unwrap();
     assert_eq!(count, 1);
@@ -492,39 +362,33 @@ async fn cross_site_posts_are_refused() {
 
 #[tokio::test]
 async fn the_connection_page_shows_revocation_and_reconnecting_keeps_history() {
-    let app = spawn_app(Engine::Sqlite).await;
+    let app = TestApp::spawn(Engine::Sqlite).await;
     let browser = app.browser();
     browser.sign_up("ana@example.com").await;
-    let callback = browser.consent(&browser.start("existing").await, "authorize").await;
+    let callback = browser
+        .consent(&browser.start("existing").await, "authorize", ACCOUNT)
+        .await;
     browser.callback(&callback).await;
-    let revoke = reqwest::Client::new()
-        .post(format!("{}/__sim/revoke", app.state.airwallex.api_url))
-        .json(&serde_json::json!({"account_id": ACCOUNT}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoke.status(), 200);
+    assert_eq!(app.sim().revoke_account(ACCOUNT), 1);
     // Past the account cache, the page goes through the vault and meets the 401.
-    app.state.services.clock.advance(61);
-    let mut page = String::new();
-    for _ in 0..50 {
-        page = browser.get("/connection").await.text().await.unwrap();
-        if page.contains("Needs reconnection") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(page.contains("Needs reconnection"), "{page}");
+    app.services().clock.advance(61);
+    let page = eventually(
+        "the page shows the revocation",
+        std::time::Duration::from_secs(5),
+        || async {
+            let page = browser.page("/connection").await;
+            page.contains("Needs reconnection").then_some(page)
+        },
+    )
+    .await;
     assert!(page.contains("Reconnect Airwallex"));
-    let callback = browser.consent(&browser.start("existing").await, "authorize").await;
+    let callback = browser
+        .consent(&browser.start("existing").await, "authorize", ACCOUNT)
+        .await;
     assert_eq!(browser.callback(&callback).await, "/connection?notice=connected");
-    let id: i64 = sqlx::query_scalar("SELECT id FROM connections")
-        .fetch_one(app.state.services.db.pool())
-        .await
-        .unwrap();
-    let kinds: Vec<String> = app
-        .state
-        .services
+    let id = app.connection_id("ana@example.com").await;
+    let kinds: Vec<EventKind> = app
+        .services()
         .store()
         .events(id, None, 10)
         .await
@@ -533,6 +397,9 @@ async fn the_connection_page_shows_revocation_and_reconnecting_keeps_history() {
         .rev()
         .map(|e| e.kind)
         .collect();
-    assert_eq!(kinds, ["connected", "revoked", "reconnected"]);
+    assert_eq!(
+        kinds,
+        [EventKind::Connected, EventKind::Revoked, EventKind::Reconnected]
+    );
     app.stop().await;
 }

@@ -6,11 +6,10 @@ use std::process::{Command, Stdio};
 
 use awx_onboard::db::Engine;
 use awx_onboard::operator::{ListQuery, SortOrder, StatusFilter};
+use awx_onboard::store::EventKind;
 use awx_onboard::testing::TestDatabase;
-use awx_onboard_server::testing::TestServer;
+use awx_onboard_server::testing::{eventually, Browser, TestApp, MAPLE_FINCH, PASSWORD};
 use reqwest::StatusCode;
-
-const PASSWORD: &str = "correct horse battery staple";
 
 fn create_operator(db_url: &str, email: &str, password: &str) -> (bool, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_awx-onboard"))
@@ -41,69 +40,18 @@ fn create_operator(db_url: &str, email: &str, password: &str) -> (bool, String) 
     (output.status.success(), text)
 }
 
-async fn spawn_app(engine: Engine) -> TestServer {
-    TestServer::start(engine).await
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-async fn post(client: &reqwest::Client, base: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-    client
-        .post(format!("{base}{path}"))
-        .header("origin", base)
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn log_in(base: &str, email: &str) -> reqwest::Client {
-    let client = browser();
-    let response = post(&client, base, "/login", &[("email", email), ("password", PASSWORD)]).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{email} logs in");
-    client
-}
-
 /// A merchant connected through the embedded simulator; returns the connection id.
-async fn connected_merchant(app: &TestServer, email: &str) -> i64 {
-    let client = browser();
-    post(
-        &client,
-        &app.base,
-        "/signup",
-        &[("email", email), ("password", PASSWORD)],
-    )
-    .await;
-    let start = post(&client, &app.base, "/oauth/start", &[("mode", "existing")]).await;
-    let authorize = start.headers()["location"].to_str().unwrap().to_string();
-    let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect();
-    form.push(("decision".into(), "authorize".into()));
-    form.push(("account".into(), "acct_Mp7sD2wQe5Yt9UcK3nB6xJ".into()));
-    let consent = client
-        .post(authorize.split('?').next().unwrap())
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let callback = consent.headers()["location"].to_str().unwrap().to_string();
-    let done = client.get(&callback).send().await.unwrap();
-    assert_eq!(done.headers()["location"], "/connection?notice=connected");
-    sqlx::query_scalar("SELECT c.id FROM connections c JOIN merchants m ON m.id = c.merchant_id WHERE m.email = $1")
-        .bind(email)
-        .fetch_one(app.state.services.db.pool())
-        .await
-        .unwrap()
+async fn connected_merchant(app: &TestApp, email: &str) -> i64 {
+    app.connected_merchant(email, MAPLE_FINCH).await;
+    app.connection_id(email).await
+}
+
+/// An operator, logged in in a browser of their own.
+async fn operator_browser(app: &TestApp) -> Browser {
+    app.create_operator("ops@example.com").await;
+    let operator = app.browser();
+    operator.log_in("ops@example.com").await;
+    operator
 }
 
 #[tokio::test]
@@ -123,14 +71,16 @@ async fn create_operator_refuses_weak_passwords_and_existing_emails() {
 
 #[tokio::test]
 async fn every_operator_route_checks_the_role_on_the_server() {
-    let app = spawn_app(Engine::Sqlite).await;
+    let app = TestApp::spawn(Engine::Sqlite).await;
     let connection = connected_merchant(&app, "shop@example.com").await;
     let (ok, text) = create_operator(&app.db.url, "ops@example.com", PASSWORD);
     assert!(ok, "{text}");
 
-    let anonymous = browser();
-    let merchant = log_in(&app.base, "shop@example.com").await;
-    let operator = log_in(&app.base, "ops@example.com").await;
+    let anonymous = app.browser();
+    let merchant = app.browser();
+    merchant.log_in("shop@example.com").await;
+    let operator = app.browser();
+    operator.log_in("ops@example.com").await;
     let pages = ["/operator".to_string(), format!("/operator/connections/{connection}")];
     let actions = [
         format!("/operator/connections/{connection}/refresh"),
@@ -139,51 +89,45 @@ async fn every_operator_route_checks_the_role_on_the_server() {
     let server_fns = ["/api/operator/overview", "/api/operator/connection"];
 
     for page in &pages {
-        let response = anonymous.get(format!("{}{page}", app.base)).send().await.unwrap();
+        let response = anonymous.get(page).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{page}");
         assert!(response.headers()["location"].to_str().unwrap().starts_with("/login"));
-        let response = merchant.get(format!("{}{page}", app.base)).send().await.unwrap();
+        let response = merchant.get(page).await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{page}");
-        let response = operator.get(format!("{}{page}", app.base)).send().await.unwrap();
+        let response = operator.get(page).await;
         assert_eq!(response.status(), StatusCode::OK, "{page}");
     }
     for action in &actions {
         assert_eq!(
-            post(&anonymous, &app.base, action, &[]).await.status(),
+            anonymous.post(action, &[]).await.status(),
             StatusCode::SEE_OTHER,
             "{action}"
         );
         assert_eq!(
-            post(&merchant, &app.base, action, &[]).await.status(),
+            merchant.post(action, &[]).await.status(),
             StatusCode::FORBIDDEN,
             "{action}"
         );
         assert_eq!(
-            post(&operator, &app.base, action, &[]).await.status(),
+            operator.post(action, &[]).await.status(),
             StatusCode::SEE_OTHER,
             "{action}"
         );
     }
     for server_fn in server_fns {
         let args = [("id", connection.to_string())];
-        let call = |client: &reqwest::Client| {
-            client
-                .post(format!("{}{server_fn}", app.base))
-                .header("origin", &app.base)
-                .form(&args)
-                .send()
-        };
+        let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
         assert_eq!(
-            call(&anonymous).await.unwrap().status(),
+            anonymous.post(server_fn, &args).await.status(),
             StatusCode::SEE_OTHER,
             "{server_fn}"
         );
         assert_eq!(
-            call(&merchant).await.unwrap().status(),
+            merchant.post(server_fn, &args).await.status(),
             StatusCode::FORBIDDEN,
             "{server_fn}"
         );
-        let answer = call(&operator).await.unwrap();
+        let answer = operator.post(server_fn, &args).await;
         assert_eq!(answer.status(), StatusCode::OK, "{server_fn}");
         let body = answer.text().await.unwrap();
         assert!(
@@ -192,95 +136,66 @@ async fn every_operator_route_checks_the_role_on_the_server() {
         );
     }
     // The merchant's own pages are untouched by any of this.
-    assert_eq!(
-        merchant
-            .get(format!("{}/connection", app.base))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(merchant.get("/connection").await.status(), StatusCode::OK);
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn operator_actions_are_logged_with_the_operator() {
-    let app = spawn_app(Engine::Sqlite).await;
+    let app = TestApp::spawn(Engine::Sqlite).await;
     let connection = connected_merchant(&app, "shop@example.com").await;
-    create_operator(&app.db.url, "ops@example.com", PASSWORD);
-    let operator = log_in(&app.base, "ops@example.com").await;
-    let refreshed = post(
-        &operator,
-        &app.base,
-        &format!("/operator/connections/{connection}/refresh"),
-        &[],
-    )
-    .await;
+    let operator = operator_browser(&app).await;
+    let refreshed = operator
+        .post(&format!("/operator/connections/{connection}/refresh"), &[])
+        .await;
     assert_eq!(
         refreshed.headers()["location"],
         format!("/operator/connections/{connection}?notice=refreshed")
     );
-    let checked = post(
-        &operator,
-        &app.base,
-        &format!("/operator/connections/{connection}/check"),
-        &[],
-    )
-    .await;
+    let checked = operator
+        .post(&format!("/operator/connections/{connection}/check"), &[])
+        .await;
     assert_eq!(checked.status(), StatusCode::SEE_OTHER);
-    let events = app.state.services.store().events(connection, None, 10).await.unwrap();
-    assert_eq!(events[0].kind, "checked");
+    let events = app.services().store().events(connection, None, 10).await.unwrap();
+    assert_eq!(events[0].kind, EventKind::Checked);
     assert_eq!(events[0].reason.as_deref(), Some("ok"));
     assert_eq!(events[0].actor, "operator:ops@example.com");
-    assert_eq!(events[1].kind, "refreshed");
+    assert_eq!(events[1].kind, EventKind::Refreshed);
     assert_eq!(events[1].actor, "operator:ops@example.com");
-    let page = operator
-        .get(format!("{}/operator/connections/{connection}", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = operator.page(&format!("/operator/connections/{connection}")).await;
     assert!(page.contains("operator:ops@example.com"));
     assert!(page.contains("Maple &amp; Finch &lt;Trading&gt; Ltd"), "escaped");
 
     // After a revocation, "Check with Airwallex" finds out and says so.
-    reqwest::Client::new()
-        .post(format!("{}/__sim/revoke", app.state.airwallex.api_url))
-        .json(&serde_json::json!({"account_id": "acct_Mp7sD2wQe5Yt9UcK3nB6xJ"}))
-        .send()
-        .await
-        .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    post(
-        &operator,
-        &app.base,
-        &format!("/operator/connections/{connection}/check"),
-        &[],
-    )
+    assert_eq!(app.sim().revoke_account(MAPLE_FINCH), 1);
+    eventually("the webhook arrives", std::time::Duration::from_secs(5), || async {
+        let status = app.connection_status("shop@example.com").await;
+        (status != Some(awx_onboard::store::ConnectionStatus::Connected)).then_some(())
+    })
     .await;
-    let events = app.state.services.store().events(connection, None, 10).await.unwrap();
-    assert_eq!(events[0].kind, "checked");
+    operator
+        .post(&format!("/operator/connections/{connection}/check"), &[])
+        .await;
+    let events = app.services().store().events(connection, None, 10).await.unwrap();
+    assert_eq!(events[0].kind, EventKind::Checked);
     assert_eq!(
         events[0].reason.as_deref(),
         Some("not_connected"),
         "the webhook got there first"
     );
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn metrics_are_served_to_loopback_in_prometheus_format() {
-    let app = spawn_app(Engine::Sqlite).await;
+    let app = TestApp::spawn(Engine::Sqlite).await;
     connected_merchant(&app, "shop@example.com").await;
-    let bad = browser();
-    post(
-        &bad,
-        &app.base,
-        "/login",
-        &[("email", "shop@example.com"), ("password", "wrong wrong wrong")],
-    )
-    .await;
+    app.browser()
+        .post(
+            "/login",
+            &[("email", "shop@example.com"), ("password", "wrong wrong wrong")],
+        )
+        .await;
     let text = reqwest::get(format!("{}/metrics", app.base))
         .await
         .unwrap()
@@ -296,12 +211,13 @@ async fn metrics_are_served_to_loopback_in_prometheus_format() {
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
+    app.stop().await;
 }
 
 async fn dashboard_lists_filters_searches_sorts_and_pages(engine: Engine) {
-    let app = spawn_app(engine).await;
-    let db = app.state.services.db.pool();
-    let now = app.state.services.clock.now();
+    let app = TestApp::spawn(engine).await;
+    let db = app.services().db.pool();
+    let now = app.services().clock.now();
     // 120 connected merchants, refresh tokens expiring one day apart; 5 needing reconnection;
     // 3 never connected.
     for i in 0..128i64 {
@@ -335,7 +251,7 @@ async fn dashboard_lists_filters_searches_sorts_and_pages(engine: Engine) {
         .await
         .unwrap();
     }
-    let services = &app.state.services;
+    let services = &app.services().operator;
     let counts = services.status_counts().await.unwrap();
     assert_eq!(counts.connected, 120);
     assert_eq!(counts.needs_reconnect, vec![("revoked".to_string(), 5)]);
@@ -413,26 +329,11 @@ async fn dashboard_lists_filters_searches_sorts_and_pages(engine: Engine) {
     assert!(literal.lines.is_empty(), "wildcards are searched literally");
 
     // The same through the page, with the view in the URL.
-    create_operator(&app.db.url, "ops@example.com", PASSWORD);
-    let operator = log_in(&app.base, "ops@example.com").await;
-    let html = operator
-        .get(format!("{}/operator?status=needs_reconnect&q=business%2012", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let operator = operator_browser(&app).await;
+    let html = operator.page("/operator?status=needs_reconnect&q=business%2012").await;
     assert!(html.contains("m120@example.com") && html.contains("m124@example.com"));
     assert!(!html.contains("m119@example.com"));
-    let first = operator
-        .get(format!("{}/operator", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let first = operator.page("/operator").await;
     assert!(first.contains("rel=\"next\""));
     assert!(
         first.contains("class=\"soon\""),
@@ -441,12 +342,4 @@ async fn dashboard_lists_filters_searches_sorts_and_pages(engine: Engine) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn sqlite_dashboard_lists_filters_searches_sorts_and_pages() {
-    dashboard_lists_filters_searches_sorts_and_pages(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn postgres_dashboard_lists_filters_searches_sorts_and_pages() {
-    dashboard_lists_filters_searches_sorts_and_pages(Engine::Postgres).await;
-}
+awx_onboard::both_engines!(dashboard_lists_filters_searches_sorts_and_pages);

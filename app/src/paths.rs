@@ -1,0 +1,227 @@
+//! Every path of the app, the notices pages show after a redirect, and the rule for
+//! where a visitor may be sent back to. Pages, plain handlers, server functions and
+//! tests use these; nothing else spells a path.
+
+/// The home page.
+pub const HOME: &str = "/";
+pub const SIGNUP: &str = "/signup";
+pub const LOGIN: &str = "/login";
+pub const LOGOUT: &str = "/logout";
+/// The merchant's connection page.
+pub const CONNECTION: &str = "/connection";
+pub const DISCONNECT: &str = "/connection/disconnect";
+/// One page per way the OAuth callback can fail (`?reason=`).
+pub const CONNECT_PROBLEM: &str = "/connect/problem";
+pub const OAUTH_START: &str = "/oauth/start";
+pub const OAUTH_CALLBACK: &str = "/oauth/callback";
+/// The operator dashboard; every operator page lives below it.
+pub const OPERATOR: &str = "/operator";
+pub const WEBHOOK_AIRWALLEX: &str = "/webhooks/airwallex";
+pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+pub const METRICS: &str = "/metrics";
+/// Where server functions answer (`#[server(prefix = …)]` defaults to it).
+pub const SERVER_FNS: &str = "/api";
+/// Operator server functions live below this.
+pub const OPERATOR_SERVER_FNS: &str = "/api/operator";
+
+/// An operator's page of one connection.
+pub fn operator_connection(id: i64) -> String {
+    format!("{OPERATOR}/connections/{id}")
+}
+
+/// Route patterns (axum syntax) of the operator's actions on a connection.
+pub const OPERATOR_REFRESH_ROUTE: &str = "/operator/connections/{id}/refresh";
+pub const OPERATOR_CHECK_ROUTE: &str = "/operator/connections/{id}/check";
+
+pub fn operator_refresh(id: i64) -> String {
+    format!("{}/refresh", operator_connection(id))
+}
+
+pub fn operator_check(id: i64) -> String {
+    format!("{}/check", operator_connection(id))
+}
+
+/// Who may enter a part of the app, by where it lives. Operator pages and server
+/// functions live under [`OPERATOR`] and [`OPERATOR_SERVER_FNS`]; the merchant's under
+/// [`CONNECTION`] and `/connect`. The server guards each area with one rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    Public,
+    Merchant,
+    Operator,
+}
+
+fn under(path: &str, prefix: &str) -> bool {
+    path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+}
+
+impl Area {
+    pub fn of(path: &str) -> Area {
+        if under(path, OPERATOR) || under(path, OPERATOR_SERVER_FNS) {
+            Area::Operator
+        } else if under(path, CONNECTION) || under(path, "/connect") || path == "/api/connection" {
+            Area::Merchant
+        } else {
+            Area::Public
+        }
+    }
+
+    /// Where a visitor of this area starts after logging in.
+    pub fn home(self) -> &'static str {
+        match self {
+            Area::Operator => OPERATOR,
+            Area::Merchant | Area::Public => CONNECTION,
+        }
+    }
+}
+
+/// A one-line message a page shows after a redirect (`?notice=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    Welcome,
+    Connected,
+    Disconnected,
+    SignedOut,
+    LoginRequired,
+    LoginToConnect,
+    Refreshed,
+    Checked,
+}
+
+/// How a notice looks: `ok` or `warn`.
+pub type NoticeTone = &'static str;
+
+impl Notice {
+    pub const ALL: [Notice; 8] = [
+        Notice::Welcome,
+        Notice::Connected,
+        Notice::Disconnected,
+        Notice::SignedOut,
+        Notice::LoginRequired,
+        Notice::LoginToConnect,
+        Notice::Refreshed,
+        Notice::Checked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Notice::Welcome => "welcome",
+            Notice::Connected => "connected",
+            Notice::Disconnected => "disconnected",
+            Notice::SignedOut => "signed_out",
+            Notice::LoginRequired => "login_required",
+            Notice::LoginToConnect => "login_to_connect",
+            Notice::Refreshed => "refreshed",
+            Notice::Checked => "checked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Notice> {
+        Notice::ALL.into_iter().find(|n| n.as_str() == text)
+    }
+
+    pub fn message(self) -> (NoticeTone, &'static str) {
+        match self {
+            Notice::Welcome => (
+                "ok",
+                "Welcome! Your account is ready. Connect Airwallex to get started.",
+            ),
+            Notice::Connected => ("ok", "Your Airwallex account is connected."),
+            Notice::Disconnected => (
+                "ok",
+                "Airwallex is disconnected. We deleted the access Airwallex gave us.",
+            ),
+            Notice::SignedOut => ("ok", "You are logged out."),
+            Notice::LoginRequired => ("warn", "Log in to continue."),
+            Notice::LoginToConnect => (
+                "warn",
+                "Log in to finish connecting Airwallex, then start the connection again.",
+            ),
+            Notice::Refreshed => ("ok", "Refresh requested. The result is the newest event below."),
+            Notice::Checked => ("ok", "Checked with Airwallex. The result is the newest event below."),
+        }
+    }
+}
+
+/// `path` with `?notice=` (or `&notice=` when it has a query already).
+pub fn with_notice(path: &str, notice: Notice) -> String {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    format!("{path}{separator}notice={}", notice.as_str())
+}
+
+/// A path on this site to continue to, never one a browser could resolve to another
+/// origin. The one rule every redirect to a visitor-chosen target goes through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalPath(String);
+
+impl LocalPath {
+    pub fn parse(text: &str) -> Option<LocalPath> {
+        let local = text.starts_with('/') && !text.starts_with("//") && !text.contains('\\');
+        local.then(|| LocalPath(text.to_string()))
+    }
+
+    /// A path this app spells itself (one of the constants above).
+    pub fn trusted(path: &'static str) -> LocalPath {
+        LocalPath(path.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// The login page, continuing to `next` afterwards, with a notice.
+pub fn login_then(next: &LocalPath, notice: Option<Notice>) -> String {
+    let login = format!("{LOGIN}?next={}", encode(next.as_str()));
+    match notice {
+        Some(notice) => with_notice(&login, notice),
+        None => login,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn areas_follow_where_paths_live() {
+        assert_eq!(Area::of("/operator"), Area::Operator);
+        assert_eq!(Area::of("/operator/connections/7"), Area::Operator);
+        assert_eq!(Area::of("/api/operator/overview"), Area::Operator);
+        assert_eq!(Area::of("/operatorx"), Area::Public);
+        assert_eq!(Area::of("/connection"), Area::Merchant);
+        assert_eq!(Area::of("/connect/problem"), Area::Merchant);
+        assert_eq!(Area::of("/api/connection"), Area::Merchant);
+        assert_eq!(Area::of("/login"), Area::Public);
+        assert_eq!(Area::of("/api/current_user"), Area::Public);
+    }
+
+    #[test]
+    fn notices_round_trip() {
+        for notice in Notice::ALL {
+            assert_eq!(Notice::parse(notice.as_str()), Some(notice));
+        }
+        assert_eq!(
+            with_notice("/connection", Notice::Connected),
+            "/connection?notice=connected"
+        );
+        assert_eq!(
+            login_then(&LocalPath::trusted(CONNECTION), Some(Notice::LoginRequired)),
+            "/login?next=%2Fconnection&notice=login_required"
+        );
+    }
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        assert_eq!(LocalPath::parse("/connection").unwrap().as_str(), "/connection");
+        assert_eq!(LocalPath::parse("//evil.example"), None);
+        assert_eq!(LocalPath::parse("https://evil.example"), None);
+        assert_eq!(LocalPath::parse("/\\evil.example"), None);
+        assert_eq!(LocalPath::parse(""), None);
+    }
+}

@@ -1,0 +1,91 @@
+//! The whole HTTP surface, in three areas guarded by one rule (`app::paths::Area`):
+//! public, the merchant's and the operator's. Each area holds its plain routes, its
+//! Leptos pages and its server functions, with [`access::guard`] as its `route_layer`.
+
+use axum::routing::{get, on, post, MethodFilter};
+use axum::Router;
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
+
+use app::paths::{self, Area};
+use app::{shell, App};
+use awx_onboard::sessions::DbSessionStore;
+
+use crate::state::AppState;
+use crate::{access, auth, connect, csrf, health, operator, pages, security, sessions, telemetry, webhook};
+
+/// Adds the Leptos pages and the server functions that live in `area`.
+fn with_leptos(mut router: Router<AppState>, area: Area, listings: &[AxumRouteListing]) -> Router<AppState> {
+    let pages_here: Vec<AxumRouteListing> = listings
+        .iter()
+        .filter(|listing| Area::of(listing.path()) == area)
+        .cloned()
+        .collect();
+    router = router.leptos_routes_with_handler(pages_here, get(pages::page));
+    for (path, method) in leptos::server_fn::axum::server_fn_paths() {
+        if Area::of(path) != area {
+            continue;
+        }
+        let filter = MethodFilter::try_from(method).expect("server functions use plain HTTP methods");
+        router = router.route(path, on(filter, server_fn));
+    }
+    router
+}
+
+async fn server_fn(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    leptos_axum::handle_server_fns_with_context(move || pages::provide_app_context(&state), request)
+        .await
+        .into_response()
+}
+
+use axum::response::IntoResponse;
+
+fn guarded(router: Router<AppState>, area: Area) -> Router<AppState> {
+    router.route_layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| access::guard(area, request, next),
+    ))
+}
+
+pub fn build_router(state: AppState) -> Router {
+    let listings = generate_route_list(App);
+    let public = Router::new()
+        .route(paths::HEALTHZ, get(health::healthz))
+        .route(paths::READYZ, get(health::readyz))
+        .route(paths::METRICS, get(operator::metrics))
+        .route(paths::WEBHOOK_AIRWALLEX, post(webhook::airwallex))
+        .route(paths::SIGNUP, post(auth::sign_up))
+        .route(paths::LOGIN, post(auth::log_in))
+        .route(paths::LOGOUT, post(auth::log_out))
+        .route(paths::OAUTH_CALLBACK, get(connect::callback));
+    let merchant = Router::new()
+        .route(paths::OAUTH_START, post(connect::start))
+        .route(paths::DISCONNECT, post(connect::disconnect));
+    let operator = Router::new()
+        .route(paths::OPERATOR_REFRESH_ROUTE, post(operator::refresh))
+        .route(paths::OPERATOR_CHECK_ROUTE, post(operator::check));
+
+    let session_layer = sessions::layer(
+        DbSessionStore::new(state.services.db.clone()),
+        state.config.secure_cookies(),
+    );
+    Router::new()
+        .merge(with_leptos(public, Area::Public, &listings))
+        .merge(guarded(
+            with_leptos(merchant, Area::Merchant, &listings),
+            Area::Merchant,
+        ))
+        .merge(guarded(
+            with_leptos(operator, Area::Operator, &listings),
+            Area::Operator,
+        ))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn(access::load_account))
+        .route_layer(axum::middleware::from_fn(telemetry::count_requests))
+        .layer(session_layer)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))
+        .layer(telemetry::trace_layer())
+        .with_state(state)
+}

@@ -1,0 +1,130 @@
+//! What the bench binaries share: the entry point (both engines, the built site), an HTTP
+//! load generator and latency figures. Benches print figures; they assert nothing.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use awx_onboard::db::Engine;
+
+/// Runs `run` on SQLite, then on PostgreSQL, when started by `cargo bench`.
+pub fn main<F, Fut>(name: &str, run: F)
+where
+    F: Fn(Engine) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("{name} bench: run with `cargo bench -p awx-onboard-server --bench {name}`");
+        return;
+    }
+    // The site (stylesheet, icon) as `cargo leptos build` leaves it in the workspace.
+    if std::env::var_os("LEPTOS_SITE_ROOT").is_none() {
+        let site = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/site");
+        std::env::set_var("LEPTOS_SITE_ROOT", &site);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        run(Engine::Sqlite).await;
+        run(Engine::Postgres).await;
+    });
+}
+
+/// Latencies of one load run.
+pub struct Figures {
+    pub requests: usize,
+    pub per_second: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub errors: usize,
+}
+
+/// The `q` quantile (0..=1) of sorted samples.
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    sorted
+        .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
+/// p95 of some samples, in milliseconds.
+pub fn p95_ms(mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    quantile(&samples, 0.95).as_secs_f64() * 1000.0
+}
+
+/// `connections` workers, each with its own client (own TCP connection), send `GET url`
+/// (with `headers`) for `duration`; only 2xx answers count as served.
+pub async fn load(url: &str, headers: &[(&str, &str)], connections: usize, duration: Duration) -> Figures {
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let workers: Vec<_> = (0..connections)
+        .map(|_| {
+            let url = url.to_string();
+            let headers = headers.clone();
+            tokio::spawn(async move {
+                let http = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .expect("an HTTP client");
+                let mut latencies = Vec::new();
+                let mut errors = 0usize;
+                while Instant::now() < deadline {
+                    let mut request = http.get(&url);
+                    for (name, value) in &headers {
+                        request = request.header(name, value);
+                    }
+                    let sent = Instant::now();
+                    match request.send().await {
+                        Ok(response) if response.status().is_success() => {
+                            let _ = response.bytes().await;
+                            latencies.push(sent.elapsed());
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for worker in workers {
+        let (latencies, failed) = worker.await.expect("a load worker");
+        all.extend(latencies);
+        errors += failed;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    Figures {
+        requests: all.len(),
+        per_second: all.len() as f64 / elapsed,
+        p50: quantile(&all, 0.50),
+        p99: quantile(&all, 0.99),
+        errors,
+    }
+}
+
+/// One line of figures.
+pub fn show(label: &str, f: &Figures) {
+    println!(
+        "  {label:<44} {:>7.0} req/s  p50 {:>6.1} ms  p99 {:>6.1} ms  ({} requests, {} errors)",
+        f.per_second,
+        f.p50.as_secs_f64() * 1000.0,
+        f.p99.as_secs_f64() * 1000.0,
+        f.requests,
+        f.errors
+    );
+}
+
+/// This process's peak resident memory, in MB.
+pub fn peak_memory_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,6 @@
+//! The server's integration tests, one binary (less link time): the real app on a free
+//! port over real HTTP, on SQLite and PostgreSQL, against its embedded simulator.
+
+mod app;
+mod journey;
+mod operator;

@@ -1,0 +1,170 @@
+//! Sessions: a typed wrapper over tower-sessions with the keys in one place, and the
+//! session store on the app's own database (SQLite or PostgreSQL through sqlx `Any`).
+
+use async_trait::async_trait;
+use sqlx::Row;
+use time::OffsetDateTime;
+use tower_sessions_core::session::{Id, Record};
+use tower_sessions_core::session_store::{self, ExpiredDeletion, SessionStore};
+use tower_sessions_core::Session;
+
+use crate::accounts::Account;
+use crate::db::Database;
+
+/// Sessions end after this long without a request.
+pub const INACTIVITY_LIMIT: time::Duration = time::Duration::hours(12);
+/// Push a session's inactivity expiry forward at most this often (each push is a write).
+const TOUCH_EVERY_SECONDS: i64 = 600;
+
+/// The session of one request, with typed access to what this app keeps in it.
+#[derive(Clone, Debug)]
+pub struct SessionState(Session);
+
+/// A session could not be read or written (the store failed).
+#[derive(Debug, thiserror::Error)]
+#[error("the session store failed")]
+pub struct SessionError;
+
+impl From<tower_sessions_core::session::Error> for SessionError {
+    fn from(error: tower_sessions_core::session::Error) -> Self {
+        tracing::error!(%error, "session store error");
+        SessionError
+    }
+}
+
+impl SessionState {
+    /// Key holding the signed-in account (id, email, role).
+    const SIGNED_IN: &'static str = "signed_in";
+    /// Key holding when the session's expiry was last pushed forward.
+    const LAST_SEEN: &'static str = "last_seen";
+
+    pub fn new(session: Session) -> SessionState {
+        SessionState(session)
+    }
+
+    /// The signed-in account, if any.
+    pub async fn account(&self) -> Result<Option<Account>, SessionError> {
+        Ok(self.0.get::<Account>(Self::SIGNED_IN).await?)
+    }
+
+    /// Signs `account` in: a new session id first (no fixation), then the account, saved at
+    /// once so the session has an id within this same response (OAuth state binding).
+    pub async fn sign_in(&self, account: &Account) -> Result<(), SessionError> {
+        self.0.cycle_id().await?;
+        self.0.insert(Self::SIGNED_IN, account).await?;
+        self.0.save().await?;
+        Ok(())
+    }
+
+    /// Deletes the session on the server, not just the cookie.
+    pub async fn sign_out(&self) -> Result<(), SessionError> {
+        Ok(self.0.flush().await?)
+    }
+
+    /// Keeps an active session alive: at most every ten minutes the session is marked
+    /// modified, which saves it with a new expiry and cookie.
+    pub async fn keep_alive(&self, now: i64) {
+        let last_seen = self.0.get::<i64>(Self::LAST_SEEN).await.ok().flatten().unwrap_or(0);
+        if now - last_seen > TOUCH_EVERY_SECONDS {
+            let _ = self.0.insert(Self::LAST_SEEN, now).await;
+        }
+    }
+
+    /// The session id, once the session is stored.
+    pub fn id(&self) -> Option<String> {
+        self.0.id().map(|id| id.to_string())
+    }
+}
+
+/// tower-sessions' store on the app's database.
+#[derive(Clone, Debug)]
+pub struct DbSessionStore {
+    db: Database,
+}
+
+impl DbSessionStore {
+    pub fn new(db: Database) -> DbSessionStore {
+        DbSessionStore { db }
+    }
+}
+
+fn backend(error: impl std::fmt::Display) -> session_store::Error {
+    session_store::Error::Backend(error.to_string())
+}
+
+#[async_trait]
+impl SessionStore for DbSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        let data = serde_json::to_vec(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        // A fresh id until one is free (collisions of 128 random bits are theoretical).
+        loop {
+            let inserted = sqlx::query(
+                "INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(record.id.to_string())
+            .bind(&data)
+            .bind(record.expiry_date.unix_timestamp())
+            .execute(self.db.pool())
+            .await
+            .map_err(backend)?;
+            if inserted.rows_affected() == 1 {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let data = serde_json::to_vec(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data, expiry_date = excluded.expiry_date",
+        )
+        .bind(record.id.to_string())
+        .bind(&data)
+        .bind(record.expiry_date.unix_timestamp())
+        .execute(self.db.pool())
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
+        let row = sqlx::query("SELECT data, expiry_date FROM sessions WHERE id = $1 AND expiry_date > $2")
+            .bind(session_id.to_string())
+            .bind(OffsetDateTime::now_utc().unix_timestamp())
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let data: Vec<u8> = row.try_get("data").map_err(backend)?;
+        let expiry: i64 = row.try_get("expiry_date").map_err(backend)?;
+        Ok(Some(Record {
+            id: *session_id,
+            data: serde_json::from_slice(&data).map_err(|e| session_store::Error::Decode(e.to_string()))?,
+            expiry_date: OffsetDateTime::from_unix_timestamp(expiry)
+                .map_err(|e| session_store::Error::Decode(e.to_string()))?,
+        }))
+    }
+
+    async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(session_id.to_string())
+            .execute(self.db.pool())
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ExpiredDeletion for DbSessionStore {
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE expiry_date <= $1")
+            .bind(OffsetDateTime::now_utc().unix_timestamp())
+            .execute(self.db.pool())
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
