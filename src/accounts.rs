@@ -1,25 +1,46 @@
-//! Merchant and operator accounts: parsed emails, a password policy, argon2id hashes on
-//! the blocking pool with bounded concurrency, and throttled log-ins that cost the same
-//! whether or not the account exists.
+//! Merchant and operator accounts: parsed emails, a password policy with a real list of
+//! common passwords, argon2id hashes through a bounded queue ([`hashing`]), and log-ins and
+//! sign-ups bounded in the database ([`throttle`]) that cost the same whether or not the
+//! account exists.
 
+mod hashing;
+mod throttle;
+
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use sqlx::Row;
-use tokio::sync::Semaphore;
 
 use crate::db::Database;
 use crate::time::Clock;
 
-/// Failed log-ins allowed per account and per address in [`THROTTLE_WINDOW_SECONDS`].
-pub const MAX_FAILURES: i64 = 5;
-pub const THROTTLE_WINDOW_SECONDS: i64 = 15 * 60;
+use hashing::{hash_blocking, verify_blocking, HashingPool, Priority};
+use throttle::Throttle;
+pub use throttle::{
+    MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS, MAX_FAILURES_PER_ADDRESS, MAX_SIGN_UPS_PER_ADDRESS, SIGN_UP_WINDOW_SECONDS,
+    THROTTLE_WINDOW_SECONDS,
+};
+
 pub const MIN_PASSWORD_CHARS: usize = 12;
 pub const MAX_PASSWORD_CHARS: usize = 256;
 
-const COMMON_PASSWORDS: &str = include_str!("accounts/common_passwords.txt");
+/// The 10,000 most common passwords of a published breach corpus (and longer variants),
+/// lower case, read once.
+static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("accounts/common_passwords.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect()
+});
+
+/// Whether `lower` (a lower-cased password) is a common password, or one with digits and
+/// symbols stuck to its ends (`Password@123`, `!!dragon2024!!`).
+fn is_common(lower: &str) -> bool {
+    let core = lower.trim_matches(|c: char| !c.is_alphabetic());
+    COMMON_PASSWORDS.contains(lower) || (core.chars().count() >= 4 && COMMON_PASSWORDS.contains(core))
+}
 
 /// An email address, trimmed and lower-cased, checked for a plausible shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +117,7 @@ pub fn check_new_password(password: &Password, email: &Email) -> Result<(), Acco
     let lower = text.to_lowercase();
     let local = email.as_str().split('@').next().unwrap_or_default();
     let first = lower.chars().next().unwrap_or_default();
-    if COMMON_PASSWORDS.lines().any(|common| common.trim() == lower)
+    if is_common(&lower)
         || lower.chars().all(|c| c == first)
         || lower == email.as_str()
         || (local.len() >= 4 && lower.contains(local) && chars < local.len() + 6)
@@ -173,7 +194,10 @@ pub enum AccountError {
     PasswordTooShort,
     #[error("Use at most 256 characters for your password.")]
     PasswordTooLong,
-    #[error("That password is too common or too easy to guess. Try a longer phrase.")]
+    #[error(
+        "That password is too common or too easy to guess: it is one of the most used passwords, \
+         perhaps with digits or symbols added. Try a phrase of three or four unrelated words."
+    )]
     PasswordTooCommon,
     #[error("An account with this email already exists. Log in instead.")]
     EmailTaken,
@@ -181,6 +205,10 @@ pub enum AccountError {
     InvalidCredentials,
     #[error("Too many failed attempts. Wait 15 minutes, then try again.")]
     Throttled,
+    #[error("Too many new accounts from your network. Please try again in an hour.")]
+    SignUpThrottled,
+    #[error("We are busy right now. Please try again in a moment.")]
+    Busy,
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
 }
@@ -196,7 +224,8 @@ impl From<sqlx::Error> for AccountError {
 pub struct Accounts {
     db: Database,
     clock: Clock,
-    hashing: Arc<Semaphore>,
+    hashing: Arc<HashingPool>,
+    throttle: Throttle,
     dummy_hash: Arc<str>,
 }
 
@@ -219,87 +248,55 @@ fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account, sqlx::Error> {
     })
 }
 
-/// argon2id with OWASP's minimum: 19 MiB, 2 passes, 1 lane.
-fn argon2() -> Argon2<'static> {
-    Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters"),
-    )
-}
-
-fn hash_blocking(password: &str) -> String {
-    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 hashing of a bounded password succeeds")
-        .to_string()
-}
-
-fn verify_blocking(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
-        .unwrap_or(false)
-}
-
-/// Runs CPU-heavy hashing at a lower scheduling priority (nice +10 for this thread), so a
-/// burst of log-ins does not slow page serving. Best effort: where the priority cannot be
-/// changed (or restored, without the privilege), hashing still runs.
-fn with_low_priority<T>(work: impl FnOnce() -> T) -> T {
-    #[cfg(target_os = "linux")]
-    {
-        // On Linux, PRIO_PROCESS with who = 0 applies to the calling thread only.
-        // SAFETY: getpriority/setpriority take plain integers and touch no memory of ours.
-        let before = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, before + 10) };
-        let result = work();
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, before) };
-        result
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        work()
-    }
-}
-
 impl Accounts {
     /// `hashing_slots` bounds concurrent hashes (each takes 19 MiB and a core).
     pub fn new(db: Database, clock: Clock, hashing_slots: usize) -> Accounts {
+        Accounts::with_sign_up_limit(db, clock, hashing_slots, MAX_SIGN_UPS_PER_ADDRESS)
+    }
+
+    /// [`Accounts::new`] with at most `sign_ups_per_address` sign-ups per address and hour.
+    pub fn with_sign_up_limit(db: Database, clock: Clock, hashing_slots: usize, sign_ups_per_address: i64) -> Accounts {
+        LazyLock::force(&COMMON_PASSWORDS);
         Accounts {
+            throttle: Throttle::new(db.clone(), sign_ups_per_address),
             db,
             clock,
-            hashing: Arc::new(Semaphore::new(hashing_slots.max(1))),
+            hashing: HashingPool::new(hashing_slots),
             dummy_hash: hash_blocking("a password no account has, used to even out timing").into(),
         }
     }
 
-    async fn hash(&self, password: &Password) -> Result<String, AccountError> {
-        let _slot = self.hashing.acquire().await.map_err(|_| AccountError::Internal)?;
+    async fn hash(&self, password: &Password, priority: Priority) -> Result<String, AccountError> {
         let password = password.expose().to_string();
-        tokio::task::spawn_blocking(move || with_low_priority(|| hash_blocking(&password)))
+        self.hashing
+            .run(priority, move || hash_blocking(&password))
             .await
-            .map_err(|_| AccountError::Internal)
+            .map_err(|_| AccountError::Busy)
     }
 
     async fn verify(&self, password: &Password, hash: &str) -> Result<bool, AccountError> {
-        let _slot = self.hashing.acquire().await.map_err(|_| AccountError::Internal)?;
         let (password, hash) = (password.expose().to_string(), hash.to_string());
-        tokio::task::spawn_blocking(move || with_low_priority(|| verify_blocking(&password, &hash)))
+        self.hashing
+            .run(Priority::Login, move || verify_blocking(&password, &hash))
             .await
-            .map_err(|_| AccountError::Internal)
+            .map_err(|_| AccountError::Busy)
     }
 
-    /// Creates an account with the given role.
+    /// Creates an account with the given role (operators, from the command line).
     pub async fn create(&self, email: &str, password: &Password, role: Role) -> Result<Account, AccountError> {
         let email = Email::parse(email)?;
         check_new_password(password, &email)?;
-        let hash = self.hash(password).await?;
+        let hash = self.hash(password, Priority::SignUp).await?;
+        self.insert(&email, &hash, role).await
+    }
+
+    async fn insert(&self, email: &Email, hash: &str, role: Role) -> Result<Account, AccountError> {
         let inserted = sqlx::query_scalar::<_, i64>(
             "INSERT INTO merchants (email, password_hash, role, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (email) DO NOTHING RETURNING id",
         )
         .bind(email.as_str())
-        .bind(&hash)
+        .bind(hash)
         .bind(role.as_str())
         .bind(self.clock.now())
         .fetch_optional(self.db.pool())
@@ -314,18 +311,36 @@ impl Accounts {
         }
     }
 
-    pub async fn sign_up(&self, email: &str, password: &Password) -> Result<Account, AccountError> {
-        self.create(email, password, Role::Merchant).await
+    /// A merchant signs up from client address `ip` (at most a few sign-ups per address
+    /// and hour; input mistakes do not count).
+    pub async fn sign_up(&self, email: &str, password: &Password, ip: &str) -> Result<Account, AccountError> {
+        let email = Email::parse(email)?;
+        check_new_password(password, &email)?;
+        if self
+            .throttle
+            .reserve_sign_up(email.as_str(), ip, self.clock.now())
+            .await?
+            .is_none()
+        {
+            crate::metrics::record_login_failure("sign_up_throttled");
+            return Err(AccountError::SignUpThrottled);
+        }
+        let hash = self.hash(password, Priority::SignUp).await?;
+        self.insert(&email, &hash, Role::Merchant).await
     }
 
-    /// Checks credentials. Unknown emails cost the same argon2 work as known ones; after
-    /// [`MAX_FAILURES`] failures in 15 minutes for the account or the address, refuses.
+    /// Checks credentials from client address `ip`. The attempt is counted before any
+    /// hashing (see [`throttle`]); unknown emails cost the same argon2 work as known ones.
     pub async fn log_in(&self, email: &str, password: &Password, ip: &str) -> Result<Account, AccountError> {
         let now = self.clock.now();
         let normalized = email.trim().to_lowercase();
-        if self.recent_failures(&normalized, ip, now).await? >= MAX_FAILURES {
+        let Some(reserved) = self.throttle.reserve_login(&normalized, ip, now).await? else {
             crate::metrics::record_login_failure("throttled");
             return Err(AccountError::Throttled);
+        };
+        let wait = self.throttle.slow_down(&normalized, now).await?;
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
         let row = sqlx::query("SELECT id, email, password_hash, role FROM merchants WHERE email = $1")
             .bind(&normalized)
@@ -338,40 +353,14 @@ impl Accounts {
         let matches = self.verify(password, &hash).await?;
         match account {
             Some(account) if matches => {
-                sqlx::query("DELETE FROM login_failures WHERE email = $1")
-                    .bind(&normalized)
-                    .execute(self.db.pool())
-                    .await?;
+                self.throttle.succeeded(reserved, &normalized, ip).await?;
                 Ok(account)
             }
             _ => {
-                sqlx::query("INSERT INTO login_failures (email, ip, created_at) VALUES ($1, $2, $3)")
-                    .bind(&normalized)
-                    .bind(ip)
-                    .bind(now)
-                    .execute(self.db.pool())
-                    .await?;
                 crate::metrics::record_login_failure("invalid_credentials");
                 Err(AccountError::InvalidCredentials)
             }
         }
-    }
-
-    /// The larger of the account's and the address's failures in the window.
-    async fn recent_failures(&self, email: &str, ip: &str, now: i64) -> Result<i64, AccountError> {
-        let since = now - THROTTLE_WINDOW_SECONDS;
-        let by_email: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM login_failures WHERE email = $1 AND created_at > $2")
-                .bind(email)
-                .bind(since)
-                .fetch_one(self.db.pool())
-                .await?;
-        let by_ip: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM login_failures WHERE ip = $1 AND created_at > $2")
-            .bind(ip)
-            .bind(since)
-            .fetch_one(self.db.pool())
-            .await?;
-        Ok(by_email.max(by_ip))
     }
 
     pub async fn by_id(&self, id: i64) -> Result<Option<Account>, AccountError> {
@@ -382,13 +371,9 @@ impl Accounts {
         Ok(row.as_ref().map(account_from_row).transpose()?)
     }
 
-    /// Forgets failures older than the throttle window.
-    pub async fn sweep_failures(&self) -> Result<u64, AccountError> {
-        let done = sqlx::query("DELETE FROM login_failures WHERE created_at <= $1")
-            .bind(self.clock.now() - THROTTLE_WINDOW_SECONDS)
-            .execute(self.db.pool())
-            .await?;
-        Ok(done.rows_affected())
+    /// Forgets attempts older than every throttling window.
+    pub async fn sweep_attempts(&self) -> Result<u64, AccountError> {
+        Ok(self.throttle.sweep(self.clock.now()).await?)
     }
 }
 
@@ -431,12 +416,24 @@ mod tests {
     }
 
     #[test]
-    fn hashes_are_argon2id_with_the_required_cost() {
-        let hash = hash_blocking("correct horse battery staple");
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
-        assert!(verify_blocking("correct horse battery staple", &hash));
-        assert!(!verify_blocking("correct horse battery stapler", &hash));
-        assert!(!verify_blocking("anything", "not a hash"));
+    fn the_common_password_list_is_a_real_one() {
+        assert!(COMMON_PASSWORDS.len() >= 10_000, "{}", COMMON_PASSWORDS.len());
+        let email = Email::parse("ana.lima@example.com").unwrap();
+        let check = |p: &str| check_new_password(&Password::new(p), &email);
+        for common in [
+            "Password@123",
+            "PASSWORD1234",
+            "!!sunshine!!2024",
+            "Dragon2026!!!",
+            "qwertyuiop12",
+        ] {
+            assert_eq!(check(common), Err(AccountError::PasswordTooCommon), "{common}");
+        }
+        let message = AccountError::PasswordTooCommon.to_string();
+        assert!(
+            message.contains("too common") && message.contains("phrase"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -255,20 +255,34 @@ impl AirwallexClient {
 
     /// `grant_type=refresh_token`.
     pub async fn refresh(&self, refresh_token: &RefreshToken) -> Result<TokenSet, AirwallexError> {
-        self.token_call(json!({
+        self.refresh_within(refresh_token, self.settings.request_timeout).await
+    }
+
+    /// `grant_type=refresh_token`, over within `timeout` whatever happens (answer or not).
+    pub async fn refresh_within(
+        &self,
+        refresh_token: &RefreshToken,
+        timeout: Duration,
+    ) -> Result<TokenSet, AirwallexError> {
+        let body = json!({
             "client_id": self.settings.client_id,
             "client_secret": self.settings.client_secret.expose_secret(),
             "grant_type": "refresh_token",
             "refresh_token": refresh_token.expose(),
-        }))
-        .await
+        });
+        self.token_call_within(body, timeout).await
     }
 
     async fn token_call(&self, body: Value) -> Result<TokenSet, AirwallexError> {
+        self.token_call_within(body, self.settings.request_timeout).await
+    }
+
+    async fn token_call_within(&self, body: Value, timeout: Duration) -> Result<TokenSet, AirwallexError> {
         let response = self
             .http
             .post(self.token_url())
             .header("x-api-version", &self.settings.api_version)
+            .timeout(timeout)
             .json(&body)
             .send()
             .await

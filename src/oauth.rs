@@ -64,6 +64,7 @@ impl CallbackProblem {
 }
 
 /// The query of `GET /oauth/callback`.
+/// (`Debug` shows no code: [`AuthorizationCode`] is redacted.)
 #[derive(Debug, Default, Clone, serde::Deserialize)]
 pub struct CallbackParams {
     pub code: Option<AuthorizationCode>,
@@ -312,4 +313,18 @@ impl Authorization {
 fn internal(error: sqlx::Error) -> CallbackProblem {
     tracing::error!(%error, "callback database error");
     CallbackProblem::Internal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_params_never_print_the_code() {
+        let params: CallbackParams =
+            serde_urlencoded::from_str("code=secret-code-123&state=s&error=access_denied").unwrap();
+        let shown = format!("{params:?}");
+        assert!(!shown.contains("secret-code-123"), "{shown}");
+        assert!(shown.contains("AuthorizationCode([redacted])"), "{shown}");
+    }
 }

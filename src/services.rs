@@ -47,6 +47,8 @@ pub struct ServiceSettings {
     pub webhook_secret: Option<SecretString>,
     /// Concurrent password hashes allowed (each takes 19 MiB and a core).
     pub hashing_slots: usize,
+    /// Sign-ups allowed per client address and hour.
+    pub sign_ups_per_address_per_hour: i64,
 }
 
 impl Services {
@@ -54,7 +56,12 @@ impl Services {
         let db = vault.store().db().clone();
         let clock = vault.clock().clone();
         Services {
-            accounts: Accounts::new(db.clone(), clock.clone(), settings.hashing_slots),
+            accounts: Accounts::with_sign_up_limit(
+                db.clone(),
+                clock.clone(),
+                settings.hashing_slots,
+                settings.sign_ups_per_address_per_hour,
+            ),
             authorization: Authorization::new(db.clone(), clock.clone(), vault.clone(), settings.oauth),
             connections: MerchantConnections::new(vault.clone(), clock.clone(), settings.account_cache_seconds),
             operator: OperatorDesk::new(db.clone(), clock.clone(), vault.clone()),

@@ -4,15 +4,19 @@
 use async_trait::async_trait;
 use sqlx::Row;
 use time::OffsetDateTime;
+
 use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::{self, ExpiredDeletion, SessionStore};
 use tower_sessions_core::Session;
 
-use crate::accounts::Account;
+use crate::accounts::{Account, Role};
 use crate::db::Database;
+use crate::time::Clock;
 
 /// Sessions end after this long without a request.
 pub const INACTIVITY_LIMIT: time::Duration = time::Duration::hours(12);
+/// Sessions end this long after sign-in, however active.
+pub const ABSOLUTE_LIMIT: time::Duration = time::Duration::days(7);
 /// Push a session's inactivity expiry forward at most this often (each push is a write).
 const TOUCH_EVERY_SECONDS: i64 = 600;
 
@@ -77,14 +81,22 @@ impl SessionState {
 }
 
 /// tower-sessions' store on the app's database.
+///
+/// - A session lives [`INACTIVITY_LIMIT`] after its last save and never more than
+///   [`ABSOLUTE_LIMIT`] after it was created (sign-in), by the store's clock.
+/// - Saving never re-creates a session that is gone: a request still in flight when its
+///   session was deleted (log-out) cannot bring it back.
+/// - Loading reads the signed-in account's current email and role in the same query; a
+///   session whose account was deleted is ended.
 #[derive(Clone, Debug)]
 pub struct DbSessionStore {
     db: Database,
+    clock: Clock,
 }
 
 impl DbSessionStore {
-    pub fn new(db: Database) -> DbSessionStore {
-        DbSessionStore { db }
+    pub fn new(db: Database, clock: Clock) -> DbSessionStore {
+        DbSessionStore { db, clock }
     }
 }
 
@@ -92,18 +104,33 @@ fn backend(error: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(error.to_string())
 }
 
+fn encode(record: &Record) -> session_store::Result<(Vec<u8>, Option<i64>)> {
+    let data = serde_json::to_vec(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+    let account_id = record
+        .data
+        .get(SessionState::SIGNED_IN)
+        .and_then(|account| account.get("id"))
+        .and_then(serde_json::Value::as_i64);
+    Ok((data, account_id))
+}
+
 #[async_trait]
 impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        let data = serde_json::to_vec(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let (data, account_id) = encode(record)?;
+        let now = self.clock.now();
+        let expiry = now + INACTIVITY_LIMIT.whole_seconds();
         // A fresh id until one is free (collisions of 128 random bits are theoretical).
         loop {
             let inserted = sqlx::query(
-                "INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO sessions (id, data, expiry_date, created_at, account_id) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (id) DO NOTHING",
             )
             .bind(record.id.to_string())
             .bind(&data)
-            .bind(record.expiry_date.unix_timestamp())
+            .bind(expiry)
+            .bind(now)
+            .bind(account_id)
             .execute(self.db.pool())
             .await
             .map_err(backend)?;
@@ -115,14 +142,20 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let data = serde_json::to_vec(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let (data, account_id) = encode(record)?;
+        let now = self.clock.now();
+        // Only a session that still exists is saved: no upsert.
         sqlx::query(
-            "INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3) \
-             ON CONFLICT (id) DO UPDATE SET data = excluded.data, expiry_date = excluded.expiry_date",
+            "UPDATE sessions SET data = $2, account_id = $3, \
+             expiry_date = CASE WHEN $4 < created_at + $5 THEN $4 ELSE created_at + $5 END \
+             WHERE id = $1 AND expiry_date > $6",
         )
         .bind(record.id.to_string())
         .bind(&data)
-        .bind(record.expiry_date.unix_timestamp())
+        .bind(account_id)
+        .bind(now + INACTIVITY_LIMIT.whole_seconds())
+        .bind(ABSOLUTE_LIMIT.whole_seconds())
+        .bind(now)
         .execute(self.db.pool())
         .await
         .map_err(backend)?;
@@ -130,18 +163,48 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
-        let row = sqlx::query("SELECT data, expiry_date FROM sessions WHERE id = $1 AND expiry_date > $2")
-            .bind(session_id.to_string())
-            .bind(OffsetDateTime::now_utc().unix_timestamp())
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(backend)?;
+        let row = sqlx::query(
+            "SELECT s.data, s.expiry_date, s.account_id, m.id AS member_id, m.email, m.role FROM sessions s \
+             LEFT JOIN merchants m ON m.id = s.account_id WHERE s.id = $1 AND s.expiry_date > $2",
+        )
+        .bind(session_id.to_string())
+        .bind(self.clock.now())
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(backend)?;
         let Some(row) = row else { return Ok(None) };
+        let account_id: Option<i64> = row.try_get("account_id").map_err(backend)?;
+        let member_id: Option<i64> = row.try_get("member_id").map_err(backend)?;
+        if account_id.is_some() && member_id.is_none() {
+            // The account is gone: so is its session.
+            self.delete(session_id).await?;
+            return Ok(None);
+        }
         let data: Vec<u8> = row.try_get("data").map_err(backend)?;
         let expiry: i64 = row.try_get("expiry_date").map_err(backend)?;
+        let mut data: std::collections::HashMap<String, serde_json::Value> =
+            serde_json::from_slice(&data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        if let Some(id) = member_id {
+            let role: String = row.try_get("role").map_err(backend)?;
+            let account = Account {
+                id,
+                email: row.try_get("email").map_err(backend)?,
+                role: if role == "operator" {
+                    Role::Operator
+                } else {
+                    Role::Merchant
+                },
+            };
+            data.insert(
+                SessionState::SIGNED_IN.to_string(),
+                serde_json::to_value(&account).map_err(|e| session_store::Error::Encode(e.to_string()))?,
+            );
+        } else {
+            data.remove(SessionState::SIGNED_IN);
+        }
         Ok(Some(Record {
             id: *session_id,
-            data: serde_json::from_slice(&data).map_err(|e| session_store::Error::Decode(e.to_string()))?,
+            data,
             expiry_date: OffsetDateTime::from_unix_timestamp(expiry)
                 .map_err(|e| session_store::Error::Decode(e.to_string()))?,
         }))
@@ -161,7 +224,7 @@ impl SessionStore for DbSessionStore {
 impl ExpiredDeletion for DbSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
         sqlx::query("DELETE FROM sessions WHERE expiry_date <= $1")
-            .bind(OffsetDateTime::now_utc().unix_timestamp())
+            .bind(self.clock.now())
             .execute(self.db.pool())
             .await
             .map_err(backend)?;

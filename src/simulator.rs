@@ -19,7 +19,7 @@ use axum::Router;
 
 pub use accounts::{SimAccount, HARBOUR_COFFEE, LIM_WEI_LING, MAPLE_FINCH};
 pub use serve::serve;
-pub use state::{Counters, Endpoint, FaultKind, RandomFaults};
+pub use state::{Counters, Endpoint, FaultKind, RandomFaults, SentWebhook};
 
 use crate::time::Clock;
 
@@ -166,6 +166,25 @@ impl Simulator {
         let id = account.id.clone();
         self.inner.lock().accounts.push(account);
         id
+    }
+
+    /// The webhook events sent so far, oldest first (also at `GET /__sim/webhooks`).
+    pub fn sent_webhooks(&self) -> Vec<SentWebhook> {
+        self.inner.lock().sent_webhooks.clone()
+    }
+
+    /// Sends an earlier event again, now, as Airwallex's retries do (also at
+    /// `POST /__sim/webhooks/redeliver`). Returns the receiver's status.
+    pub async fn redeliver(&self, event_id: &str) -> Result<axum::http::StatusCode, String> {
+        let event = self
+            .inner
+            .lock()
+            .sent_webhooks
+            .iter()
+            .find(|e| e.id == event_id)
+            .cloned()
+            .ok_or_else(|| format!("no webhook event {event_id}"))?;
+        handlers::deliver(self, &event).await
     }
 
     /// A snapshot of the counters (also served at `GET /__sim/counters`).

@@ -252,12 +252,16 @@ impl ConnectionStore {
         row.as_ref().map(connection_from_row).transpose()
     }
 
-    /// Connected connections to an Airwallex account (for webhooks).
-    pub async fn connected_ids_for_account(&self, account_id: &str) -> Result<Vec<i64>, sqlx::Error> {
-        sqlx::query_scalar("SELECT id FROM connections WHERE account_id = $1 AND status = 'connected'")
-            .bind(account_id)
-            .fetch_all(self.db.pool())
-            .await
+    /// Connected connections to an Airwallex account, with when each was made (for webhooks).
+    pub async fn connected_for_account(&self, account_id: &str) -> Result<Vec<(i64, Option<i64>)>, sqlx::Error> {
+        let rows =
+            sqlx::query("SELECT id, connected_at FROM connections WHERE account_id = $1 AND status = 'connected'")
+                .bind(account_id)
+                .fetch_all(self.db.pool())
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("connected_at")?)))
+            .collect()
     }
 
     /// Whether any connection (in any state) belongs to this Airwallex account.

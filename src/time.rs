@@ -24,6 +24,12 @@ impl Clock {
         real_now() + self.offset_seconds.load(Ordering::Relaxed)
     }
 
+    /// Unix time in milliseconds, as this clock sees it (for decisions that whole seconds
+    /// would round the wrong way).
+    pub fn now_millis(&self) -> i64 {
+        real_now_millis() + self.offset_seconds.load(Ordering::Relaxed) * 1000
+    }
+
     /// Moves the clock forward; negative amounts are ignored (time does not go back).
     pub fn advance(&self, seconds: i64) {
         if seconds > 0 {
@@ -80,26 +86,35 @@ pub fn human_datetime(unix_seconds: i64) -> String {
     }
 }
 
+/// Parses a timestamp as Airwallex writes them: RFC 3339, or with an offset without a
+/// colon (`2025-07-24T07:16:00+0000`). Unix seconds.
+pub fn parse_timestamp(text: &str) -> Option<i64> {
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    let text = text.trim();
+    if let Ok(parsed) = time::OffsetDateTime::parse(text, rfc3339) {
+        return Some(parsed.unix_timestamp());
+    }
+    let sign_at = text.len().checked_sub(5)?;
+    if !text.is_char_boundary(sign_at) {
+        return None;
+    }
+    let (head, offset) = text.split_at(sign_at);
+    let colonless = offset.starts_with(['+', '-']) && offset[1..].bytes().all(|b| b.is_ascii_digit());
+    if !colonless {
+        return None;
+    }
+    let fixed = format!("{head}{}:{}", &offset[..3], &offset[3..]);
+    time::OffsetDateTime::parse(&fixed, rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
 /// For people: `2 Mar 2024`, from an RFC 3339 timestamp (as Airwallex sends them).
 /// Text that is not a timestamp is returned as it came.
 pub fn human_date(rfc3339_text: &str) -> String {
-    let parsed =
-        time::OffsetDateTime::parse(rfc3339_text, &time::format_description::well_known::Rfc3339).or_else(|_| {
-            // Airwallex also writes offsets without a colon: 2024-03-02T10:11:12+0000.
-            let fixed = if rfc3339_text.len() > 5 && rfc3339_text.as_bytes()[rfc3339_text.len() - 5] == b'+' {
-                format!(
-                    "{}:{}",
-                    &rfc3339_text[..rfc3339_text.len() - 2],
-                    &rfc3339_text[rfc3339_text.len() - 2..]
-                )
-            } else {
-                rfc3339_text.to_string()
-            };
-            time::OffsetDateTime::parse(&fixed, &time::format_description::well_known::Rfc3339)
-        });
-    match parsed {
-        Ok(t) => format!("{} {} {}", t.day(), MONTHS[t.month() as usize - 1], t.year()),
-        Err(_) => rfc3339_text.to_string(),
+    match parse_timestamp(rfc3339_text).and_then(|unix| time::OffsetDateTime::from_unix_timestamp(unix).ok()) {
+        Some(t) => format!("{} {} {}", t.day(), MONTHS[t.month() as usize - 1], t.year()),
+        None => rfc3339_text.to_string(),
     }
 }
 
@@ -132,6 +147,16 @@ mod tests {
         assert_eq!(human_date("2024-03-02T10:11:12Z"), "2 Mar 2024");
         assert_eq!(human_date("2024-03-02T10:11:12+0000"), "2 Mar 2024");
         assert_eq!(human_date("soon"), "soon");
+    }
+
+    #[test]
+    fn airwallex_timestamps_parse_in_both_forms() {
+        assert_eq!(parse_timestamp("2025-07-24T07:16:00+0000"), Some(1_753_341_360));
+        assert_eq!(parse_timestamp("2025-07-24T07:16:00Z"), Some(1_753_341_360));
+        assert_eq!(parse_timestamp("2025-07-24T09:16:00+0200"), Some(1_753_341_360));
+        assert_eq!(parse_timestamp("2025-07-24T07:16:00.500+00:00"), Some(1_753_341_360));
+        assert_eq!(parse_timestamp("yesterday"), None);
+        assert_eq!(parse_timestamp(""), None);
     }
 
     #[test]

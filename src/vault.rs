@@ -35,6 +35,8 @@ use crate::time::Clock;
 pub const GRACE_SECONDS: i64 = 60;
 /// Margin for clock differences between us and Airwallex.
 const CLOCK_SKEW_SECONDS: i64 = 5;
+/// How long a refresh lease lasts by default; renewed right before every send.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct VaultSettings {
@@ -48,6 +50,8 @@ pub struct VaultSettings {
     pub retry_base: Duration,
     /// Names this process in leases and events.
     pub instance: String,
+    /// How long a refresh lease lasts (real time); longer than a request may take.
+    pub lease: Duration,
 }
 
 impl VaultSettings {
@@ -58,6 +62,7 @@ impl VaultSettings {
             request_timeout_seconds: request_timeout.as_secs().max(1) as i64,
             retry_base: Duration::from_millis(200),
             instance: format!("instance-{}", crate::secret::random_urlsafe(6)),
+            lease: DEFAULT_LEASE,
         }
     }
 

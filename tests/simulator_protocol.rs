@@ -600,6 +600,45 @@ async fn a_merchant_disconnects_the_app_on_the_simulator() {
     let hooks = sim.wait_for_webhooks(1).await;
     assert_eq!(hooks.len(), 1);
     assert_eq!(sim.sim.counters().revocations, 1);
+
+    // Airwallex's envelope: a UUID event id, `created_at` with a colon-less offset.
+    let event: Value = serde_json::from_str(&hooks[0].2).unwrap();
+    let event_id = event["id"].as_str().unwrap().to_string();
+    let groups: Vec<usize> = event_id.split('-').map(str::len).collect();
+    assert_eq!(groups, [8, 4, 4, 4, 12], "{event_id}");
+    assert!(event_id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+    assert_eq!(&event_id[14..15], "4", "version 4");
+    let created_at = event["created_at"].as_str().unwrap();
+    assert!(created_at.ends_with("+0000"), "{created_at}");
+    assert!(awx_onboard::time::parse_timestamp(created_at).is_some());
+
+    // A late retry: the control sends the same event again, freshly signed.
+    sim.sim.clock().advance(3600);
+    let listed: Value = sim
+        .http
+        .get(format!("{}/__sim/webhooks", sim.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["id"], event_id.as_str());
+    let redelivered = sim.control("/webhooks/redeliver", json!({"event_id": event_id})).await;
+    assert_eq!(redelivered.status(), StatusCode::OK);
+    let hooks = sim.wait_for_webhooks(2).await;
+    assert_eq!(hooks[1].2, hooks[0].2, "the same event");
+    assert_ne!(hooks[1].0, hooks[0].0, "a new timestamp");
+    assert!(webhook_signature::verify(
+        simulator::DEFAULT_WEBHOOK_SECRET.as_bytes(),
+        &hooks[1].0,
+        hooks[1].2.as_bytes(),
+        &hooks[1].1
+    ));
+    let unknown = sim
+        .control("/webhooks/redeliver", json!({"event_id": "no-such-event"}))
+        .await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -434,12 +434,16 @@ async fn webhooks_revoke_and_bad_ones_change_nothing(engine: Engine) {
     let secret = "whsec_test";
     let now = h.clock.now();
     let body = format!(
-        r#"{{"id":"evt_1","name":"connection.disconnected","account_id":"{a}","data":{{"id":"conn_x","account_id":"{a}","status":"DISCONNECTED","authorized_scopes":["account_details:read"]}},"created_at":"2026-01-01T00:00:00Z","version":"2024-09-27","source_id":"conn_x"}}"#,
-        a = h.account()
+        r#"{{"id":"9a1f0c3e-5b7d-4e2a-8c6f-1d3b5a7c9e01","name":"connection.disconnected","account_id":"{a}","data":{{"id":"conn_x","account_id":"{a}","status":"DISCONNECTED","authorized_scopes":["account_details:read"]}},"created_at":"{at}","version":"2024-09-27","source_id":"conn_x"}}"#,
+        a = h.account(),
+        at = awx_onboard::time::rfc3339(now).replace('Z', "+0000"),
     );
     let (ts, sig) = signed(&body, secret, now * 1000);
 
-    let unknown_body = body.replace(&h.account(), "acct_nobody");
+    // Another event (its own id) for an account nobody here has connected.
+    let unknown_body = body
+        .replace(&h.account(), "acct_nobody")
+        .replace("9a1f0c3e-5b7d", "0b2e1d4f-6c8e");
     let (uts, usig) = signed(&unknown_body, secret, now * 1000);
     let (sts, ssig) = signed(&body, secret, (now - 301) * 1000);
     let (mts, msig) = signed("{not json", secret, now * 1000);
@@ -447,7 +451,6 @@ async fn webhooks_revoke_and_bad_ones_change_nothing(engine: Engine) {
         (Some(&ts), Some("00ff"), &body, WebhookRejection::BadSignature),
         (Some(&ts), Some(&sig), &unknown_body, WebhookRejection::BadSignature),
         (Some(&sts), Some(&ssig), &body, WebhookRejection::StaleTimestamp),
-        (Some(&uts), Some(&usig), &unknown_body, WebhookRejection::UnknownAccount),
         (Some(&mts), Some(&msig), "{not json", WebhookRejection::Malformed),
         (None, Some(&sig), &body, WebhookRejection::MissingHeaders),
     ];
@@ -461,6 +464,18 @@ async fn webhooks_revoke_and_bad_ones_change_nothing(engine: Engine) {
         );
     }
     assert_eq!(h.event_kinds(merchant).await, vec![EventKind::Connected]);
+    // An account we do not know is acknowledged (so Airwallex stops retrying), nothing else.
+    let unknown = webhooks::handle(
+        store,
+        secret.as_bytes(),
+        Some(&uts),
+        Some(&usig),
+        unknown_body.as_bytes(),
+        now,
+    )
+    .await;
+    assert_eq!(unknown, Ok(WebhookOutcome::UnknownAccount));
+    assert_eq!(h.status(merchant).await.0, ConnectionStatus::Connected);
 
     let applied = webhooks::handle(store, secret.as_bytes(), Some(&ts), Some(&sig), body.as_bytes(), now).await;
     assert!(matches!(applied, Ok(WebhookOutcome::Revoked(ref ids)) if ids.len() == 1));
@@ -468,9 +483,9 @@ async fn webhooks_revoke_and_bad_ones_change_nothing(engine: Engine) {
         h.status(merchant).await,
         (ConnectionStatus::NeedsReconnect, Some("revoked".into()))
     );
-    // A duplicate delivery is harmless.
+    // A repeated delivery of the same event is recognised and harmless.
     let again = webhooks::handle(store, secret.as_bytes(), Some(&ts), Some(&sig), body.as_bytes(), now).await;
-    assert_eq!(again, Ok(WebhookOutcome::AlreadyApplied));
+    assert_eq!(again, Ok(WebhookOutcome::Duplicate));
     assert_eq!(
         h.event_kinds(merchant).await,
         vec![EventKind::Connected, EventKind::Revoked]
@@ -606,4 +621,135 @@ async fn a_long_run_with_faults_loses_nothing() {
         }
     }
     h.test_db.remove().await;
+}
+
+/// A second connection to the test database that can hold a connection's row (a long
+/// write transaction: SQLite's write lock, a row lock on PostgreSQL).
+struct Stall {
+    db: Database,
+}
+
+impl Stall {
+    async fn new(h: &Harness) -> Stall {
+        Stall {
+            db: h.test_db.connect().await,
+        }
+    }
+
+    /// Holds the row until the returned sender fires.
+    async fn hold(&self, connection_id: i64) -> tokio::sync::oneshot::Sender<()> {
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let (held, is_held) = tokio::sync::oneshot::channel::<()>();
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            let mut tx = db.pool().begin().await.unwrap();
+            sqlx::query("UPDATE connections SET updated_at = updated_at WHERE id = $1")
+                .bind(connection_id)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let _ = held.send(());
+            let _ = released.await;
+            tx.commit().await.unwrap();
+        });
+        is_held.await.unwrap();
+        release
+    }
+}
+
+async fn a_resend_held_up_by_the_database_never_leaves_after_the_grace_minute(engine: Engine) {
+    let mut h = harness(engine).await;
+    let mut settings = fast_settings();
+    settings.retry_base = Duration::from_millis(400);
+    h.vault = Arc::new(TokenVault::new(
+        ConnectionStore::new(h.db.clone()),
+        h.cipher.clone(),
+        client_for(&h.sim_url),
+        h.clock.clone(),
+        settings,
+    ));
+    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let connection = h.vault.store().by_merchant(merchant).await.unwrap().unwrap().id;
+    h.clock.advance(300);
+    // Airwallex rotates, but the answer is lost: the vault will resend the same token.
+    h.sim.inject(Endpoint::Token, FaultKind::Drop, 1);
+    let stall = Stall::new(&h).await;
+    let vault = h.vault.clone();
+    let refresh = tokio::spawn(async move { vault.access_token_for(merchant).await });
+    eventually(|| h.sim.counters().refreshes == 1).await;
+    // The database stalls right then. The retry (after a 0.4–0.8 s backoff) decides to
+    // resend, then waits for the database; meanwhile the grace minute runs out.
+    let release = stall.hold(connection).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    h.clock.advance(61);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    release.send(()).unwrap();
+    let result = refresh.await.unwrap();
+    assert_eq!(
+        result.err(),
+        Some(VaultError::NeedsReconnect(ReconnectReason::RefreshUnconfirmed)),
+        "the stale token is not sent"
+    );
+    assert_eq!(h.sim.counters().reuse_detections, 0, "Airwallex never saw a reuse");
+    h.finish().await;
+}
+awx_onboard::both_engines!(a_resend_held_up_by_the_database_never_leaves_after_the_grace_minute);
+
+#[tokio::test]
+async fn good_tokens_are_kept_when_the_lease_moved_during_a_slow_commit() {
+    let h = harness(Engine::Postgres).await;
+    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let connection = h.vault.store().by_merchant(merchant).await.unwrap().unwrap().id;
+    let vault_with_short_lease = |db: &Database| {
+        let mut settings = fast_settings();
+        settings.lease = Duration::from_secs(1);
+        Arc::new(TokenVault::new(
+            ConnectionStore::new(db.clone()),
+            h.cipher.clone(),
+            client_for(&h.sim_url),
+            h.clock.clone(),
+            settings,
+        ))
+    };
+    let first = vault_with_short_lease(&h.db);
+    let other_db = h.test_db.connect().await;
+    let second = vault_with_short_lease(&other_db);
+    let stall = Stall::new(&h).await;
+    h.clock.advance(300);
+    // The first instance's refresh takes longer than its lease (whole seconds) ...
+    h.sim.inject(Endpoint::Token, FaultKind::Delay { ms: 3000 }, 1);
+    let a = {
+        let first = first.clone();
+        tokio::spawn(async move { first.access_token_for(merchant).await })
+    };
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // ... the database stalls; the second instance queues for the lapsed lease before the
+    // first instance's answer arrives and queues its commit; time passes beyond the
+    // resend window meanwhile.
+    let release = stall.hold(connection).await;
+    let b = {
+        let second = second.clone();
+        tokio::spawn(async move { second.access_token_for(merchant).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    h.clock.advance(52);
+    release.send(()).unwrap();
+    let a = a.await.unwrap().expect("the first instance's new tokens are kept");
+    let b = b.await.unwrap().expect("the second instance uses them");
+    assert_eq!(a.token, b.token);
+    assert_eq!(h.status(merchant).await.0, ConnectionStatus::Connected);
+    assert_eq!(h.sim.counters().reuse_detections, 0);
+    assert_eq!(h.account_status_with(&a.token).await, 200);
+    other_db.close().await;
+    h.finish().await;
+}
+
+async fn eventually(mut condition: impl FnMut() -> bool) {
+    for _ in 0..2000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("the condition never held");
 }

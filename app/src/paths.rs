@@ -152,13 +152,56 @@ pub fn with_notice(path: &str, notice: Notice) -> String {
 
 /// A path on this site to continue to, never one a browser could resolve to another
 /// origin. The one rule every redirect to a visitor-chosen target goes through.
+///
+/// Browsers (WHATWG URL parsing) drop tabs and newlines anywhere in a URL, treat `\\` as
+/// `/`, and take `//host` as another origin; servers and proxies on the way may decode
+/// `%2F`. So a local path starts with exactly one `/`, and neither it nor any
+/// percent-decoding of it holds a control character (C0 or DEL), a backslash, or a
+/// leading `//`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalPath(String);
 
+/// Percent-decoding rounds checked (`%252F` is `%2F` after one round, `/` after two).
+const DECODE_ROUNDS: usize = 3;
+
+fn plainly_local(text: &str) -> bool {
+    text.starts_with('/') && !text.starts_with("//") && !text.chars().any(|c| c == '\\' || c.is_ascii_control())
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 impl LocalPath {
     pub fn parse(text: &str) -> Option<LocalPath> {
-        let local = text.starts_with('/') && !text.starts_with("//") && !text.contains('\\');
-        local.then(|| LocalPath(text.to_string()))
+        let mut form = text.to_string();
+        for _ in 0..=DECODE_ROUNDS {
+            if !plainly_local(&form) {
+                return None;
+            }
+            let decoded = percent_decode(&form);
+            if decoded == form {
+                return Some(LocalPath(text.to_string()));
+            }
+            form = decoded;
+        }
+        // Encoded more deeply than any legitimate link of this app.
+        None
     }
 
     /// A path this app spells itself (one of the constants above).
@@ -218,10 +261,73 @@ mod tests {
 
     #[test]
     fn only_local_paths_are_followed() {
-        assert_eq!(LocalPath::parse("/connection").unwrap().as_str(), "/connection");
-        assert_eq!(LocalPath::parse("//evil.example"), None);
-        assert_eq!(LocalPath::parse("https://evil.example"), None);
-        assert_eq!(LocalPath::parse("/\\evil.example"), None);
-        assert_eq!(LocalPath::parse(""), None);
+        for local in [
+            "/",
+            "/connection",
+            "/operator?status=needs_reconnect&q=acme%20co",
+            "/operator/connections/7?before=12",
+            "/connect/problem?reason=declined",
+            "/a/b%20c",
+        ] {
+            assert_eq!(
+                LocalPath::parse(local).map(|p| p.0),
+                Some(local.to_string()),
+                "{local:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_a_browser_could_resolve_to_another_origin_is_followed() {
+        let hostile = [
+            "",
+            "connection",
+            "//evil.example",
+            "///evil.example",
+            "https://evil.example",
+            "HTTPS://evil.example",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            " /connection",
+            "/\\evil.example",
+            "\\/evil.example",
+            "/\\/evil.example",
+            // Browsers drop tabs and newlines from URLs: these become //evil.example.
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "/\r\n/evil.example",
+            // Encoded variants, once and twice.
+            "/%2F/evil.example",
+            "/%2f%2fevil.example",
+            "%2F%2Fevil.example",
+            "/%5Cevil.example",
+            "/%5c/evil.example",
+            "/%09/evil.example",
+            "/%0A/evil.example",
+            "/%0d%0a/evil.example",
+            "/%252F/evil.example",
+            "/%255C/evil.example",
+            "/%2509/evil.example",
+            "/\u{0}/evil.example",
+            "/connection\u{7f}",
+        ];
+        for input in hostile {
+            assert_eq!(LocalPath::parse(input), None, "{input:?} must be refused");
+        }
+        // Every ASCII control character, anywhere in the path, raw or encoded.
+        for byte in (0u8..0x20).chain(std::iter::once(0x7f)) {
+            let c = byte as char;
+            for input in [
+                format!("/{c}/evil.example"),
+                format!("{c}/connection"),
+                format!("/connection{c}"),
+                format!("/operator?q={c}"),
+                format!("/%{byte:02X}/evil.example"),
+                format!("/%{byte:02x}connection"),
+            ] {
+                assert_eq!(LocalPath::parse(&input), None, "{input:?} must be refused");
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! the account through the [`SignedIn`] and [`OperatorUser`] extractors. All of them apply
 //! the one rule, [`Access::check`].
 
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::Method;
 use axum::middleware::Next;
@@ -16,6 +16,7 @@ use awx_onboard::accounts::{Access, Account, CurrentAccount, Denied};
 use awx_onboard::sessions::SessionState;
 
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// What each area of the app requires.
 pub fn access_for(area: Area) -> Access {
@@ -28,11 +29,16 @@ pub fn access_for(area: Area) -> Access {
 
 /// Reads the signed-in account from the session once, keeps an active session alive, and
 /// leaves both the account and the typed session in the request's extensions.
-pub async fn load_account(session: Session, mut request: Request, next: Next) -> Result<Response, AppError> {
+pub async fn load_account(
+    State(state): State<AppState>,
+    session: Session,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, AppError> {
     let session = SessionState::new(session);
     let account = session.account().await?;
     if account.is_some() {
-        session.keep_alive(awx_onboard::time::real_now()).await;
+        session.keep_alive(state.services.clock.now()).await;
     }
     request.extensions_mut().insert(CurrentAccount(account));
     request.extensions_mut().insert(session);

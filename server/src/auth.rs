@@ -3,13 +3,13 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use app::dto::FormFeedback;
 use app::paths::{self, LocalPath, Notice};
-use awx_onboard::accounts::{AccountError, Password, Role};
+use awx_onboard::accounts::{AccountError, Password, Role, SIGN_UP_WINDOW_SECONDS, THROTTLE_WINDOW_SECONDS};
 
 use crate::access::Sessions;
 use crate::error::AppError;
@@ -30,7 +30,8 @@ pub struct Credentials {
 fn status_for(error: &AccountError) -> StatusCode {
     match error {
         AccountError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-        AccountError::Throttled => StatusCode::TOO_MANY_REQUESTS,
+        AccountError::Throttled | AccountError::SignUpThrottled => StatusCode::TOO_MANY_REQUESTS,
+        AccountError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         AccountError::EmailTaken => StatusCode::CONFLICT,
         AccountError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
@@ -49,17 +50,31 @@ async fn refused(
         message: error.to_string(),
         email: Some(form.email.trim().to_string()),
     };
-    render_with_feedback(state, page.0, path, feedback, status_for(&error)).await
+    let mut response = render_with_feedback(state, page.0, path, feedback, status_for(&error)).await?;
+    let retry_after = match error {
+        AccountError::Throttled => Some(THROTTLE_WINDOW_SECONDS),
+        AccountError::SignUpThrottled => Some(SIGN_UP_WINDOW_SECONDS),
+        AccountError::Busy => Some(5),
+        _ => None,
+    };
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    Ok(response)
 }
 
 pub async fn sign_up(
     State(state): State<AppState>,
     Sessions(session): Sessions,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     page: PageRequest,
     HtmlForm(form): HtmlForm<Credentials>,
 ) -> Result<Response, AppError> {
     let password = Password::new(form.password.clone());
-    match state.services.accounts.sign_up(&form.email, &password).await {
+    let ip = peer.ip().to_string();
+    match state.services.accounts.sign_up(&form.email, &password, &ip).await {
         Ok(account) => {
             session.sign_in(&account).await?;
             tracing::info!(account_id = account.id, "merchant signed up");

@@ -106,6 +106,8 @@ pub struct Config {
     pub account_cache: Duration,
     /// Bearer token that opens `GET /metrics` to non-loopback callers.
     pub metrics_token: Option<SecretString>,
+    /// Sign-ups allowed per client address and hour.
+    pub sign_ups_per_address_per_hour: i64,
 }
 
 impl Config {
@@ -203,6 +205,20 @@ impl Reader<'_> {
                 Err(_) => {
                     self.fail(name, format!("must be a whole number of seconds, got {value:?}"));
                     Duration::from_secs(default)
+                }
+            },
+        }
+    }
+
+    /// A whole number from 1 to `max`.
+    fn count(&mut self, name: &'static str, default: i64, max: i64) -> i64 {
+        match self.raw(name) {
+            None => default,
+            Some(value) => match value.parse::<i64>() {
+                Ok(n) if (1..=max).contains(&n) => n,
+                _ => {
+                    self.fail(name, format!("must be a whole number from 1 to {max}, got {value:?}"));
+                    default
                 }
             },
         }
@@ -401,6 +417,11 @@ impl Config {
         let refresh_margin = r.seconds("REFRESH_MARGIN_SECONDS", 60, 240);
         let account_cache = r.seconds("ACCOUNT_CACHE_SECONDS", 60, 86_400);
         let metrics_token = r.raw("METRICS_TOKEN").map(SecretString::from);
+        let sign_ups_per_address_per_hour = r.count(
+            "SIGN_UPS_PER_ADDRESS_PER_HOUR",
+            awx_onboard::accounts::MAX_SIGN_UPS_PER_ADDRESS,
+            1_000_000,
+        );
 
         if !r.problems.is_empty() {
             return Err(ConfigError(r.problems));
@@ -422,6 +443,7 @@ impl Config {
             refresh_margin,
             account_cache,
             metrics_token,
+            sign_ups_per_address_per_hour,
         })
     }
 }
@@ -541,6 +563,11 @@ mod tests {
         assert!(problem(&[("REFRESH_MARGIN_SECONDS", "600")], "REFRESH_MARGIN_SECONDS").contains("at most"));
         assert!(problem(&[("ACCOUNT_CACHE_SECONDS", "-1")], "ACCOUNT_CACHE_SECONDS").contains("whole number"));
         assert!(problem(&[("AIRWALLEX_SIM_ADDR", "nowhere")], "AIRWALLEX_SIM_ADDR").contains("address"));
+        assert!(problem(
+            &[("SIGN_UPS_PER_ADDRESS_PER_HOUR", "0")],
+            "SIGN_UPS_PER_ADDRESS_PER_HOUR"
+        )
+        .contains("from 1"));
     }
 
     #[test]

@@ -49,9 +49,12 @@ pub async fn start(
 
 fn problem_redirect(problem: &CallbackProblem) -> Response {
     let mut location = format!("{}?reason={}", paths::CONNECT_PROBLEM, problem.slug());
+    // Only a code of RFC 6749 is passed on: the page never shows text someone else chose.
     if let CallbackProblem::AirwallexError(code) = problem {
-        location.push_str("&code=");
-        location.extend(url::form_urlencoded::byte_serialize(code.as_bytes()));
+        if let Some(code) = app::pages::connect_problem::shown_error_code(code) {
+            location.push_str("&code=");
+            location.push_str(code);
+        }
     }
     Redirect::to(&location).into_response()
 }

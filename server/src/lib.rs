@@ -198,6 +198,7 @@ fn build_services(
             account_cache_seconds: config.account_cache.as_secs() as i64,
             webhook_secret: config.airwallex.webhook_secret.clone(),
             hashing_slots,
+            sign_ups_per_address_per_hour: config.sign_ups_per_address_per_hour,
         },
     )
 }
@@ -253,9 +254,10 @@ async fn start_embedded_simulator(
     ))
 }
 
-/// Deletes expired sessions, finished authorization requests and old log-in failures.
+/// Deletes expired sessions, finished authorization requests, old log-in attempts and
+/// processed webhook ids past their horizon.
 async fn sweep_periodically(services: Services, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let sessions = DbSessionStore::new(services.db.clone());
+    let sessions = DbSessionStore::new(services.db.clone(), services.clock.clone());
     loop {
         if let Err(error) = sessions.delete_expired().await {
             tracing::warn!(%error, "expired sessions could not be swept");
@@ -263,7 +265,8 @@ async fn sweep_periodically(services: Services, mut stop: tokio::sync::watch::Re
         if let Err(error) = services.authorization.sweep().await {
             tracing::warn!(%error, "old authorization requests could not be swept");
         }
-        let _ = services.accounts.sweep_failures().await;
+        let _ = services.accounts.sweep_attempts().await;
+        let _ = awx_onboard::webhooks::sweep(services.store(), services.clock.now()).await;
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(300)) => {}
             _ = stop.changed() => return,

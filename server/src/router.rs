@@ -67,7 +67,7 @@ pub fn build_router(state: AppState) -> Router {
         .route(paths::OPERATOR_CHECK_ROUTE, post(operator::check));
 
     let session_layer = sessions::layer(
-        DbSessionStore::new(state.services.db.clone()),
+        DbSessionStore::new(state.services.db.clone(), state.services.clock.clone()),
         state.config.secure_cookies(),
     );
     Router::new()
@@ -81,7 +81,10 @@ pub fn build_router(state: AppState) -> Router {
             Area::Operator,
         ))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(axum::middleware::from_fn(access::load_account))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::load_account,
+        ))
         .route_layer(axum::middleware::from_fn(telemetry::count_requests))
         .layer(session_layer)
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))

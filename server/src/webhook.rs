@@ -35,14 +35,16 @@ pub async fn airwallex(State(state): State<AppState>, headers: HeaderMap, body: 
     )
     .await;
     match result {
-        Ok(WebhookOutcome::Revoked(ids)) => {
-            tracing::info!(connections = ids.len(), "webhook: connections revoked");
-            Json(json!({"status": "applied", "revoked": ids.len()})).into_response()
-        }
-        Ok(WebhookOutcome::AlreadyApplied) => Json(json!({"status": "already_applied"})).into_response(),
-        Ok(WebhookOutcome::Ignored(name)) => {
-            tracing::info!(event = %name, "webhook: event ignored");
-            Json(json!({"status": "ignored"})).into_response()
+        Ok(outcome) => {
+            match &outcome {
+                WebhookOutcome::Revoked(ids) => tracing::info!(connections = ids.len(), "webhook: connections revoked"),
+                WebhookOutcome::Ignored(name) => tracing::info!(event = %name, "webhook: event not acted on"),
+                WebhookOutcome::UnknownAccount => {
+                    tracing::warn!("webhook: no connection belongs to the account; acknowledged")
+                }
+                other => tracing::info!(outcome = other.as_str(), "webhook: nothing to change"),
+            }
+            Json(json!({"status": outcome.as_str()})).into_response()
         }
         Err(rejection) => {
             let status = match rejection {
@@ -50,7 +52,6 @@ pub async fn airwallex(State(state): State<AppState>, headers: HeaderMap, body: 
                 | WebhookRejection::BadSignature
                 | WebhookRejection::StaleTimestamp => StatusCode::UNAUTHORIZED,
                 WebhookRejection::Malformed => StatusCode::BAD_REQUEST,
-                WebhookRejection::UnknownAccount => StatusCode::UNPROCESSABLE_ENTITY,
                 WebhookRejection::Database => StatusCode::SERVICE_UNAVAILABLE,
             };
             tracing::warn!(%rejection, status = status.as_u16(), "webhook rejected");

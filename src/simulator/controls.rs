@@ -22,6 +22,8 @@ pub fn router() -> Router<Simulator> {
         .route("/revoke", post(revoke))
         .route("/counters", get(counters))
         .route("/connections", get(connections))
+        .route("/webhooks", get(webhooks))
+        .route("/webhooks/redeliver", post(redeliver))
         .route("/reset", post(reset))
 }
 
@@ -148,6 +150,27 @@ async fn connections(State(sim): State<Simulator>) -> Json<serde_json::Value> {
         })
         .collect();
     Json(json!(list))
+}
+
+/// The webhook events sent so far (ids, names, accounts, bodies), oldest first.
+async fn webhooks(State(sim): State<Simulator>) -> Json<Vec<super::SentWebhook>> {
+    Json(sim.sent_webhooks())
+}
+
+#[derive(Deserialize)]
+struct Redeliver {
+    event_id: String,
+}
+
+/// Sends an earlier webhook event again now, as a late retry of Airwallex would.
+async fn redeliver(State(sim): State<Simulator>, Json(body): Json<Redeliver>) -> Response {
+    match sim.redeliver(&body.event_id).await {
+        Ok(status) => Json(json!({"delivered": true, "status": status.as_u16()})).into_response(),
+        Err(error) if error.starts_with("no webhook event") => {
+            (StatusCode::NOT_FOUND, Json(json!({"message": error}))).into_response()
+        }
+        Err(error) => (StatusCode::BAD_GATEWAY, Json(json!({"message": error}))).into_response(),
+    }
 }
 
 async fn reset(State(sim): State<Simulator>) -> StatusCode {

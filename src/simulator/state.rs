@@ -109,6 +109,8 @@ pub struct SimData {
     faults: HashMap<Endpoint, VecDeque<FaultKind>>,
     random_faults: HashMap<Endpoint, RandomFaults>,
     pub counters: Counters,
+    /// Every webhook event sent, oldest first.
+    pub sent_webhooks: Vec<SentWebhook>,
 }
 
 /// Tokens handed out by a successful call to the token endpoint.
@@ -130,6 +132,29 @@ pub enum TokenError {
     InvalidGrant(&'static str),
     UnsupportedGrantType,
     ConcurrentRefresh,
+}
+
+/// A webhook event the simulator sent (and can send again, as Airwallex retries do).
+#[derive(Clone, Serialize)]
+pub struct SentWebhook {
+    pub id: String,
+    pub name: String,
+    pub account_id: String,
+    #[serde(skip)]
+    pub url: String,
+    #[serde(skip)]
+    pub secret: String,
+    pub body: String,
+}
+
+impl std::fmt::Debug for SentWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentWebhook")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("account_id", &self.account_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A disconnection that must be announced by webhook.

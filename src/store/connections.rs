@@ -90,8 +90,13 @@ impl ConnectionStore {
         Ok(kind)
     }
 
-    /// Writes rotated tokens if this owner still holds the lease and nobody wrote since
-    /// `generation`; releases the lease and logs the event in the same transaction.
+    /// Writes rotated tokens, releases the lease and logs the event in one transaction.
+    ///
+    /// New tokens are kept whenever nobody wrote since `generation`, even if this owner's
+    /// lease lapsed meanwhile (a slow database): throwing them away would leave only a
+    /// superseded refresh token. They are also kept if this owner still holds a live
+    /// lease: then its send was the last one, so its tokens are the newest.
+    #[allow(clippy::too_many_arguments)]
     pub async fn store_refreshed(
         &self,
         connection_id: i64,
@@ -100,6 +105,7 @@ impl ConnectionStore {
         tokens: &SealedTokens,
         actor: &str,
         now: i64,
+        real_now: i64,
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
         let result = sqlx::query(
@@ -107,7 +113,8 @@ impl ConnectionStore {
              refresh_issued_at = $5, refresh_expires_at = $6, rotate_due_at = $7, scope = COALESCE($8, scope), \
              refresh_sent_at = NULL, generation = generation + 1, lease_owner = NULL, lease_until = NULL, \
              last_refresh_at = $9, last_refresh_result = 'ok', last_error = NULL, updated_at = $9 \
-             WHERE id = $10 AND generation = $11 AND lease_owner = $12 AND status = 'connected'",
+             WHERE id = $10 AND status = 'connected' \
+             AND (generation = $11 OR (lease_owner = $12 AND lease_until >= $13))",
         )
         .bind(&tokens.key_id)
         .bind(&tokens.access_token)
@@ -121,6 +128,7 @@ impl ConnectionStore {
         .bind(connection_id)
         .bind(generation)
         .bind(owner)
+        .bind(real_now)
         .execute(&mut *tx)
         .await?;
         commit_with_event(
@@ -175,6 +183,22 @@ impl ConnectionStore {
         detail: Option<&str>,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
+        self.mark_needs_reconnect_at(connection_id, None, reason, actor, detail, now)
+            .await
+    }
+
+    /// [`mark_needs_reconnect`](Self::mark_needs_reconnect), only while the row is still at
+    /// `generation` (when given): a decision taken on a row that someone has since renewed
+    /// does not apply to it.
+    pub async fn mark_needs_reconnect_at(
+        &self,
+        connection_id: i64,
+        generation: Option<i64>,
+        reason: ReconnectReason,
+        actor: &str,
+        detail: Option<&str>,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
         let (kind, refresh_result) = if reason == ReconnectReason::Revoked {
             // Revocation says nothing about our refreshes.
             (EventKind::Revoked, None)
@@ -187,12 +211,14 @@ impl ConnectionStore {
              refresh_token = NULL, access_expires_at = NULL, refresh_sent_at = NULL, rotate_due_at = NULL, \
              lease_owner = NULL, lease_until = NULL, generation = generation + 1, \
              last_refresh_result = COALESCE($2, last_refresh_result), \
-             last_error = $1, updated_at = $3 WHERE id = $4 AND status = 'connected'",
+             last_error = $1, updated_at = $3 WHERE id = $4 AND status = 'connected' \
+             AND ($5 IS NULL OR generation = $5)",
         )
         .bind(reason.as_str())
         .bind(refresh_result)
         .bind(now)
         .bind(connection_id)
+        .bind(generation)
         .execute(&mut *tx)
         .await?;
         commit_with_event(

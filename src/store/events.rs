@@ -18,10 +18,12 @@ pub enum EventKind {
     Disconnected,
     /// An operator's "Check with Airwallex".
     Checked,
+    /// An Airwallex webhook that was not applied (a repeat, or older than the connection).
+    WebhookIgnored,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Connected,
         EventKind::Reconnected,
         EventKind::Refreshed,
@@ -30,6 +32,7 @@ impl EventKind {
         EventKind::Revoked,
         EventKind::Disconnected,
         EventKind::Checked,
+        EventKind::WebhookIgnored,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl EventKind {
             EventKind::Revoked => "revoked",
             EventKind::Disconnected => "disconnected",
             EventKind::Checked => "checked",
+            EventKind::WebhookIgnored => "webhook_ignored",
         }
     }
 

@@ -30,23 +30,6 @@ impl ConnectionStore {
         Ok(result.rows_affected() == 1)
     }
 
-    /// Extends a lease this owner holds; false if it was lost.
-    pub async fn extend_lease(
-        &self,
-        connection_id: i64,
-        owner: &str,
-        real_now: i64,
-        lease_seconds: i64,
-    ) -> Result<bool, sqlx::Error> {
-        let result = sqlx::query("UPDATE connections SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
-            .bind(real_now + lease_seconds)
-            .bind(connection_id)
-            .bind(owner)
-            .execute(self.db.pool())
-            .await?;
-        Ok(result.rows_affected() == 1)
-    }
-
     pub async fn release_lease(&self, connection_id: i64, owner: &str) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE connections SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2")
             .bind(connection_id)
@@ -56,21 +39,34 @@ impl ConnectionStore {
         Ok(())
     }
 
-    /// Records, before it is sent, when the stored refresh token first went out.
-    pub async fn mark_refresh_sent(&self, connection_id: i64, owner: &str, now: i64) -> Result<bool, sqlx::Error> {
-        let result = sqlx::query(
-            "UPDATE connections SET refresh_sent_at = $1 \
-             WHERE id = $2 AND lease_owner = $3 AND refresh_sent_at IS NULL",
+    /// Right before a refresh token is sent: renews this owner's lease and records when the
+    /// stored refresh token first went out (`now`, unless it went out before), only while
+    /// the row is still at `generation`. Returns when the token first went out, or `None`
+    /// when the lease was lost or someone stored newer tokens meanwhile.
+    pub async fn prepare_send(
+        &self,
+        connection_id: i64,
+        generation: i64,
+        owner: &str,
+        now: i64,
+        real_now: i64,
+        lease_seconds: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar(
+            "UPDATE connections SET lease_until = $1, refresh_sent_at = COALESCE(refresh_sent_at, $2) \
+             WHERE id = $3 AND generation = $4 AND lease_owner = $5 AND status = 'connected' \
+             RETURNING refresh_sent_at",
         )
+        .bind(real_now + lease_seconds)
         .bind(now)
         .bind(connection_id)
+        .bind(generation)
         .bind(owner)
-        .execute(self.db.pool())
-        .await?;
-        Ok(result.rows_affected() == 1)
+        .fetch_optional(self.db.pool())
+        .await
     }
 
-    /// Undoes [`mark_refresh_sent`](Self::mark_refresh_sent) when the request provably
+    /// Undoes the first-send record of [`prepare_send`](Self::prepare_send) when the request provably
     /// never reached Airwallex (the connection could not be made).
     pub async fn clear_refresh_sent(&self, connection_id: i64, owner: &str, sent_at: i64) -> Result<(), sqlx::Error> {
         sqlx::query(

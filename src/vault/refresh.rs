@@ -1,19 +1,22 @@
 //! One refresh of a connection's tokens, shared by every caller: the in-process lock, the
 //! database lease, then the attempts under the lease, each answer of Airwallex handled by
 //! its own method (`on_tokens`, `on_invalid_grant`, `on_busy`, `on_transient`, …).
+//!
+//! Whether the stored refresh token may go out is decided at the last moment: after all
+//! the database work that precedes a send (which may wait on a slow database), with a
+//! fresh millisecond clock; and each request is bounded so that it cannot still be in
+//! flight when the grace minute of the token's first send ends.
 
 use std::time::Duration;
 
 use rand::Rng;
 
-use super::{AccessGrant, Actor, TokenVault, VaultError, Want};
+use super::{AccessGrant, Actor, TokenVault, VaultError, Want, CLOCK_SKEW_SECONDS, GRACE_SECONDS};
 use crate::airwallex::{AirwallexError, TokenSet};
 use crate::secret::RefreshToken;
 use crate::store::{ConnectionRow, ConnectionStatus, ReconnectReason};
 use crate::time::real_now;
 
-/// How long a refresh lease lasts (real seconds); renewed before every attempt.
-const LEASE_SECONDS: i64 = 30;
 /// Attempts at a refresh whose outcome was unknown (5xx, timeout, reset) or that could
 /// not connect, before giving up for now.
 const MAX_TRANSIENT_ATTEMPTS: u32 = 5;
@@ -34,7 +37,7 @@ struct Attempt<'a> {
     /// The reason recorded if Airwallex rejects the refresh token.
     rejection_reason: ReconnectReason,
     refresh_token: RefreshToken,
-    /// When the stored refresh token first left this system (before this attempt).
+    /// When the stored refresh token first left this system.
     sent_at: Option<i64>,
     /// This attempt is the token's first send (nothing was sent before it).
     first_send: bool,
@@ -44,11 +47,27 @@ struct Attempt<'a> {
     busy_attempts: u32,
 }
 
-/// After an answer: try again, or the refresh is over.
+/// What [`TokenVault::before_send`] decided.
+enum Send {
+    /// Send, with a request that is over within this long.
+    Within(Duration),
+    /// Too late to send the stored token safely.
+    TooLate,
+    /// The lease is gone or the row changed: read it again.
+    Superseded,
+}
+
+/// After an answer: try again, the refresh is over, or someone else has stored newer
+/// tokens meanwhile (read them).
 enum Next {
     Retry,
     Done(Result<AccessGrant, VaultError>),
+    Reread,
 }
+
+/// The outcome of a refresh under the lease: `None` means the row changed under us and
+/// must be read again.
+type Held = Result<Option<AccessGrant>, VaultError>;
 
 impl TokenVault {
     pub(super) async fn refresh(
@@ -78,11 +97,19 @@ impl TokenVault {
             let owner = &self.settings.instance;
             if self
                 .store
-                .try_acquire_lease(row.id, row.generation, owner, real_now(), LEASE_SECONDS)
+                .try_acquire_lease(row.id, row.generation, owner, real_now(), self.lease_seconds())
                 .await?
             {
                 let started_refresh = std::time::Instant::now();
-                let result = self.refresh_holding_lease(&row, &actor, rejection_reason).await;
+                let held = self.refresh_holding_lease(&row, &actor, rejection_reason).await;
+                // Every path that keeps the lease releases it here; writes that end the
+                // refresh release it themselves.
+                self.store.release_lease(row.id, owner).await?;
+                let result = match held {
+                    Ok(None) => continue,
+                    Ok(Some(grant)) => Ok(grant),
+                    Err(error) => Err(error),
+                };
                 let outcome = match &result {
                     Ok(_) => "ok",
                     Err(VaultError::NeedsReconnect(_)) => "needs_reconnect",
@@ -90,9 +117,6 @@ impl TokenVault {
                     Err(_) => "error",
                 };
                 crate::metrics::record_refresh(outcome, started_refresh.elapsed());
-                // Every path that keeps the lease releases it here; writes that end the
-                // refresh release it themselves.
-                self.store.release_lease(row.id, owner).await?;
                 return result;
             }
             // Another instance is refreshing: wait for its result (or its lease to lapse).
@@ -103,12 +127,16 @@ impl TokenVault {
         }
     }
 
+    fn lease_seconds(&self) -> i64 {
+        self.settings.lease.as_secs().max(1) as i64
+    }
+
     async fn refresh_holding_lease(
         &self,
         row: &ConnectionRow,
         actor: &Actor,
         rejection_reason: ReconnectReason,
-    ) -> Result<AccessGrant, VaultError> {
+    ) -> Held {
         let mut attempt = Attempt {
             row,
             actor: actor.label(&self.settings.instance),
@@ -121,10 +149,14 @@ impl TokenVault {
             busy_attempts: 0,
         };
         loop {
-            self.before_send(&mut attempt).await?;
-            let next = match self.client.refresh(&attempt.refresh_token).await {
+            let timeout = match self.before_send(&mut attempt).await? {
+                Send::Within(timeout) => timeout,
+                Send::Superseded => return Ok(None),
+                Send::TooLate => return self.on_grace_window_passed(&attempt).await,
+            };
+            let next = match self.client.refresh_within(&attempt.refresh_token, timeout).await {
                 Ok(tokens) => Next::Done(self.on_tokens(&attempt, tokens).await),
-                Err(AirwallexError::InvalidGrant { .. }) => Next::Done(self.on_invalid_grant(&attempt).await),
+                Err(AirwallexError::InvalidGrant { .. }) => self.on_invalid_grant(&attempt).await?,
                 Err(AirwallexError::ConcurrentRefresh) => self.on_busy(&mut attempt).await?,
                 Err(AirwallexError::InvalidClient) => Next::Done(self.on_client_refused(&attempt).await),
                 Err(
@@ -135,56 +167,80 @@ impl TokenVault {
                 ) => self.on_transient(&mut attempt, error).await?,
                 Err(error) => Next::Done(self.on_rejected(&attempt, error).await),
             };
-            if let Next::Done(result) = next {
-                return result;
+            match next {
+                Next::Retry => continue,
+                Next::Done(result) => return result.map(Some),
+                Next::Reread => return Ok(None),
             }
         }
     }
 
-    /// Decides whether the stored refresh token may go out now, records its first send,
-    /// and renews the lease.
-    async fn before_send(&self, attempt: &mut Attempt<'_>) -> Result<(), VaultError> {
+    /// Prepares a send under the lease and decides, last, whether the stored refresh token
+    /// may go out and how long the request may take.
+    async fn before_send(&self, attempt: &mut Attempt<'_>) -> Result<Send, VaultError> {
         let row = attempt.row;
-        let owner = &self.settings.instance;
-        let now = self.clock.now();
-        match attempt.sent_at {
-            Some(at) if now > at + self.settings.resend_window_seconds() => {
-                return Err(self.on_grace_window_passed(attempt).await);
-            }
-            Some(_) => attempt.first_send = false,
-            None => {
-                if !self.store.mark_refresh_sent(row.id, owner, now).await? {
-                    return Err(VaultError::Unavailable);
-                }
-                attempt.sent_at = Some(now);
-                attempt.first_send = true;
-            }
-        }
-        if !self
-            .store
-            .extend_lease(row.id, owner, real_now(), LEASE_SECONDS)
-            .await?
+        let window_ms = self.settings.resend_window_seconds() * 1000;
+        if attempt
+            .sent_at
+            .is_some_and(|at| self.clock.now_millis() > at * 1000 + window_ms)
         {
-            return Err(VaultError::Unavailable);
+            return Ok(Send::TooLate);
         }
-        Ok(())
+        let Some(sent_at) = self
+            .store
+            .prepare_send(
+                row.id,
+                row.generation,
+                &self.settings.instance,
+                self.clock.now(),
+                real_now(),
+                self.lease_seconds(),
+            )
+            .await?
+        else {
+            return Ok(Send::Superseded);
+        };
+        attempt.first_send = attempt.sent_at.is_none();
+        attempt.sent_at = Some(sent_at);
+        // The last moment: a fresh clock after all the database work. `sent_at` is whole
+        // seconds rounded down, which only moves the deadlines earlier.
+        let now_ms = self.clock.now_millis();
+        if !attempt.first_send && now_ms > sent_at * 1000 + window_ms {
+            return Ok(Send::TooLate);
+        }
+        // Over before the grace minute of the first send ends, whatever happens.
+        let deadline_ms = (sent_at + GRACE_SECONDS - CLOCK_SKEW_SECONDS) * 1000;
+        let left = Duration::from_millis((deadline_ms - now_ms).max(0) as u64);
+        if left < Duration::from_secs(1) {
+            return Ok(Send::TooLate);
+        }
+        Ok(Send::Within(left.min(self.client.settings().request_timeout)))
     }
 
     /// Airwallex may have replaced this token already; sending it now could kill the
-    /// connection. The merchant has to authorize again.
-    async fn on_grace_window_passed(&self, attempt: &Attempt<'_>) -> VaultError {
+    /// connection. The merchant has to authorize again (unless someone stored newer
+    /// tokens meanwhile).
+    async fn on_grace_window_passed(&self, attempt: &Attempt<'_>) -> Held {
         tracing::warn!(
             connection_id = attempt.row.id,
             "refresh unconfirmed past the grace window"
         );
         let reason = ReconnectReason::RefreshUnconfirmed;
-        match self
+        let marked = self
             .store
-            .mark_needs_reconnect(attempt.row.id, reason, &attempt.actor, None, self.clock.now())
-            .await
-        {
-            Ok(_) => VaultError::NeedsReconnect(reason),
-            Err(error) => error.into(),
+            .mark_needs_reconnect_at(
+                attempt.row.id,
+                Some(attempt.row.generation),
+                reason,
+                &attempt.actor,
+                None,
+                self.clock.now(),
+            )
+            .await?;
+        if marked {
+            Err(VaultError::NeedsReconnect(reason))
+        } else {
+            Ok(None)
         }
     }
 
@@ -193,7 +249,7 @@ impl TokenVault {
         let row = attempt.row;
         let now = self.clock.now();
         let sealed = self.seal(row.id, &tokens, now);
-        if !self
+        let stored = self
             .store
             .store_refreshed(
                 row.id,
@@ -202,12 +258,13 @@ impl TokenVault {
                 &sealed,
                 &attempt.actor,
                 now,
+                real_now(),
             )
-            .await?
-        {
+            .await?;
+        if !stored {
             tracing::error!(
                 connection_id = row.id,
-                "refreshed tokens could not be stored: lease lost"
+                "refreshed tokens not stored: a newer refresh or a state change came first"
             );
             return Err(VaultError::Unavailable);
         }
@@ -219,15 +276,17 @@ impl TokenVault {
         })
     }
 
-    /// Final for this token. Under our lease nothing newer can exist, but re-read anyway:
-    /// a reconnect may have stored a new authorization meanwhile.
-    async fn on_invalid_grant(&self, attempt: &Attempt<'_>) -> Result<AccessGrant, VaultError> {
+    /// Final for this token. Under our lease nothing newer should exist, but re-read
+    /// anyway: a reconnect may have stored a new authorization meanwhile.
+    async fn on_invalid_grant(&self, attempt: &Attempt<'_>) -> Result<Next, VaultError> {
         let row = attempt.row;
-        let current = self.store.by_id(row.id).await?;
-        if let Some(current) = current.filter(|c| c.generation != row.generation) {
-            if current.status == ConnectionStatus::Connected && self.is_fresh(current.access_expires_at) {
-                return self.ready_token(&current);
-            }
+        if self
+            .store
+            .by_id(row.id)
+            .await?
+            .is_some_and(|current| current.generation != row.generation)
+        {
+            return Ok(Next::Reread);
         }
         let now = self.clock.now();
         let reason = if row.refresh_expires_at.is_some_and(|at| at <= now) {
@@ -235,15 +294,26 @@ impl TokenVault {
         } else {
             attempt.rejection_reason
         };
-        self.store
-            .mark_needs_reconnect(row.id, reason, &attempt.actor, Some("invalid_grant"), now)
+        let marked = self
+            .store
+            .mark_needs_reconnect_at(
+                row.id,
+                Some(row.generation),
+                reason,
+                &attempt.actor,
+                Some("invalid_grant"),
+                now,
+            )
             .await?;
+        if !marked {
+            return Ok(Next::Reread);
+        }
         tracing::info!(
             connection_id = row.id,
             reason = reason.as_str(),
             "connection needs reconnect"
         );
-        Err(VaultError::NeedsReconnect(reason))
+        Ok(Next::Done(Err(VaultError::NeedsReconnect(reason))))
     }
 
     /// `429`: another refresh of this connection is in flight at Airwallex. Back off, then
@@ -265,15 +335,12 @@ impl TokenVault {
         }
         let base = self.settings.retry_base;
         tokio::time::sleep(jitter(base * 5, base * 10)).await;
-        let current = self.store.by_id(row.id).await?;
-        Ok(match current.filter(|c| c.generation != row.generation) {
-            Some(current) if current.status == ConnectionStatus::Connected => Next::Done(self.ready_token(&current)),
-            Some(current) => Next::Done(Err(Self::status_error(
-                current.status,
-                current.status_reason.as_deref(),
-            ))),
-            None => Next::Retry,
-        })
+        let changed = self
+            .store
+            .by_id(row.id)
+            .await?
+            .is_some_and(|current| current.generation != row.generation);
+        Ok(if changed { Next::Reread } else { Next::Retry })
     }
 
     /// No answer, a 5xx, or no connection at all: retried with backoff. A request that

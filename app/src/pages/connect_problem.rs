@@ -4,6 +4,36 @@ use leptos_router::hooks::use_query_map;
 
 use crate::paths;
 
+/// The error codes of an authorization response (RFC 6749 §4.1.2.1). Only these are ever
+/// shown: anything else in the URL may have been written by someone else.
+pub const OAUTH_ERROR_CODES: [&str; 7] = [
+    "invalid_request",
+    "unauthorized_client",
+    "access_denied",
+    "unsupported_response_type",
+    "invalid_scope",
+    "server_error",
+    "temporarily_unavailable",
+];
+
+/// `code` if it is an OAuth error code, to show; `None` otherwise.
+pub fn shown_error_code(code: &str) -> Option<&'static str> {
+    OAUTH_ERROR_CODES.into_iter().find(|known| *known == code)
+}
+
+/// The HTTP status of each problem page: 4xx, so monitoring can count failed connections.
+pub fn status_for(reason: &str) -> u16 {
+    match reason {
+        "declined" | "other_session" => 403,
+        "reused_state" => 409,
+        "expired_state" => 410,
+        // The authorization depended on Airwallex, which failed.
+        "unreachable" => 424,
+        "internal" => 500,
+        _ => 400,
+    }
+}
+
 /// Title and explanation for each way the OAuth callback can fail.
 fn describe(reason: &str) -> (&'static str, &'static str) {
     match reason {
@@ -53,7 +83,12 @@ fn describe(reason: &str) -> (&'static str, &'static str) {
 pub fn ConnectProblemPage() -> impl IntoView {
     let query = use_query_map();
     let reason = move || query.with(|q| q.get("reason")).unwrap_or_default();
-    let code = move || query.with(|q| q.get("code"));
+    let code = move || query.with(|q| q.get("code")).as_deref().and_then(shown_error_code);
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        let status = status_for(&reason());
+        response.set_status(http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST));
+    }
     view! {
         <Title text="Connection not completed" />
         {move || {

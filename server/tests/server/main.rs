@@ -2,5 +2,6 @@
 //! port over real HTTP, on SQLite and PostgreSQL, against its embedded simulator.
 
 mod app;
+mod hardening;
 mod journey;
 mod operator;

@@ -1,0 +1,385 @@
+//! Hostile input over real HTTP: redirects, guessing, sign-up floods, common passwords,
+//! session lifetimes, Airwallex webhooks taken with care, callback problem pages.
+
+use std::time::Duration;
+
+use awx_onboard::db::Engine;
+use awx_onboard::simulator::{Endpoint, FaultKind, DEFAULT_WEBHOOK_SECRET};
+use awx_onboard::store::ConnectionStatus;
+use awx_onboard::webhook_signature;
+use awx_onboard_server::testing::{eventually, location, Browser, TestApp, HARBOUR_COFFEE, PASSWORD};
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn logging_in_never_continues_to_another_origin() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    app.browser().sign_up("ana@example.com").await;
+    for next in [
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\\evil.example",
+        "//evil.example",
+        "/%2F%2Fevil.example",
+        "/%09/evil.example",
+        "https://evil.example",
+    ] {
+        let browser = app.browser();
+        let response = browser
+            .post(
+                "/login",
+                &[("email", "ana@example.com"), ("password", PASSWORD), ("next", next)],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(location(&response), "/connection", "{next:?} is not followed");
+    }
+    // A local target is followed.
+    let response = app
+        .browser()
+        .post(
+            "/login",
+            &[
+                ("email", "ana@example.com"),
+                ("password", PASSWORD),
+                ("next", "/connect/problem?reason=declined"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&response), "/connect/problem?reason=declined");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn thirty_parallel_wrong_passwords_are_not_all_evaluated() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    app.browser().sign_up("ana@example.com").await;
+    let guesses = (0..30).map(|_| {
+        let browser = app.browser();
+        tokio::spawn(async move {
+            browser
+                .post(
+                    "/login",
+                    &[("email", "ana@example.com"), ("password", "guess guess guess")],
+                )
+                .await
+                .status()
+        })
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let evaluated = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let refused = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!(evaluated, 5, "{statuses:?}");
+    assert_eq!(refused, 25, "{statuses:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_sign_ups_from_one_address_is_throttled() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let mut accepted = 0;
+    let mut refused = 0;
+    for i in 0..40 {
+        let response = app
+            .browser()
+            .post(
+                "/signup",
+                &[("email", &format!("flood{i}@example.com")), ("password", PASSWORD)],
+            )
+            .await;
+        match response.status() {
+            StatusCode::SEE_OTHER => accepted += 1,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(accepted <= 10, "{accepted} of 40 sign-ups accepted from one address");
+    assert_eq!(accepted + refused, 40);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_common_password_is_refused_with_a_helpful_message() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    for password in ["Password@123", "PASSWORD1234", "Dragon2026!!!", "!!sunshine!!2024"] {
+        let response = app
+            .browser()
+            .post("/signup", &[("email", "ana@example.com"), ("password", password)])
+            .await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{password}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains("too common"), "{password}");
+        assert!(!page.contains(password), "the password is not echoed");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_ends_after_seven_days_however_active() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let browser = app.browser();
+    browser.sign_up("ana@example.com").await;
+    let mut hours = 0;
+    while hours + 9 < 7 * 24 {
+        app.services().clock.advance(9 * 3600);
+        hours += 9;
+        let response = browser.get("/connection").await;
+        assert_eq!(response.status(), StatusCode::OK, "still signed in after {hours} h");
+    }
+    app.services().clock.advance(9 * 3600);
+    let response = browser.get("/connection").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "signed out after 7 days");
+    assert!(location(&response).starts_with("/login"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_session_ends_after_twelve_hours() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let browser = app.browser();
+    browser.sign_up("ana@example.com").await;
+    app.services().clock.advance(11 * 3600);
+    assert_eq!(browser.get("/connection").await.status(), StatusCode::OK);
+    app.services().clock.advance(12 * 3600 + 60);
+    assert_eq!(browser.get("/connection").await.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+
+async fn set_role(app: &TestApp, email: &str, role: &str) {
+    sqlx::query("UPDATE merchants SET role = $1 WHERE email = $2")
+        .bind(role)
+        .bind(email)
+        .execute(app.services().db.pool())
+        .await
+        .unwrap();
+}
+
+async fn a_role_change_takes_effect_at_the_next_request(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let browser = app.browser();
+    browser.sign_up("ana@example.com").await;
+    assert_eq!(browser.get("/operator").await.status(), StatusCode::FORBIDDEN);
+    set_role(&app, "ana@example.com", "operator").await;
+    assert_eq!(browser.get("/operator").await.status(), StatusCode::OK, "promoted");
+    set_role(&app, "ana@example.com", "merchant").await;
+    assert_eq!(
+        browser.get("/operator").await.status(),
+        StatusCode::FORBIDDEN,
+        "demoted"
+    );
+    let refused = browser.post("/api/operator/overview", &[]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+awx_onboard::both_engines!(a_role_change_takes_effect_at_the_next_request);
+
+#[tokio::test]
+async fn a_deleted_account_is_signed_out_at_the_next_request() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let browser = app.browser();
+    browser.sign_up("ana@example.com").await;
+    assert_eq!(browser.get("/connection").await.status(), StatusCode::OK);
+    sqlx::query("DELETE FROM merchants WHERE email = $1")
+        .bind("ana@example.com")
+        .execute(app.services().db.pool())
+        .await
+        .unwrap();
+    let response = browser.get("/connection").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(location(&response).starts_with("/login"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_in_flight_during_logout_does_not_bring_the_session_back() {
+    let app = TestApp::spawn_with(Engine::Sqlite, &[("ACCOUNT_CACHE_SECONDS", "0")]).await;
+    let browser = app.connected_merchant("ana@example.com", HARBOUR_COFFEE).await;
+    // Past the keep-alive interval: the next request saves the session again at its end.
+    app.services().clock.advance(11 * 60);
+    // A slow page (Airwallex answers after 1.5 s) is in flight while the merchant logs out.
+    app.sim().inject(Endpoint::Account, FaultKind::Delay { ms: 1500 }, 1);
+    let slow = {
+        let browser = browser.clone();
+        tokio::spawn(async move { browser.get("/connection").await.status() })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let logout = browser.post("/logout", &[]).await;
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    assert_eq!(slow.await.unwrap(), StatusCode::OK);
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+        .fetch_one(app.services().db.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 0, "the deleted session was not written back");
+    let after = browser.get("/connection").await;
+    assert_eq!(after.status(), StatusCode::SEE_OTHER, "still logged out");
+    app.stop().await;
+}
+
+/// A disconnection event as Airwallex signs it, created at `created_at`.
+async fn deliver(app: &TestApp, id: &str, account: &str, created_at: &str) -> reqwest::Response {
+    let body = serde_json::json!({
+        "id": id,
+        "name": "connection.disconnected",
+        "account_id": account,
+        "data": {"id": "conn_x", "account_id": account, "status": "DISCONNECTED", "authorized_scopes": []},
+        "created_at": created_at,
+        "version": "2024-09-27",
+        "source_id": "conn_x",
+    })
+    .to_string();
+    let timestamp = (app.services().clock.now() * 1000).to_string();
+    let signature = webhook_signature::sign(DEFAULT_WEBHOOK_SECRET.as_bytes(), &timestamp, body.as_bytes());
+    Browser::new(&app.base)
+        .http
+        .post(format!("{}/webhooks/airwallex", app.base))
+        .header("content-type", "application/json")
+        .header("x-timestamp", timestamp)
+        .header("x-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Airwallex's own timestamp form, `2025-07-24T07:16:00+0000`.
+fn airwallex_time(unix: i64) -> String {
+    awx_onboard::time::rfc3339(unix).replace('Z', "+0000")
+}
+
+#[tokio::test]
+async fn a_late_disconnect_does_not_revoke_the_connection_made_after_it() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let browser = app.connected_merchant("ana@example.com", HARBOUR_COFFEE).await;
+    let before_reconnect = app.services().clock.now();
+    app.services().clock.advance(30);
+    // The merchant reconnects (a new consent) ...
+    browser.connect_airwallex(HARBOUR_COFFEE).await;
+    // ... and a retry of a disconnection from before that arrives late.
+    let late = deliver(
+        &app,
+        "6d5b23e7-6f12-4179-b3a6-cbefb532798e",
+        HARBOUR_COFFEE,
+        &airwallex_time(before_reconnect),
+    )
+    .await;
+    assert_eq!(late.status(), StatusCode::OK);
+    assert_eq!(
+        app.connection_status("ana@example.com").await,
+        Some(ConnectionStatus::Connected),
+        "the new connection stands"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_disconnect_for_an_unknown_account_is_acknowledged() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let response = deliver(
+        &app,
+        "0b7e0a4e-9a53-4b8e-8f0c-3a1d2f9b6c11",
+        "acct_nobodyWeKnow",
+        &airwallex_time(app.services().clock.now()),
+    )
+    .await;
+    assert!(response.status().is_success(), "{}", response.status());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_event_is_applied_once() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let browser = app.connected_merchant("ana@example.com", HARBOUR_COFFEE).await;
+    app.services().clock.advance(5);
+    let id = "5f0c7a2e-1b7d-4f6a-9e3c-0d8b2a4c6e10";
+    let first = deliver(&app, id, HARBOUR_COFFEE, &airwallex_time(app.services().clock.now())).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(
+        app.connection_status("ana@example.com").await,
+        Some(ConnectionStatus::NeedsReconnect)
+    );
+    app.services().clock.advance(30);
+    browser.connect_airwallex(HARBOUR_COFFEE).await;
+    app.services().clock.advance(30);
+    // The same event id again, even claiming a later time, changes nothing.
+    let again = deliver(&app, id, HARBOUR_COFFEE, &airwallex_time(app.services().clock.now())).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(
+        app.connection_status("ana@example.com").await,
+        Some(ConnectionStatus::Connected)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_late_retry_from_the_simulator_is_ignored_end_to_end() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let browser = app.connected_merchant("ana@example.com", HARBOUR_COFFEE).await;
+    assert_eq!(app.sim().revoke_account(HARBOUR_COFFEE), 1);
+    eventually("the disconnection arrives", Duration::from_secs(5), || async {
+        (app.connection_status("ana@example.com").await == Some(ConnectionStatus::NeedsReconnect)).then_some(())
+    })
+    .await;
+    app.services().clock.advance(10);
+    browser.connect_airwallex(HARBOUR_COFFEE).await;
+    // Airwallex retries the old delivery (same event) much later.
+    app.services().clock.advance(3600);
+    let redelivered = app.sim().sent_webhooks();
+    assert_eq!(redelivered.len(), 1);
+    app.sim().redeliver(&redelivered[0].id).await.expect("redelivered");
+    let connection = app.connection_id("ana@example.com").await;
+    let events = eventually("the retry is recorded", Duration::from_secs(5), || async {
+        let events = app.services().store().events(connection, None, 20).await.unwrap();
+        (events[0].kind == awx_onboard::store::EventKind::WebhookIgnored).then_some(events)
+    })
+    .await;
+    assert_eq!(events[0].reason.as_deref(), Some("duplicate_event"));
+    assert_eq!(
+        app.connection_status("ana@example.com").await,
+        Some(ConnectionStatus::Connected)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn callback_problems_answer_4xx_and_show_only_oauth_error_codes() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let browser = app.browser();
+    browser.sign_up("ana@example.com").await;
+    let state = awx_onboard_server::testing::query(&browser.start("existing").await)["state"].clone();
+    let target = browser
+        .callback(&format!(
+            "/oauth/callback?error=Call+us+at+%2B1+800+555+0100&state={state}"
+        ))
+        .await;
+    assert_eq!(
+        target, "/connect/problem?reason=airwallex_error",
+        "no attacker text passed on"
+    );
+    let forged = browser
+        .get("/connect/problem?reason=airwallex_error&code=Call%20us%20at%20%2B1%20800%20555%200100")
+        .await;
+    assert!(forged.status().is_client_error(), "{}", forged.status());
+    let page = forged.text().await.unwrap();
+    assert!(!page.contains("Call us"), "attacker text is not shown");
+    let genuine = browser
+        .get("/connect/problem?reason=airwallex_error&code=temporarily_unavailable")
+        .await;
+    assert!(genuine.status().is_client_error());
+    assert!(genuine.text().await.unwrap().contains("temporarily_unavailable"));
+    for reason in [
+        "declined",
+        "unknown_state",
+        "reused_state",
+        "expired_state",
+        "other_session",
+        "exchange_failed",
+    ] {
+        let response = browser.get(&format!("/connect/problem?reason={reason}")).await;
+        assert!(response.status().is_client_error(), "{reason}: {}", response.status());
+    }
+    app.stop().await;
+}
