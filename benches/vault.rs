@@ -11,13 +11,11 @@ use awx_onboard::airwallex::{AirwallexClient, AirwallexSettings};
 use awx_onboard::crypto::TokenCipher;
 use awx_onboard::db::{Database, Engine};
 use awx_onboard::keeper::{Keeper, KeeperSettings};
-use awx_onboard::secret::AuthorizationCode;
 use awx_onboard::simulator::{self, SimClient, SimConfig, Simulator};
-use awx_onboard::store::{AccountRecord, ConnectionStore};
+use awx_onboard::store::ConnectionStore;
 use awx_onboard::testing::TestDatabase;
 use awx_onboard::time::Clock;
 use awx_onboard::vault::{TokenVault, VaultSettings};
-use futures::StreamExt;
 use secrecy::SecretString;
 
 const REDIRECT: &str = "http://127.0.0.1:9/oauth/callback";
@@ -66,34 +64,7 @@ async fn setup(engine: Engine) -> Setup {
 async fn connect_merchants(s: &Setup, count: usize) -> Vec<i64> {
     let account = s.sim.account_ids()[0].clone();
     let started = Instant::now();
-    let ids: Vec<i64> = futures::stream::iter(0..count)
-        .map(|i| {
-            let (s_vault, sim, account, db, clock) = (s.vault.clone(), s.sim.clone(), account.clone(), s.db.clone(), s.clock.clone());
-            async move {
-                let merchant: i64 = sqlx::query_scalar(
-                    "INSERT INTO merchants (email, password_hash, role, created_at) VALUES ($1, 'x', 'merchant', 0) RETURNING id",
-                )
-                .bind(format!("bench{i}@x.example"))
-                .fetch_one(db.pool())
-                .await
-                .unwrap();
-                let code = sim.approve(simulator::DEFAULT_CLIENT_ID, REDIRECT, &account, None);
-                let tokens = s_vault.client().exchange_code(&AuthorizationCode::new(code), REDIRECT, None).await.unwrap();
-                let now = clock.now();
-                let id = s_vault.store().ensure_row(merchant, now).await.unwrap();
-                let sealed = s_vault.seal(id, &tokens, now);
-                let record = AccountRecord {
-                    account_id: Some(&account),
-                    business_name: Some("Bench Co"),
-                    account_json: None,
-                };
-                s_vault.store().store_authorization(id, &sealed, &record, "bench", now).await.unwrap();
-                merchant
-            }
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
+    let ids = awx_onboard::testing::connect_merchants(&s.vault, &s.sim, REDIRECT, &account, count).await;
     eprintln!(
         "  (connected {count} merchants in {:.1} s)",
         started.elapsed().as_secs_f64()

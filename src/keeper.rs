@@ -68,6 +68,12 @@ impl Keeper {
 
     /// One pass over the connections that are due now.
     pub async fn run_once(&self) -> Result<PassReport, VaultError> {
+        let (_keep, never) = watch::channel(false);
+        self.run_pass(&never).await
+    }
+
+    /// One pass; once `stop` turns true no further rotation starts (those in flight finish).
+    async fn run_pass(&self, stop: &watch::Receiver<bool>) -> Result<PassReport, VaultError> {
         let started = Instant::now();
         let now = self.vault.clock().now();
         let due = self.vault.store().keeper_due(now, self.settings.max_per_pass).await?;
@@ -81,6 +87,7 @@ impl Keeper {
         }
         tracing::info!(due = due.len(), "keeper pass started");
         let mut results = futures::stream::iter(due)
+            .take_while(|_| std::future::ready(!*stop.borrow()))
             .map(|(id, generation)| {
                 let vault = self.vault.clone();
                 async move { vault.rotate(id, generation, Actor::Keeper).await }
@@ -100,7 +107,14 @@ impl Keeper {
                 tracing::info!(done, of = report.due, "keeper progress");
             }
         }
-        self.backlog.store(0, Ordering::Relaxed);
+        self.backlog.store((report.due - done) as u64, Ordering::Relaxed);
+        if *stop.borrow() && done < report.due {
+            tracing::info!(
+                done,
+                of = report.due,
+                "keeper stopped mid-pass; the rest is due next start"
+            );
+        }
         tracing::info!(
             due = report.due,
             rotated = report.rotated,
@@ -112,15 +126,16 @@ impl Keeper {
         Ok(report)
     }
 
-    /// Runs passes until `shutdown` turns true; a pass in progress finishes its
-    /// in-flight rotations (stopping mid-refresh would only leave work for the next start).
+    /// Runs passes until `shutdown` turns true: a pass in progress starts no new rotation
+    /// and lets the ones in flight finish (stopping mid-refresh would only leave work for
+    /// the next start).
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(interval_s = self.settings.interval.as_secs(), "keeper started");
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let full = match self.run_once().await {
+            let full = match self.run_pass(&shutdown).await {
                 Ok(report) => report.due as i64 >= self.settings.max_per_pass,
                 Err(error) => {
                     tracing::warn!(%error, "keeper pass failed");

@@ -105,7 +105,8 @@ fn state_hash(state: &str) -> String {
     hex::encode(Sha256::digest(state.as_bytes()))
 }
 
-fn verifier_aad(hash: &str) -> Vec<u8> {
+/// What a PKCE verifier's ciphertext is bound to.
+pub(crate) fn verifier_aad(hash: &str) -> Vec<u8> {
     associated_data("oauth_states", 0, &format!("pkce_verifier:{hash}"))
 }
 

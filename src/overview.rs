@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::airwallex::AccountDetails;
-use crate::store::{ConnectionStatus, ConnectionStore, ReconnectReason};
+use crate::store::{ConnectionStatus, ConnectionStore, ConnectionSummary, ReconnectReason};
 use crate::time::Clock;
 use crate::vault::{TokenVault, VaultError};
 
@@ -22,6 +22,11 @@ pub struct ConnectionOverview {
     pub connected_at: Option<i64>,
     pub last_refresh_at: Option<i64>,
 }
+
+/// The signed-in merchant's connection as read with the session (`None`: no connection),
+/// left in the request's extensions for the pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentConnection(pub Option<ConnectionSummary>);
 
 /// The merchant's side of their connection.
 #[derive(Debug, Clone)]
@@ -45,8 +50,23 @@ impl MerchantConnections {
         self.vault.store()
     }
 
-    pub async fn overview(&self, merchant_id: i64) -> Result<ConnectionOverview, sqlx::Error> {
-        let Some(row) = self.store().by_merchant(merchant_id).await? else {
+    /// The merchant's connection as they see it. `known` is the summary read with the
+    /// session, when there was one (it saves a round trip); otherwise it is read here.
+    pub async fn overview(
+        &self,
+        merchant_id: i64,
+        known: Option<Option<ConnectionSummary>>,
+    ) -> Result<ConnectionOverview, sqlx::Error> {
+        let row = match known {
+            Some(known) => known,
+            None => self
+                .store()
+                .by_merchant(merchant_id)
+                .await?
+                .as_ref()
+                .map(ConnectionSummary::from),
+        };
+        let Some(row) = row else {
             return Ok(ConnectionOverview {
                 connection_id: None,
                 status: None,
@@ -85,7 +105,12 @@ impl MerchantConnections {
             }
         }
         let row = if status_may_have_changed {
-            self.store().by_merchant(merchant_id).await?.unwrap_or(row)
+            self.store()
+                .by_merchant(merchant_id)
+                .await?
+                .as_ref()
+                .map(ConnectionSummary::from)
+                .unwrap_or(row)
         } else {
             row
         };

@@ -11,6 +11,7 @@ use tower_sessions_core::Session;
 
 use crate::accounts::{Account, Role};
 use crate::db::Database;
+use crate::store::{summary_from_row, ConnectionSummary, SUMMARY_COLUMNS};
 use crate::time::Clock;
 
 /// Sessions end after this long without a request.
@@ -41,6 +42,9 @@ impl SessionState {
     const SIGNED_IN: &'static str = "signed_in";
     /// Key holding when the session's expiry was last pushed forward.
     const LAST_SEEN: &'static str = "last_seen";
+    /// Key under which the store leaves the merchant's connection summary, read with the
+    /// session; never saved.
+    const CONNECTION: &'static str = "__connection";
 
     pub fn new(session: Session) -> SessionState {
         SessionState(session)
@@ -49,6 +53,16 @@ impl SessionState {
     /// The signed-in account, if any.
     pub async fn account(&self) -> Result<Option<Account>, SessionError> {
         Ok(self.0.get::<Account>(Self::SIGNED_IN).await?)
+    }
+
+    /// The signed-in merchant's connection as read with the session: `None` when it was not
+    /// read that way, `Some(None)` when the merchant has no connection.
+    pub async fn connection(&self) -> Option<Option<ConnectionSummary>> {
+        self.0
+            .get::<Option<ConnectionSummary>>(Self::CONNECTION)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Signs `account` in: a new session id first (no fixation), then the account, saved at
@@ -105,7 +119,9 @@ fn backend(error: impl std::fmt::Display) -> session_store::Error {
 }
 
 fn encode(record: &Record) -> session_store::Result<(Vec<u8>, Option<i64>)> {
-    let data = serde_json::to_vec(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+    let mut data = record.data.clone();
+    data.remove(SessionState::CONNECTION);
+    let data = serde_json::to_vec(&data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
     let account_id = record
         .data
         .get(SessionState::SIGNED_IN)
@@ -163,10 +179,12 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
-        let row = sqlx::query(
-            "SELECT s.data, s.expiry_date, s.account_id, m.id AS member_id, m.email, m.role FROM sessions s \
-             LEFT JOIN merchants m ON m.id = s.account_id WHERE s.id = $1 AND s.expiry_date > $2",
-        )
+        // One round trip: the session, its account as it is now, the merchant's connection.
+        let row = sqlx::query(&format!(
+            "SELECT s.data, s.expiry_date, s.account_id, m.id AS member_id, m.email, m.role, {SUMMARY_COLUMNS} \
+             FROM sessions s LEFT JOIN merchants m ON m.id = s.account_id \
+             LEFT JOIN connections c ON c.merchant_id = m.id WHERE s.id = $1 AND s.expiry_date > $2"
+        ))
         .bind(session_id.to_string())
         .bind(self.clock.now())
         .fetch_optional(self.db.pool())
@@ -195,9 +213,15 @@ impl SessionStore for DbSessionStore {
                     Role::Merchant
                 },
             };
+            let encode_error = |e: serde_json::Error| session_store::Error::Encode(e.to_string());
             data.insert(
                 SessionState::SIGNED_IN.to_string(),
-                serde_json::to_value(&account).map_err(|e| session_store::Error::Encode(e.to_string()))?,
+                serde_json::to_value(&account).map_err(encode_error)?,
+            );
+            let summary = summary_from_row(&row).map_err(backend)?;
+            data.insert(
+                SessionState::CONNECTION.to_string(),
+                serde_json::to_value(summary).map_err(encode_error)?,
             );
         } else {
             data.remove(SessionState::SIGNED_IN);

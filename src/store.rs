@@ -167,6 +167,55 @@ fn connection_from_row(row: &AnyRow) -> Result<ConnectionRow, sqlx::Error> {
     })
 }
 
+/// What a merchant's pages show of their connection: no tokens. Read together with the
+/// session on every request (one round trip for a page).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConnectionSummary {
+    pub id: i64,
+    pub status: ConnectionStatus,
+    pub status_reason: Option<String>,
+    pub account_json: Option<String>,
+    pub account_fetched_at: Option<i64>,
+    pub connected_at: Option<i64>,
+    pub last_refresh_at: Option<i64>,
+}
+
+impl From<&ConnectionRow> for ConnectionSummary {
+    fn from(row: &ConnectionRow) -> Self {
+        ConnectionSummary {
+            id: row.id,
+            status: row.status,
+            status_reason: row.status_reason.clone(),
+            account_json: row.account_json.clone(),
+            account_fetched_at: row.account_fetched_at,
+            connected_at: row.connected_at,
+            last_refresh_at: row.last_refresh_at,
+        }
+    }
+}
+
+/// The columns of [`ConnectionSummary`] as `c_…` aliases, for queries that join
+/// `connections c`.
+pub const SUMMARY_COLUMNS: &str = "c.id AS c_id, c.status AS c_status, c.status_reason AS c_status_reason, \
+     c.account_json AS c_account_json, c.account_fetched_at AS c_account_fetched_at, \
+     c.connected_at AS c_connected_at, c.last_refresh_at AS c_last_refresh_at";
+
+/// Reads [`SUMMARY_COLUMNS`] from a row; `None` when the join found no connection.
+pub fn summary_from_row(row: &AnyRow) -> Result<Option<ConnectionSummary>, sqlx::Error> {
+    let Some(id) = row.try_get::<Option<i64>, _>("c_id")? else {
+        return Ok(None);
+    };
+    Ok(Some(ConnectionSummary {
+        id,
+        status: ConnectionStatus::parse(&row.try_get::<String, _>("c_status")?),
+        status_reason: row.try_get("c_status_reason")?,
+        account_json: row.try_get("c_account_json")?,
+        account_fetched_at: row.try_get("c_account_fetched_at")?,
+        connected_at: row.try_get("c_connected_at")?,
+        last_refresh_at: row.try_get("c_last_refresh_at")?,
+    }))
+}
+
 /// What the hot path needs: one indexed read by merchant.
 #[derive(Clone)]
 pub struct HotToken {

@@ -1,10 +1,16 @@
 //! Throwaway databases for tests: a SQLite file in a temporary folder, or a fresh
 //! PostgreSQL database on the local server (`TEST_POSTGRES_URL`), dropped afterwards.
 
+use std::sync::Arc;
+
+use futures::StreamExt;
 use sqlx::{Connection, Executor, PgConnection};
 
 use crate::db::{Database, Engine};
-use crate::secret::random_urlsafe;
+use crate::secret::{random_urlsafe, AuthorizationCode};
+use crate::simulator::{Simulator, DEFAULT_CLIENT_ID};
+use crate::store::AccountRecord;
+use crate::vault::TokenVault;
 
 /// Runs a test scenario `async fn name(engine: Engine)` on both engines: generates
 /// `name::sqlite` and `name::postgres` tests.
@@ -112,4 +118,48 @@ pub async fn insert_merchant(db: &Database, email: &str) -> i64 {
     .fetch_one(db.pool())
     .await
     .expect("insert merchant")
+}
+
+/// Connects `count` new merchants to `account` quickly: consent approved on the simulator,
+/// the code exchanged over HTTP, the tokens sealed and stored by the vault. Returns the
+/// merchants' ids.
+pub async fn connect_merchants(
+    vault: &Arc<TokenVault>,
+    sim: &Simulator,
+    redirect_uri: &str,
+    account: &str,
+    count: usize,
+) -> Vec<i64> {
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let (vault, sim, account) = (vault.clone(), sim.clone(), account.to_string());
+            let redirect_uri = redirect_uri.to_string();
+            async move {
+                let db = vault.store().db().clone();
+                let merchant = insert_merchant(&db, &format!("bulk{i}-{}@x.example", random_urlsafe(4))).await;
+                let code = sim.approve(DEFAULT_CLIENT_ID, &redirect_uri, &account, None);
+                let tokens = vault
+                    .client()
+                    .exchange_code(&AuthorizationCode::new(code), &redirect_uri, None)
+                    .await
+                    .expect("the code is exchanged");
+                let now = vault.clock().now();
+                let id = vault.store().ensure_row(merchant, now).await.expect("a row");
+                let sealed = vault.seal(id, &tokens, now);
+                let record = AccountRecord {
+                    account_id: Some(&account),
+                    business_name: Some("Bulk Co"),
+                    account_json: None,
+                };
+                vault
+                    .store()
+                    .store_authorization(id, &sealed, &record, "test", now)
+                    .await
+                    .expect("stored");
+                merchant
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await
 }

@@ -753,3 +753,39 @@ async fn eventually(mut condition: impl FnMut() -> bool) {
     }
     panic!("the condition never held");
 }
+
+#[tokio::test]
+async fn the_keeper_stops_between_batches_on_shutdown() {
+    let h = harness(Engine::Sqlite).await;
+    let account = h.account();
+    let merchants = awx_onboard::testing::connect_merchants(&h.vault, &h.sim, REDIRECT, &account, 40).await;
+    // Every refresh token is due; each rotation takes 300 ms at Airwallex.
+    h.clock.advance(41 * 86_400);
+    h.sim.inject(Endpoint::Token, FaultKind::Delay { ms: 300 }, 40);
+    let keeper = Arc::new(Keeper::new(
+        h.vault.clone(),
+        KeeperSettings {
+            concurrency: 4,
+            ..KeeperSettings::default()
+        },
+    ));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(keeper.clone().run(stopped));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let asked = std::time::Instant::now();
+    stop.send(true).unwrap();
+    running.await.unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_millis(1500),
+        "only the rotations in flight finished: {:?}",
+        asked.elapsed()
+    );
+    let rotated = h.sim.counters().refreshes;
+    assert!(rotated > 0 && rotated < 40, "{rotated} of 40 rotated before stopping");
+    for merchant in merchants {
+        let row = h.vault.store().by_merchant(merchant).await.unwrap().unwrap();
+        assert_eq!(row.status, ConnectionStatus::Connected);
+        assert_eq!(row.refresh_sent_at, None, "no refresh left unconfirmed");
+    }
+    h.finish().await;
+}

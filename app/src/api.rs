@@ -69,9 +69,18 @@ pub async fn load_connection() -> Result<ConnectionView, ServerFnError> {
     use awx_onboard::time::{human_date, human_datetime};
 
     let account = ssr::require(awx_onboard::accounts::Access::SignedIn)?;
+    // Read with the session when the server had it (one round trip for the page).
+    let known = use_context::<http::request::Parts>()
+        .and_then(|parts| {
+            parts
+                .extensions
+                .get::<awx_onboard::overview::CurrentConnection>()
+                .cloned()
+        })
+        .map(|current| current.0);
     let overview = ssr::services()?
         .connections
-        .overview(account.id)
+        .overview(account.id, known)
         .await
         .map_err(|_| ServerFnError::new("Something went wrong on our side. Please try again."))?;
     let state = match overview.status {

@@ -1,6 +1,6 @@
 import { expect, Page } from '@playwright/test';
 
-export const SIM = `http://127.0.0.1:${Number(process.env.E2E_PORT ?? 3300) + 1}`;
+export const SIM = process.env.E2E_SIM_URL ?? `http://127.0.0.1:${Number(process.env.E2E_PORT ?? 3300) + 1}`;
 export const PASSWORD = 'correct horse battery staple';
 
 export function uniqueEmail(prefix = 'merchant'): string {

@@ -13,6 +13,7 @@ use tower_sessions::Session;
 
 use app::paths::{Area, LocalPath, Notice};
 use awx_onboard::accounts::{Access, Account, CurrentAccount, Denied};
+use awx_onboard::overview::CurrentConnection;
 use awx_onboard::sessions::SessionState;
 
 use crate::error::AppError;
@@ -39,6 +40,9 @@ pub async fn load_account(
     let account = session.account().await?;
     if account.is_some() {
         session.keep_alive(state.services.clock.now()).await;
+        if let Some(connection) = session.connection().await {
+            request.extensions_mut().insert(CurrentConnection(connection));
+        }
     }
     request.extensions_mut().insert(CurrentAccount(account));
     request.extensions_mut().insert(session);

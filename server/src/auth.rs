@@ -1,8 +1,6 @@
 //! Sign-up, log-in and log-out: plain form posts, the same with and without JavaScript.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -15,6 +13,7 @@ use crate::access::Sessions;
 use crate::error::AppError;
 use crate::form::{HtmlForm, PageRequest};
 use crate::pages::render_with_feedback;
+use crate::proxy::ClientAddr;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -39,6 +38,8 @@ fn status_for(error: &AccountError) -> StatusCode {
 }
 
 /// The form's page again, with what went wrong and what was typed (never the password).
+/// A full hashing queue is answered with a small page at once: rendering the whole form
+/// for each refusal would cost the very CPU the queue protects.
 async fn refused(
     state: &AppState,
     page: PageRequest,
@@ -46,6 +47,11 @@ async fn refused(
     form: &Credentials,
     error: AccountError,
 ) -> Result<Response, AppError> {
+    if error == AccountError::Busy {
+        let mut response = crate::pages::plain_page(StatusCode::SERVICE_UNAVAILABLE, "Busy", &error.to_string());
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(5));
+        return Ok(response);
+    }
     let feedback = FormFeedback {
         message: error.to_string(),
         email: Some(form.email.trim().to_string()),
@@ -54,7 +60,6 @@ async fn refused(
     let retry_after = match error {
         AccountError::Throttled => Some(THROTTLE_WINDOW_SECONDS),
         AccountError::SignUpThrottled => Some(SIGN_UP_WINDOW_SECONDS),
-        AccountError::Busy => Some(5),
         _ => None,
     };
     if let Some(seconds) = retry_after {
@@ -68,12 +73,12 @@ async fn refused(
 pub async fn sign_up(
     State(state): State<AppState>,
     Sessions(session): Sessions,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     page: PageRequest,
     HtmlForm(form): HtmlForm<Credentials>,
 ) -> Result<Response, AppError> {
     let password = Password::new(form.password.clone());
-    let ip = peer.ip().to_string();
+    let ip = client.ip.to_string();
     match state.services.accounts.sign_up(&form.email, &password, &ip).await {
         Ok(account) => {
             session.sign_in(&account).await?;
@@ -87,11 +92,11 @@ pub async fn sign_up(
 pub async fn log_in(
     State(state): State<AppState>,
     Sessions(session): Sessions,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     page: PageRequest,
     HtmlForm(form): HtmlForm<Credentials>,
 ) -> Result<Response, AppError> {
-    let ip = peer.ip().to_string();
+    let ip = client.ip.to_string();
     let next = form.next.as_deref().and_then(LocalPath::parse);
     let password = Password::new(form.password.clone());
     match state.services.accounts.log_in(&form.email, &password, &ip).await {

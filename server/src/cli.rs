@@ -11,6 +11,12 @@ use crate::Application;
 
 const USAGE: &str = "usage:
   awx-onboard [serve]                      run the web app (configuration from the environment)
+  awx-onboard migrate                      bring the database schema up to date, then exit
+  awx-onboard check-config                 check the environment, list every problem (exit 1 if any);
+                                           touches nothing
+  awx-onboard rotate-key                   re-encrypt every stored token under TOKEN_ENCRYPTION_KEY
+                                           (old keys in TOKEN_ENCRYPTION_RETIRED_KEYS); safe while the
+                                           app serves, and to run again
   awx-onboard create-operator --email E    create an operator; the password is read from standard input
   awx-onboard sim [--addr HOST:PORT] [--redirect-uri URI]... [--webhook-url URL]
                   [--refresh-token-ttl SECONDS]
@@ -21,6 +27,9 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
         None | Some("serve") => serve().await,
         Some("sim") => sim(&args[1..]).await,
         Some("create-operator") => create_operator(&args[1..]).await,
+        Some("migrate") => migrate().await,
+        Some("check-config") => check_config(),
+        Some("rotate-key") => rotate_key().await,
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -35,8 +44,62 @@ async fn serve() -> anyhow::Result<()> {
     app.run_until(crate::shutdown_signal()).await
 }
 
-async fn create_operator(args: &[String]) -> anyhow::Result<()> {
+async fn connect(config: &Config) -> anyhow::Result<awx_onboard::db::Database> {
     use secrecy::ExposeSecret;
+    awx_onboard::db::Database::connect_and_migrate(config.database_url.expose_secret())
+        .await
+        .context("database start-up failed")
+}
+
+async fn migrate() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let db = connect(&config).await?;
+    db.close().await;
+    println!("database {} is up to date", crate::config::shown_database_url(&config));
+    Ok(())
+}
+
+/// Reads the configuration as `serve` would and says what it found; connects to nothing
+/// and creates nothing.
+fn check_config() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    for line in config.summary() {
+        println!("  {line}");
+    }
+    println!("configuration is valid");
+    Ok(())
+}
+
+async fn rotate_key() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let cipher = crate::load_token_cipher(&config.token_key)?;
+    let db = connect(&config).await?;
+    println!("re-encrypting under key {}", cipher.current_key_id());
+    let result = awx_onboard::rotation::rotate(&db, &cipher, |p| {
+        println!(
+            "  {} of {} re-encrypted ({} changed meanwhile, {} unreadable)",
+            p.rotated, p.total, p.changed_meanwhile, p.unreadable
+        );
+    })
+    .await;
+    let left = awx_onboard::rotation::remaining(&db, cipher.current_key_id()).await;
+    db.close().await;
+    let progress = result?;
+    let left = left?;
+    if progress.unreadable > 0 {
+        bail!(
+            "{} stored values use a key that is not configured; add it to TOKEN_ENCRYPTION_RETIRED_KEYS and run again",
+            progress.unreadable
+        );
+    }
+    if left > 0 {
+        bail!("{left} values were written under an old key meanwhile; run rotate-key again");
+    }
+    println!("done: every stored value is under the current key; the retired keys can be dropped");
+    Ok(())
+}
+
+async fn create_operator(args: &[String]) -> anyhow::Result<()> {
     use std::io::BufRead;
 
     let email = match args {
@@ -53,9 +116,7 @@ async fn create_operator(args: &[String]) -> anyhow::Result<()> {
     if password.is_empty() {
         bail!("no password on standard input (try: read -rs PW && printf '%s\\n' \"$PW\" | awx-onboard create-operator --email {email})");
     }
-    let db = awx_onboard::db::Database::connect_and_migrate(config.database_url.expose_secret())
-        .await
-        .context("database start-up failed")?;
+    let db = connect(&config).await?;
     let accounts = awx_onboard::accounts::Accounts::new(db.clone(), awx_onboard::time::Clock::system(), 1);
     let created = accounts
         .create(
@@ -91,6 +152,9 @@ async fn sim(args: &[String]) -> anyhow::Result<()> {
             }
             other => bail!("unknown option {other:?}\n{USAGE}"),
         }
+    }
+    if !addr.ip().is_loopback() {
+        bail!("--addr must be a loopback address (127.0.0.1:…): the simulator and its /__sim controls never listen on a network");
     }
     if redirect_uris.is_empty() {
         redirect_uris.push("http://127.0.0.1:3000/oauth/callback".to_string());

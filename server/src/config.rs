@@ -13,6 +13,8 @@ use url::Url;
 
 use awx_onboard::simulator;
 
+use crate::proxy::{Cidr, TrustedProxies};
+
 /// The pinned Airwallex API version sent as `x-api-version`.
 pub const DEFAULT_API_VERSION: &str = "2024-09-27";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/awx-onboard.db";
@@ -108,6 +110,12 @@ pub struct Config {
     pub metrics_token: Option<SecretString>,
     /// Sign-ups allowed per client address and hour.
     pub sign_ups_per_address_per_hour: i64,
+    /// Reverse proxies whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// After SIGTERM, how long `/readyz` answers 503 while requests are still served.
+    pub drain: Duration,
+    /// `LEPTOS_SITE_ROOT`: the site's files (else a `site` folder beside the binary).
+    pub site_root: Option<PathBuf>,
 }
 
 impl Config {
@@ -121,10 +129,85 @@ impl Config {
         self.public_url.as_str().trim_end_matches('/').to_string()
     }
 
-    /// Cookies get `Secure` (and the `__Host-` prefix) behind https.
+    /// Cookies get `Secure` (and the `__Host-` prefix) behind https, and responses HSTS.
     pub fn secure_cookies(&self) -> bool {
         self.public_url.scheme() == "https"
     }
+}
+
+impl Config {
+    /// What `check-config` prints: every setting that matters, no secret.
+    pub fn summary(&self) -> Vec<String> {
+        let airwallex = match &self.airwallex.endpoints {
+            AirwallexEndpoints::Remote { authorize_url, api_url } => {
+                format!("authorize {authorize_url}, API {api_url}")
+            }
+            AirwallexEndpoints::EmbeddedSim { addr } => format!("the embedded simulator on {addr}"),
+        };
+        let key = match &self.token_key {
+            TokenKeySource::Given { retired, .. } => format!(
+                "TOKEN_ENCRYPTION_KEY given ({} retired key(s) still decrypt)",
+                retired.len()
+            ),
+            TokenKeySource::SimKeyFile(path) => format!(
+                "key file {} ({})",
+                path.display(),
+                if path.exists() {
+                    "exists"
+                } else {
+                    "created at the first start"
+                }
+            ),
+        };
+        vec![
+            format!("database: {}", shown_database_url(self)),
+            format!("listen: {}", self.site_addr),
+            format!(
+                "public URL: {} (redirect URI {})",
+                self.public_origin(),
+                self.redirect_uri()
+            ),
+            format!(
+                "Airwallex: {:?}, {airwallex}, client {}",
+                self.airwallex.env, self.airwallex.client_id
+            ),
+            format!(
+                "webhooks from Airwallex: {}",
+                if self.airwallex.webhook_secret.is_some() {
+                    "on"
+                } else {
+                    "off (no AIRWALLEX_WEBHOOK_SECRET)"
+                }
+            ),
+            format!("token encryption: {key}"),
+            format!(
+                "trusted proxies: {}",
+                if self.trusted_proxies.0.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.trusted_proxies
+                        .0
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+            format!("drain on shutdown: {} s", self.drain.as_secs()),
+        ]
+    }
+}
+
+/// Whether `url` is `http` on this machine only (`127.0.0.0/8`, `::1`, `localhost`): the one
+/// place where the simulator may be assumed.
+pub fn is_loopback_http(url: &Url) -> bool {
+    url.scheme() == "http"
+        && match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        }
 }
 
 /// One problem with one variable.
@@ -296,7 +379,18 @@ impl Config {
         }
 
         let env = match r.raw("AIRWALLEX_ENV").as_deref() {
-            None | Some("sim") => AirwallexEnv::Sim,
+            // Defaulting to the simulator (whose secrets are public) is for a machine's own
+            // loopback only: a real deployment must say which Airwallex it talks to.
+            None if public_url.as_ref().is_none_or(is_loopback_http) => AirwallexEnv::Sim,
+            None => {
+                r.fail(
+                    "AIRWALLEX_ENV",
+                    "is required when PUBLIC_URL is not a loopback http URL: set demo (the Airwallex \
+                     sandbox), prod, or sim (the simulator, with its public secrets) explicitly",
+                );
+                AirwallexEnv::Sim
+            }
+            Some("sim") => AirwallexEnv::Sim,
             Some("demo") => AirwallexEnv::Demo,
             Some("prod") => AirwallexEnv::Prod,
             Some(other) => {
@@ -314,7 +408,17 @@ impl Config {
                     .raw("AIRWALLEX_SIM_ADDR")
                     .unwrap_or_else(|| DEFAULT_SIM_ADDR.to_string());
                 match text.parse::<SocketAddr>() {
-                    Ok(addr) => Some(AirwallexEndpoints::EmbeddedSim { addr }),
+                    Ok(addr) if addr.ip().is_loopback() => Some(AirwallexEndpoints::EmbeddedSim { addr }),
+                    Ok(_) => {
+                        r.fail(
+                            "AIRWALLEX_SIM_ADDR",
+                            format!(
+                                "must be a loopback address like 127.0.0.1:3100, got {text:?}: the simulator \
+                                 and its /__sim controls never listen on a network"
+                            ),
+                        );
+                        None
+                    }
                     Err(_) => {
                         r.fail(
                             "AIRWALLEX_SIM_ADDR",
@@ -417,6 +521,22 @@ impl Config {
         let refresh_margin = r.seconds("REFRESH_MARGIN_SECONDS", 60, 240);
         let account_cache = r.seconds("ACCOUNT_CACHE_SECONDS", 60, 86_400);
         let metrics_token = r.raw("METRICS_TOKEN").map(SecretString::from);
+        let trusted_proxies = TrustedProxies(
+            r.raw("TRUSTED_PROXIES")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|entry| !entry.trim().is_empty())
+                .filter_map(|entry| match entry.parse::<Cidr>() {
+                    Ok(cidr) => Some(cidr),
+                    Err(problem) => {
+                        r.fail("TRUSTED_PROXIES", problem);
+                        None
+                    }
+                })
+                .collect(),
+        );
+        let drain = r.seconds("DRAIN_SECONDS", 5, 300);
+        let site_root = r.raw("LEPTOS_SITE_ROOT").map(PathBuf::from);
         let sign_ups_per_address_per_hour = r.count(
             "SIGN_UPS_PER_ADDRESS_PER_HOUR",
             awx_onboard::accounts::MAX_SIGN_UPS_PER_ADDRESS,
@@ -444,6 +564,9 @@ impl Config {
             account_cache,
             metrics_token,
             sign_ups_per_address_per_hour,
+            trusted_proxies,
+            drain,
+            site_root,
         })
     }
 }
@@ -568,6 +691,52 @@ mod tests {
             "SIGN_UPS_PER_ADDRESS_PER_HOUR"
         )
         .contains("from 1"));
+    }
+
+    #[test]
+    fn the_simulator_is_never_assumed_for_a_public_deployment() {
+        // A loopback http PUBLIC_URL may default to the simulator ...
+        for local in ["http://127.0.0.1:3000", "http://localhost:8080", "http://[::1]:3000"] {
+            let config = parse(&[("PUBLIC_URL", local)]).unwrap();
+            assert_eq!(config.airwallex.env, AirwallexEnv::Sim, "{local}");
+        }
+        // ... anything else must name its Airwallex.
+        for public in [
+            "https://onboard.example.com",
+            "http://onboard.example.com",
+            "https://127.0.0.1:8443",
+        ] {
+            let problem = problem(&[("PUBLIC_URL", public)], "AIRWALLEX_ENV");
+            assert!(problem.contains("required"), "{public}: {problem}");
+        }
+        let explicit = parse(&[
+            ("PUBLIC_URL", "https://127.0.0.1:8443"),
+            ("AIRWALLEX_ENV", "sim"),
+            ("AIRWALLEX_AUTHORIZE_URL", "http://127.0.0.1:3100/oauth/authorize"),
+            ("AIRWALLEX_API_URL", "http://127.0.0.1:3100"),
+            ("TOKEN_ENCRYPTION_KEY", KEY),
+        ]);
+        assert!(explicit.is_ok(), "an explicit choice is allowed");
+        // The embedded simulator only ever listens on loopback.
+        for addr in ["0.0.0.0:3100", "192.0.2.10:3100", "[::]:3100"] {
+            let problem = problem(&[("AIRWALLEX_SIM_ADDR", addr)], "AIRWALLEX_SIM_ADDR");
+            assert!(problem.contains("loopback"), "{addr}: {problem}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_and_the_drain_delay_are_read() {
+        let config = parse(&[
+            ("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8,fd00::/8"),
+            ("DRAIN_SECONDS", "2"),
+        ])
+        .unwrap();
+        assert_eq!(config.trusted_proxies.0.len(), 3);
+        assert!(config.trusted_proxies.trusts("10.9.8.7".parse().unwrap()));
+        assert_eq!(config.drain, Duration::from_secs(2));
+        assert!(parse(&[]).unwrap().trusted_proxies.0.is_empty(), "none by default");
+        assert!(problem(&[("TRUSTED_PROXIES", "10.0.0.0/40")], "TRUSTED_PROXIES").contains("prefix"));
+        assert!(problem(&[("TRUSTED_PROXIES", "proxy.local")], "TRUSTED_PROXIES").contains("not an address"));
     }
 
     #[test]

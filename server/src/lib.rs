@@ -2,6 +2,7 @@
 //! plus the plain routes), the embedded simulator in `sim` mode, and shutdown.
 
 pub mod access;
+pub mod assets;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod form;
 pub mod health;
 pub mod operator;
 pub mod pages;
+pub mod proxy;
 pub mod router;
 pub mod security;
 pub mod sessions;
@@ -94,6 +96,9 @@ impl Application {
 
         let mut leptos_options = get_configuration(None).context("Leptos configuration")?.leptos_options;
         leptos_options.site_addr = local_addr;
+        find_site(&mut leptos_options, config.site_root.as_deref());
+        assets::set_stylesheet(assets::stylesheet_href(&leptos_options));
+        tracing::info!(site = %leptos_options.site_root, hashed = leptos_options.hash_files, "site files");
 
         let services = build_services(&config, db, clock, cipher, &airwallex);
         let state = AppState::new(config, services, airwallex, simulator, leptos_options);
@@ -113,22 +118,34 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes: the keeper stops, in-flight requests finish,
-    /// then the pool closes.
+    /// Serves until `shutdown` completes, then drains: `/readyz` answers 503 at once while
+    /// requests are still served for the drain delay (`DRAIN_SECONDS`, so a load balancer
+    /// stops sending new ones), then new connections are refused, in-flight requests
+    /// finish (at most [`SHUTDOWN_GRACE`]), the keeper stops between batches and the pool
+    /// closes.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "awx-onboard listening");
         let (stop_keeper, keeper_stopped) = tokio::sync::watch::channel(false);
         let keeper = tokio::spawn(self.state.services.keeper.clone().run(keeper_stopped.clone()));
         let sweeper = tokio::spawn(sweep_periodically(self.state.services.clone(), keeper_stopped));
-        let (draining, drain_started) = tokio::sync::oneshot::channel::<()>();
+        let (closing, close_started) = tokio::sync::oneshot::channel::<()>();
+        let draining = self.state.draining.clone();
+        let drain = self.state.config.drain;
         let serving = axum::serve(
             self.listener,
             self.router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             shutdown.await;
+            draining.store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::info!(
+                drain_s = drain.as_secs(),
+                "draining: /readyz answers 503, requests still served"
+            );
             let _ = stop_keeper.send(true);
-            let _ = draining.send(());
+            tokio::time::sleep(drain).await;
+            tracing::info!("no new connections; finishing in-flight requests");
+            let _ = closing.send(());
         })
         .into_future();
         // In-flight requests get a bounded time to finish; a stuck one does not hold the
@@ -136,7 +153,7 @@ impl Application {
         let served = tokio::select! {
             result = serving => result.context("server error"),
             _ = async {
-                if drain_started.await.is_ok() {
+                if close_started.await.is_ok() {
                     tokio::time::sleep(SHUTDOWN_GRACE).await;
                 } else {
                     std::future::pending::<()>().await;
@@ -152,6 +169,23 @@ impl Application {
         self.state.services.db.close().await;
         tracing::info!("awx-onboard stopped");
         Ok(())
+    }
+}
+
+/// The site's files: `LEPTOS_SITE_ROOT` when set, else a `site` folder beside the binary
+/// (an unpacked release runs from anywhere), else Leptos' default. Hashed file names are on
+/// when cargo-leptos left a `hash.txt` beside the binary.
+fn find_site(options: &mut LeptosOptions, configured: Option<&std::path::Path>) {
+    if let Some(root) = configured {
+        options.site_root = root.display().to_string().into();
+    }
+    if let Some(dir) = assets::exe_dir() {
+        if configured.is_none() && dir.join("site").is_dir() {
+            options.site_root = dir.join("site").display().to_string().into();
+        }
+        if dir.join(options.hash_file.as_ref()).is_file() {
+            options.hash_files = true;
+        }
     }
 }
 
@@ -203,7 +237,7 @@ fn build_services(
     )
 }
 
-fn load_token_cipher(source: &TokenKeySource) -> anyhow::Result<TokenCipher> {
+pub(crate) fn load_token_cipher(source: &TokenKeySource) -> anyhow::Result<TokenCipher> {
     match source {
         TokenKeySource::Given { current, retired } => {
             let retired: Vec<[u8; 32]> = retired.iter().map(|k| *k.expose_secret()).collect();

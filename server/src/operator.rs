@@ -1,8 +1,6 @@
 //! Operator actions (plain form posts) and `GET /metrics`.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use secrecy::ExposeSecret;
@@ -12,6 +10,7 @@ use awx_onboard::operator::OperatorError;
 
 use crate::access::OperatorUser;
 use crate::error::AppError;
+use crate::proxy::ClientAddr;
 use crate::state::AppState;
 
 fn after_action(id: i64, result: Result<(), OperatorError>, notice: Notice) -> Result<Response, AppError> {
@@ -52,11 +51,7 @@ pub async fn check(
 }
 
 /// `GET /metrics`: Prometheus text, for loopback callers or with the configured bearer token.
-pub async fn metrics(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
+pub async fn metrics(State(state): State<AppState>, client: ClientAddr, headers: HeaderMap) -> Response {
     let token_ok = state.config.metrics_token.as_ref().is_some_and(|token| {
         headers
             .get(header::AUTHORIZATION)
@@ -66,7 +61,9 @@ pub async fn metrics(
                 awx_onboard::secret::constant_time_eq(given.as_bytes(), token.expose_secret().as_bytes())
             })
     });
-    if !peer.ip().is_loopback() && !token_ok {
+    // The client as the trusted proxy reports it: behind a same-host proxy, visitors are
+    // not "loopback".
+    if !client.ip.is_loopback() && !token_ok {
         return StatusCode::FORBIDDEN.into_response();
     }
     let mut text = awx_onboard::metrics::render();

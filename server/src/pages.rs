@@ -63,11 +63,12 @@ pub fn plain_page(status: StatusCode, title: &str, text: &str) -> Response {
     let body = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · awx-onboard</title><link rel=\"stylesheet\" href=\"/pkg/awx-onboard.css\"></head>\
+         <title>{title} · awx-onboard</title><link rel=\"stylesheet\" href=\"{css}\"></head>\
          <body><main class=\"container main\"><section class=\"card narrow center\">\
          <p class=\"eyebrow\">{code}</p><h1>{title}</h1><p class=\"muted\">{text}</p>\
          <a class=\"button\" href=\"/\">Back to the home page</a></section></main></body></html>",
         code = status.as_u16(),
+        css = crate::assets::stylesheet(),
     );
     (status, axum::response::Html(body)).into_response()
 }

@@ -7,11 +7,13 @@ use axum::Router;
 use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 
 use app::paths::{self, Area};
-use app::{shell, App};
+use app::App;
 use awx_onboard::sessions::DbSessionStore;
 
 use crate::state::AppState;
-use crate::{access, auth, connect, csrf, health, operator, pages, security, sessions, telemetry, webhook};
+use crate::{
+    access, assets, auth, connect, csrf, health, operator, pages, proxy, security, sessions, telemetry, webhook,
+};
 
 /// Adds the Leptos pages and the server functions that live in `area`.
 fn with_leptos(mut router: Router<AppState>, area: Area, listings: &[AxumRouteListing]) -> Router<AppState> {
@@ -70,7 +72,7 @@ pub fn build_router(state: AppState) -> Router {
         DbSessionStore::new(state.services.db.clone(), state.services.clock.clone()),
         state.config.secure_cookies(),
     );
-    Router::new()
+    let app = Router::new()
         .merge(with_leptos(public, Area::Public, &listings))
         .merge(guarded(
             with_leptos(merchant, Area::Merchant, &listings),
@@ -80,15 +82,22 @@ pub fn build_router(state: AppState) -> Router {
             with_leptos(operator, Area::Operator, &listings),
             Area::Operator,
         ))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Any other path: the app's own 404 page.
+        .fallback(pages::page)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::load_account,
         ))
         .route_layer(axum::middleware::from_fn(telemetry::count_requests))
-        .layer(session_layer)
+        .layer(session_layer);
+    let site_root = std::path::PathBuf::from(state.leptos_options.site_root.as_ref());
+    Router::new()
+        // Files first, outside the session: no database work for them.
+        .merge(assets::routes(&site_root, state.leptos_options.hash_files))
+        .merge(app)
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))
         .layer(telemetry::trace_layer())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), proxy::client_addr))
         .with_state(state)
 }

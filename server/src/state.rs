@@ -1,5 +1,6 @@
 //! What every handler and server function shares.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub simulator: Option<Simulator>,
     pub leptos_options: LeptosOptions,
     pub authorize_origin: app::csp::AuthorizeOrigin,
+    /// Set on shutdown: `/readyz` answers 503 from then on.
+    pub draining: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -49,6 +52,7 @@ impl AppState {
             airwallex,
             simulator,
             leptos_options,
+            draining: Arc::default(),
         }
     }
 }

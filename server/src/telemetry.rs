@@ -28,7 +28,13 @@ fn request_span(request: &Request<axum::body::Body>) -> tracing::Span {
         .get::<MatchedPath>()
         .map(MatchedPath::as_str)
         .unwrap_or("unmatched");
-    tracing::info_span!("request", method = %request.method(), route)
+    // The client as the trusted proxy reports it (see `proxy`), else the peer.
+    let client = request
+        .extensions()
+        .get::<crate::proxy::ClientAddr>()
+        .map(|c| c.ip.to_string())
+        .unwrap_or_default();
+    tracing::info_span!("request", method = %request.method(), route, client)
 }
 
 /// Counts every answered request by method, matched route and status.

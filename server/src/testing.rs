@@ -61,6 +61,7 @@ impl TestApp {
             ("PUBLIC_URL", format!("http://127.0.0.1:{port}")),
             ("AIRWALLEX_SIM_ADDR", "127.0.0.1:0".to_string()),
             ("TOKEN_ENCRYPTION_KEY_FILE", key_file.display().to_string()),
+            ("DRAIN_SECONDS", "0".to_string()),
         ]);
         for (name, value) in extra {
             vars.insert(name, value.to_string());
@@ -148,11 +149,16 @@ impl TestApp {
         browser
     }
 
-    /// Stops the server (in-flight requests finish) and removes the database.
-    pub async fn stop(mut self) {
+    /// Signals shutdown (as SIGTERM would): the drain begins; [`stop`](Self::stop) waits.
+    pub fn begin_shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    /// Stops the server (in-flight requests finish) and removes the database.
+    pub async fn stop(mut self) {
+        self.begin_shutdown();
         // Bounded: a test must fail, not hang, if the server cannot stop.
         match tokio::time::timeout(crate::SHUTDOWN_GRACE + Duration::from_secs(5), self.server).await {
             Ok(joined) => joined.expect("server task").expect("server stops cleanly"),

@@ -16,7 +16,7 @@ use crate::db::Database;
 
 pub const THROTTLE_WINDOW_SECONDS: i64 = 15 * 60;
 pub const MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS: i64 = 5;
-pub const MAX_FAILURES_PER_ADDRESS: i64 = 20;
+pub const MAX_FAILURES_PER_ADDRESS: i64 = 30;
 /// Failures of one account (any address) in the window after which each attempt waits.
 pub const SLOW_DOWN_AFTER: i64 = 10;
 const SLOW_DOWN_STEP: Duration = Duration::from_millis(100);

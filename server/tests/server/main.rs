@@ -5,3 +5,4 @@ mod app;
 mod hardening;
 mod journey;
 mod operator;
+mod production;

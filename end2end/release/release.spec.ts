@@ -1,0 +1,35 @@
+import { test, expect } from '@playwright/test';
+
+test('the unpacked release serves its hydrated pages and cacheable, compressed assets', async ({ page, request }) => {
+  const errors: string[] = [];
+  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
+  page.on('pageerror', (err) => errors.push(err.message));
+
+  await page.goto('/');
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Connect your Airwallex account in a minute');
+  // Hydrated: only the (wasm-opt'ed) WebAssembly folds the answers and opens them on click.
+  const question = page.getByRole('button', { name: 'Do you store my Airwallex password?' });
+  await expect(page.locator('#faq-answer-1')).toBeHidden();
+  await question.click();
+  await expect(page.locator('#faq-answer-1')).toContainText('Never.');
+  expect(errors).toEqual([]);
+
+  // Hashed names for the stylesheet, the script and the wasm, cached for a year, with
+  // brotli and gzip twins.
+  const html = await (await request.get('/')).text();
+  const assets = [...html.matchAll(/\/pkg\/awx-onboard\.[A-Za-z0-9_-]+\.(?:css|js|wasm)/g)].map((m) => m[0]);
+  for (const kind of ['css', 'js', 'wasm']) {
+    expect(assets.some((a) => a.endsWith(`.${kind}`)), `a hashed .${kind} in ${assets}`).toBe(true);
+  }
+  for (const asset of new Set(assets)) {
+    for (const encoding of ['br', 'gzip']) {
+      const response = await request.get(asset, { headers: { 'accept-encoding': encoding } });
+      expect(response.status(), asset).toBe(200);
+      expect(response.headers()['cache-control']).toBe('public, max-age=31536000, immutable');
+      expect(response.headers()['content-encoding'], `${asset} as ${encoding}`).toBe(encoding);
+    }
+  }
+  const icon = await request.get('/favicon.ico');
+  expect(icon.status()).toBe(200);
+  expect(icon.headers()['last-modified']).toBeTruthy();
+});

@@ -1,0 +1,402 @@
+//! Production concerns over real HTTP and through the real binary: nothing defaults to the
+//! simulator in public, the client address behind a trusted proxy, HSTS, static files,
+//! the operations subcommands, and a graceful drain on shutdown.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use awx_onboard::db::Engine;
+use awx_onboard::simulator::{Endpoint, FaultKind};
+use awx_onboard::testing::TestDatabase;
+use awx_onboard_server::testing::{Browser, TestApp, HARBOUR_COFFEE, PASSWORD};
+use reqwest::StatusCode;
+
+const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const KEY_B: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+/// Runs the `awx-onboard` binary with exactly these variables (and a quiet log).
+fn binary(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_awx-onboard"))
+        .args(args)
+        .env_clear()
+        .env("RUST_LOG", "error")
+        .envs(vars.iter().copied())
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("awx-prod-{}", awx_onboard::secret::random_urlsafe(6)));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_public_deployment_never_starts_on_the_simulator_by_default() {
+    let dir = temp_dir();
+    let (ok, text) = binary(
+        &["serve"],
+        &[
+            ("PUBLIC_URL", "https://onboard.example.com"),
+            ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
+        ],
+        &dir,
+    );
+    assert!(!ok, "{text}");
+    assert!(text.contains("AIRWALLEX_ENV"), "{text}");
+    assert!(!dir.join("data").exists(), "nothing was created");
+    let (ok, text) = binary(&["sim", "--addr", "0.0.0.0:0"], &[], &dir);
+    assert!(!ok && text.contains("loopback"), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn check_config_lists_every_problem_and_touches_nothing() {
+    let dir = temp_dir();
+    let (ok, text) = binary(
+        &["check-config"],
+        &[
+            ("PUBLIC_URL", "https://onboard.example.com"),
+            ("DATABASE_URL", "mysql://nope"),
+            ("TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("TOKEN_ENCRYPTION_KEY", "short"),
+        ],
+        &dir,
+    );
+    assert!(!ok, "{text}");
+    for variable in [
+        "AIRWALLEX_ENV",
+        "DATABASE_URL",
+        "TRUSTED_PROXIES",
+        "TOKEN_ENCRYPTION_KEY",
+    ] {
+        assert!(text.contains(variable), "{variable} missing in {text}");
+    }
+    let (ok, text) = binary(
+        &["check-config"],
+        &[
+            ("DATABASE_URL", "sqlite://data/check.db"),
+            ("TRUSTED_PROXIES", "127.0.0.1/32"),
+        ],
+        &dir,
+    );
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("configuration is valid") && text.contains("trusted proxies: 127.0.0.1/32"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(awx_onboard::simulator::DEFAULT_CLIENT_SECRET),
+        "no secret printed"
+    );
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "no database, no key file, nothing"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn migrate_brings_the_schema_up_to_date_and_exits() {
+    let dir = temp_dir();
+    let db = TestDatabase::postgres().await;
+    let (ok, text) = binary(&["migrate"], &[("DATABASE_URL", &db.url)], &dir);
+    assert!(ok, "{text}");
+    assert!(text.contains("up to date"), "{text}");
+    let pool = db.connect().await;
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(pool.pool())
+        .await
+        .unwrap();
+    assert!(applied >= 3);
+    pool.close().await;
+    db.remove().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn rotate_key_re_encrypts_everything_so_the_old_key_can_go() {
+    let app = TestApp::spawn_with(Engine::Sqlite, &[("TOKEN_ENCRYPTION_KEY", KEY_A)]).await;
+    for i in 0..3 {
+        app.connected_merchant(&format!("m{i}@example.com"), HARBOUR_COFFEE)
+            .await;
+    }
+    let url = app.db.url.clone();
+    app.services().db.close().await;
+    let dir = temp_dir();
+    let run = |key: &str, retired: &str| {
+        let mut vars = vec![("DATABASE_URL", url.as_str()), ("TOKEN_ENCRYPTION_KEY", key)];
+        if !retired.is_empty() {
+            vars.push(("TOKEN_ENCRYPTION_RETIRED_KEYS", retired));
+        }
+        binary(&["rotate-key"], &vars, &dir)
+    };
+    // Without the old key the values cannot be read: said so, nothing changed.
+    let (ok, text) = run(KEY_B, "");
+    assert!(!ok && text.contains("TOKEN_ENCRYPTION_RETIRED_KEYS"), "{text}");
+    let (ok, text) = run(KEY_B, KEY_A);
+    assert!(ok, "{text}");
+    assert!(text.contains("3 of 3 re-encrypted"), "{text}");
+    assert!(text.contains("retired keys can be dropped"), "{text}");
+    // Again: nothing left to do.
+    let (ok, text) = run(KEY_B, KEY_A);
+    assert!(ok && text.contains("0 of 0"), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+    app.stop().await;
+}
+
+async fn login_attempt(app: &TestApp, client: &str, password: &str) -> StatusCode {
+    Browser::new(&app.base)
+        .http
+        .post(format!("{}/login", app.base))
+        .header("origin", &app.base)
+        .header("x-forwarded-for", client)
+        .form(&[("email", "ana@example.com"), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_throttling_and_metrics_see_the_real_client() {
+    let app = TestApp::spawn_with(Engine::Sqlite, &[("TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    app.browser().sign_up("ana@example.com").await;
+    for _ in 0..5 {
+        assert_eq!(
+            login_attempt(&app, "198.51.100.1", "wrong wrong wrong").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_attempt(&app, "198.51.100.1", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Forging an earlier hop does not help: the proxy's own entry is the rightmost.
+    assert_eq!(
+        login_attempt(&app, "203.0.113.50, 198.51.100.1", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client of the same proxy is not affected.
+    assert_eq!(
+        login_attempt(&app, "198.51.100.2", PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
+    // The same-host proxy does not make its visitors "loopback" for /metrics.
+    let metrics = |forwarded: Option<&'static str>| {
+        let mut request = reqwest::Client::new().get(format!("{}/metrics", app.base));
+        if let Some(client) = forwarded {
+            request = request.header("x-forwarded-for", client);
+        }
+        request.send()
+    };
+    assert_eq!(
+        metrics(Some("203.0.113.5")).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(metrics(None).await.unwrap().status(), StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn forwarded_headers_from_an_untrusted_peer_are_ignored() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    app.browser().sign_up("ana@example.com").await;
+    for i in 0..5 {
+        // A different forged address each time: all from 127.0.0.1 really.
+        let forged = format!("198.51.100.{i}");
+        assert_eq!(
+            login_attempt(&app, &forged, "wrong wrong wrong").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_attempt(&app, "198.51.100.99", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", app.base))
+        .header("x-forwarded-for", "203.0.113.5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        metrics.status(),
+        StatusCode::OK,
+        "the peer is loopback; the header is ignored"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn behind_https_cookies_are_host_only_and_secure_with_hsts() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let public = format!("https://127.0.0.1:{port}");
+    let app = TestApp::spawn_with(
+        Engine::Sqlite,
+        &[
+            ("LEPTOS_SITE_ADDR", &format!("127.0.0.1:{port}")),
+            ("PUBLIC_URL", &public),
+            ("AIRWALLEX_ENV", "sim"),
+            ("TRUSTED_PROXIES", "127.0.0.1/32"),
+        ],
+    )
+    .await;
+    let response = Browser::new(&app.base)
+        .http
+        .post(format!("{}/signup", app.base))
+        .header("origin", &public)
+        .header("x-forwarded-proto", "https")
+        .form(&[("email", "ana@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.starts_with("__Host-awx_session=") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+    let home = reqwest::get(format!("{}/", app.base)).await.unwrap();
+    assert!(home.headers().contains_key("strict-transport-security"));
+    assert_eq!(
+        app.services().authorization.settings().redirect_uri,
+        format!("{public}/oauth/callback")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn plain_http_gets_no_hsts() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let home = reqwest::get(format!("{}/", app.base)).await.unwrap();
+    assert!(!home.headers().contains_key("strict-transport-security"));
+    app.stop().await;
+}
+
+/// A site folder as a release build leaves it: files with gzip and brotli twins.
+fn release_like_site() -> std::path::PathBuf {
+    let site = temp_dir();
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    std::fs::write(site.join("pkg/awx-onboard.css"), "body { color: black }").unwrap();
+    std::fs::write(site.join("pkg/awx-onboard.css.br"), "BROTLI-BYTES").unwrap();
+    std::fs::write(site.join("pkg/awx-onboard.css.gz"), "GZIP-BYTES").unwrap();
+    std::fs::write(site.join("favicon.ico"), "ICON").unwrap();
+    std::fs::write(site.join("robots.txt"), "User-agent: *\n").unwrap();
+    site
+}
+
+#[tokio::test]
+async fn static_files_are_served_from_the_site_with_their_compressed_twins() {
+    let site = release_like_site();
+    let app = TestApp::spawn_with(Engine::Sqlite, &[("LEPTOS_SITE_ROOT", site.to_str().unwrap())]).await;
+    let http = reqwest::Client::builder().no_brotli().no_gzip().build().unwrap();
+    let get = |path: &str, encoding: Option<&str>| {
+        let mut request = http.get(format!("{}{path}", app.base));
+        if let Some(encoding) = encoding {
+            request = request.header("accept-encoding", encoding);
+        }
+        request.send()
+    };
+    let brotli = get("/pkg/awx-onboard.css", Some("br, gzip")).await.unwrap();
+    assert_eq!(brotli.status(), StatusCode::OK);
+    assert_eq!(brotli.headers()["content-encoding"], "br");
+    assert_eq!(
+        brotli.headers()["cache-control"],
+        "no-cache",
+        "unhashed names are revalidated"
+    );
+    let last_modified = brotli.headers()["last-modified"].to_str().unwrap().to_string();
+    assert_eq!(brotli.text().await.unwrap(), "BROTLI-BYTES");
+    let gzip = get("/pkg/awx-onboard.css", Some("gzip")).await.unwrap();
+    assert_eq!(gzip.headers()["content-encoding"], "gzip");
+    let plain = get("/pkg/awx-onboard.css", None).await.unwrap();
+    assert_eq!(plain.text().await.unwrap(), "body { color: black }");
+    let revalidated = http
+        .get(format!("{}/pkg/awx-onboard.css", app.base))
+        .header("if-modified-since", &last_modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
+    for (path, body) in [("/favicon.ico", "ICON"), ("/robots.txt", "User-agent: *\n")] {
+        let file = get(path, None).await.unwrap();
+        assert_eq!(file.status(), StatusCode::OK, "{path}");
+        assert_eq!(file.text().await.unwrap(), body);
+    }
+    let missing = get("/pkg/nothing.js", None).await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+    std::fs::remove_dir_all(site).unwrap();
+}
+
+#[tokio::test]
+async fn hashed_files_are_cached_for_a_year() {
+    use tower::ServiceExt;
+    let site = release_like_site();
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let router = awx_onboard_server::assets::routes(&site, true).with_state(app.state.clone());
+    let response = router
+        .oneshot(
+            axum::http::Request::get("/pkg/awx-onboard.css")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    app.stop().await;
+    std::fs::remove_dir_all(site).unwrap();
+}
+
+#[tokio::test]
+async fn on_shutdown_readyz_fails_at_once_requests_finish_then_connections_are_refused() {
+    let mut app = TestApp::spawn_with(
+        Engine::Sqlite,
+        &[("DRAIN_SECONDS", "2"), ("ACCOUNT_CACHE_SECONDS", "0")],
+    )
+    .await;
+    let browser = app.connected_merchant("ana@example.com", HARBOUR_COFFEE).await;
+    let base = app.base.clone();
+    // A slow request is in flight when the signal comes (Airwallex answers after 3 s).
+    app.sim().inject(Endpoint::Account, FaultKind::Delay { ms: 3000 }, 1);
+    let slow = {
+        let browser = browser.clone();
+        tokio::spawn(async move { browser.get("/connection").await.status() })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = Instant::now();
+    app.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let fresh = || reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let ready = fresh().get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "not ready at once");
+    let home = fresh().get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(home.status(), StatusCode::OK, "still serving during the drain");
+    // After the drain delay: no new connections.
+    tokio::time::sleep(Duration::from_millis(2300).saturating_sub(signalled.elapsed())).await;
+    let refused = fresh().get(format!("{base}/")).send().await;
+    assert!(refused.is_err(), "new connections are refused after the drain");
+    assert_eq!(slow.await.unwrap(), StatusCode::OK, "the request in flight finished");
+    app.stop().await;
+}
