@@ -3,12 +3,25 @@
 //! session and account layers (no database work for a file), with the gzip and brotli
 //! files a release build leaves beside each one. Hashed names (release builds) are cached
 //! for a year; other files carry `Last-Modified` and are revalidated.
+//!
+//! `ServeDir` reads each file through the blocking thread pool on every request, which
+//! costs as much as rendering a page. The site does not change while the process runs, so
+//! [`MemoryCache`] keeps `ServeDir`'s complete `200` answers (per path and
+//! `Accept-Encoding`, bounded in number and size) and answers repeats from memory.
 
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::task::{Context, Poll};
 
-use axum::http::{header, HeaderValue};
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use axum::Router;
+use http_body_util::BodyExt;
+use tower::Service;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -27,9 +40,11 @@ pub fn routes(site_root: &Path, hashed: bool) -> Router<AppState> {
         .precompressed_gzip();
     let mut router = Router::new().nest_service(
         "/pkg",
-        tower::ServiceBuilder::new()
-            .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, cache))
-            .service(pkg),
+        MemoryCache::new(
+            tower::ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, cache))
+                .service(pkg),
+        ),
     );
     for file in public_files(site_root) {
         let Some(name) = file.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
@@ -37,12 +52,14 @@ pub fn routes(site_root: &Path, hashed: bool) -> Router<AppState> {
         };
         router = router.route_service(
             &format!("/{name}"),
-            tower::ServiceBuilder::new()
-                .layer(SetResponseHeaderLayer::overriding(
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static(REVALIDATE),
-                ))
-                .service(ServeFile::new(&file).precompressed_br().precompressed_gzip()),
+            MemoryCache::new(
+                tower::ServiceBuilder::new()
+                    .layer(SetResponseHeaderLayer::overriding(
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static(REVALIDATE),
+                    ))
+                    .service(ServeFile::new(&file).precompressed_br().precompressed_gzip()),
+            ),
         );
     }
     router
@@ -62,6 +79,124 @@ fn public_files(site_root: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// Answers kept at most, and the largest one kept (the release wasm is under 1 MiB).
+const CACHED_ANSWERS: usize = 256;
+const CACHED_BYTES: usize = 4 * 1024 * 1024;
+
+/// A complete answer of the inner service.
+struct Cached {
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// Answers by (path, `Accept-Encoding`).
+type Answers = Arc<RwLock<HashMap<(String, String), Arc<Cached>>>>;
+
+/// Keeps the inner file service's `200` answers to plain `GET`s in memory, per path and
+/// `Accept-Encoding`. Conditional and range requests, and anything else, go through.
+#[derive(Clone)]
+pub struct MemoryCache<S> {
+    inner: S,
+    answers: Answers,
+}
+
+impl<S> MemoryCache<S> {
+    pub fn new(inner: S) -> MemoryCache<S> {
+        MemoryCache {
+            inner,
+            answers: Arc::default(),
+        }
+    }
+}
+
+fn cacheable(request: &Request<Body>) -> bool {
+    request.method() == Method::GET
+        && ![
+            header::RANGE,
+            header::IF_MODIFIED_SINCE,
+            header::IF_NONE_MATCH,
+            header::IF_UNMODIFIED_SINCE,
+            header::IF_MATCH,
+        ]
+        .iter()
+        .any(|name| request.headers().contains_key(name))
+}
+
+fn answer(cached: &Cached) -> Response<Body> {
+    let mut response = Response::new(Body::from(cached.body.clone()));
+    *response.headers_mut() = cached.headers.clone();
+    response
+}
+
+impl<S, B> Service<Request<Body>> for MemoryCache<S>
+where
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: axum::body::HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: std::fmt::Display,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let key = cacheable(&request).then(|| {
+            let encoding = request
+                .headers()
+                .get(header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            (request.uri().path().to_string(), encoding.to_string())
+        });
+        if let Some(hit) = key
+            .as_ref()
+            .and_then(|key| self.answers.read().unwrap_or_else(|p| p.into_inner()).get(key).cloned())
+        {
+            return Box::pin(async move { Ok(answer(&hit)) });
+        }
+        let answers = self.answers.clone();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = future.await?;
+            let keep = key.filter(|_| {
+                response.status() == StatusCode::OK
+                    && response
+                        .headers()
+                        .get(header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .is_some_and(|length| length <= CACHED_BYTES)
+            });
+            let (parts, body) = response.into_parts();
+            let Some(key) = keep else {
+                return Ok(Response::from_parts(parts, Body::new(body.map_err(|e| e.to_string()))));
+            };
+            let body = match body.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(error) => {
+                    tracing::warn!(%error, "a static file could not be read");
+                    let mut failed = Response::new(Body::empty());
+                    *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                    return Ok(failed);
+                }
+            };
+            let cached = Arc::new(Cached {
+                headers: parts.headers,
+                body,
+            });
+            let mut answers = answers.write().unwrap_or_else(|p| p.into_inner());
+            if answers.len() < CACHED_ANSWERS {
+                answers.insert(key, cached.clone());
+            }
+            Ok(answer(&cached))
+        })
+    }
 }
 
 static STYLESHEET: OnceLock<String> = OnceLock::new();

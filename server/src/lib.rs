@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use axum::Router;
 use leptos::prelude::*;
 use secrecy::ExposeSecret;
@@ -131,8 +132,15 @@ impl Application {
         let (closing, close_started) = tokio::sync::oneshot::channel::<()>();
         let draining = self.state.draining.clone();
         let drain = self.state.config.drain;
+        // No Nagle delay: a response written in two parts (headers, then a file's body)
+        // would otherwise wait for the client's delayed ACK, 40 ms.
+        let listener = self.listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "TCP_NODELAY could not be set");
+            }
+        });
         let serving = axum::serve(
-            self.listener,
+            listener,
             self.router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {

@@ -14,10 +14,7 @@ pub async fn headers(State(state): State<AppState>, request: Request<Body>, next
     let mut response = with_error_page(next.run(request).await);
     let headers = response.headers_mut();
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-        let policy = app::csp::policy(None, &state.authorize_origin.0);
-        if let Ok(value) = HeaderValue::from_str(&policy) {
-            headers.insert(header::CONTENT_SECURITY_POLICY, value);
-        }
+        headers.insert(header::CONTENT_SECURITY_POLICY, state.default_csp.clone());
     }
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     // same-origin: our own form posts keep their Origin (CSRF check); nothing leaks out.

@@ -30,6 +30,9 @@ pub struct AppState {
     pub authorize_origin: app::csp::AuthorizeOrigin,
     /// Set on shutdown: `/readyz` answers 503 from then on.
     pub draining: Arc<AtomicBool>,
+    /// The Content-Security-Policy of responses that are not pages (no script nonce),
+    /// computed once.
+    pub default_csp: http::HeaderValue,
 }
 
 impl AppState {
@@ -45,7 +48,10 @@ impl AppState {
                 .map(|u| u.origin().ascii_serialization())
                 .unwrap_or_default(),
         );
+        let default_csp = http::HeaderValue::from_str(&app::csp::policy(None, &authorize_origin.0))
+            .expect("the policy is plain ASCII");
         AppState {
+            default_csp,
             authorize_origin,
             config: Arc::new(config),
             services,
