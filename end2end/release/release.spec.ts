@@ -4,12 +4,21 @@ test('the unpacked release serves its hydrated pages and cacheable, compressed a
   const errors: string[] = [];
   page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
   page.on('pageerror', (err) => errors.push(err.message));
+  // A page that does not hydrate says why: a script or wasm that failed to load, or a panic.
+  page.on('requestfailed', (request) => errors.push(`${request.url()}: ${request.failure()?.errorText}`));
+  page.on('response', (response) => {
+    if (response.status() >= 400) errors.push(`${response.url()}: HTTP ${response.status()}`);
+  });
 
   await page.goto('/');
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Connect your Airwallex account in a minute');
   // Hydrated: only the (wasm-opt'ed) WebAssembly folds the answers and opens them on click.
   const question = page.getByRole('button', { name: 'Do you store my Airwallex password?' });
-  await expect(page.locator('#faq-answer-1')).toBeHidden();
+  try {
+    await expect(page.locator('#faq-answer-1')).toBeHidden({ timeout: 15_000 });
+  } catch (error) {
+    throw new Error(`the page did not hydrate; the browser saw: ${JSON.stringify(errors)}\n${error}`);
+  }
   await question.click();
   await expect(page.locator('#faq-answer-1')).toContainText('Never.');
   expect(errors).toEqual([]);
