@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod operator;
 pub mod overview;
+pub mod platform;
 pub mod rotation;
 pub mod secret;
 pub mod services;

@@ -18,6 +18,7 @@ struct Registry {
     refresh_latency_count: u64,
     login_failures: BTreeMap<String, u64>,
     http_requests: BTreeMap<(String, String, u16), u64>,
+    webhook_deliveries: BTreeMap<String, u64>,
 }
 
 fn registry() -> &'static Mutex<Registry> {
@@ -48,6 +49,11 @@ pub fn record_refresh(result: &str, took: Duration) {
 /// A refused log-in (`invalid_credentials` or `throttled`).
 pub fn record_login_failure(reason: &str) {
     with(|r| *r.login_failures.entry(reason.to_string()).or_default() += 1);
+}
+
+/// A webhook delivery attempt to the platform ended (`delivered`, `retry`, `failed`).
+pub fn record_webhook_delivery(outcome: &str) {
+    with(|r| *r.webhook_deliveries.entry(outcome.to_string()).or_default() += 1);
 }
 
 /// An HTTP request answered; `route` is the matched route pattern, never a raw path.
@@ -107,6 +113,18 @@ pub fn render() -> String {
                 "awx_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
                 escape(method),
                 escape(route)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP awx_webhook_deliveries_total Webhook delivery attempts to the platform by outcome."
+        );
+        let _ = writeln!(out, "# TYPE awx_webhook_deliveries_total counter");
+        for (outcome, n) in &r.webhook_deliveries {
+            let _ = writeln!(
+                out,
+                "awx_webhook_deliveries_total{{outcome=\"{}\"}} {n}",
+                escape(outcome)
             );
         }
         out

@@ -11,6 +11,10 @@ use crate::keeper::Keeper;
 use crate::oauth::{Authorization, OAuthSettings};
 use crate::operator::OperatorDesk;
 use crate::overview::MerchantConnections;
+use crate::platform::audit::TokenReads;
+use crate::platform::directory::Directory;
+use crate::platform::keys::ApiKeys;
+use crate::platform::outbox::{Deliverer, DeliverySettings, WebhookEndpoints};
 use crate::store::ConnectionStore;
 use crate::time::Clock;
 use crate::vault::TokenVault;
@@ -29,6 +33,16 @@ pub struct Services {
     /// The operator dashboard and its actions.
     pub operator: OperatorDesk,
     pub webhook_secret: Option<SecretString>,
+    /// The platform API's service keys.
+    pub api_keys: ApiKeys,
+    /// Connections as the platform API lists them.
+    pub directory: Directory,
+    /// Who read which access token.
+    pub token_reads: TokenReads,
+    /// The platform's webhook endpoints and their deliveries.
+    pub webhooks: WebhookEndpoints,
+    /// Sends due webhook deliveries (a task on every instance).
+    pub deliverer: Arc<Deliverer>,
 }
 
 impl std::fmt::Debug for Services {
@@ -49,6 +63,7 @@ pub struct ServiceSettings {
     pub hashing_slots: usize,
     /// Sign-ups allowed per client address and hour.
     pub sign_ups_per_address_per_hour: i64,
+    pub deliveries: DeliverySettings,
 }
 
 impl Services {
@@ -65,6 +80,16 @@ impl Services {
             authorization: Authorization::new(db.clone(), clock.clone(), vault.clone(), settings.oauth),
             connections: MerchantConnections::new(vault.clone(), clock.clone(), settings.account_cache_seconds),
             operator: OperatorDesk::new(db.clone(), clock.clone(), vault.clone()),
+            api_keys: ApiKeys::new(db.clone(), clock.clone()),
+            directory: Directory::new(db.clone()),
+            token_reads: TokenReads::new(db.clone(), clock.clone()),
+            webhooks: WebhookEndpoints::new(db.clone(), clock.clone(), vault.shared_cipher()),
+            deliverer: Arc::new(Deliverer::new(
+                db.clone(),
+                clock.clone(),
+                vault.shared_cipher(),
+                settings.deliveries,
+            )),
             db,
             clock,
             vault,

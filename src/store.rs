@@ -220,6 +220,7 @@ pub fn summary_from_row(row: &AnyRow) -> Result<Option<ConnectionSummary>, sqlx:
 #[derive(Clone)]
 pub struct HotToken {
     pub connection_id: i64,
+    pub account_id: Option<String>,
     pub status: ConnectionStatus,
     pub status_reason: Option<String>,
     pub key_id: Option<String>,
@@ -264,7 +265,7 @@ impl ConnectionStore {
     /// The hot-path read: status and access token of a merchant's connection.
     pub async fn hot_token(&self, merchant_id: i64) -> Result<Option<HotToken>, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT id, status, status_reason, key_id, access_token, access_expires_at \
+            "SELECT id, account_id, status, status_reason, key_id, access_token, access_expires_at \
              FROM connections WHERE merchant_id = $1",
         )
         .bind(merchant_id)
@@ -273,6 +274,7 @@ impl ConnectionStore {
         row.map(|row| {
             Ok(HotToken {
                 connection_id: row.try_get("id")?,
+                account_id: row.try_get("account_id")?,
                 status: ConnectionStatus::parse(&row.try_get::<String, _>("status")?),
                 status_reason: row.try_get("status_reason")?,
                 key_id: row.try_get("key_id")?,

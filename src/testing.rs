@@ -42,7 +42,12 @@ pub struct TestDatabase {
 
 enum Cleanup {
     Folder(std::path::PathBuf),
-    PostgresDatabase { admin_url: String, name: String },
+    PostgresDatabase {
+        admin_url: String,
+        name: String,
+    },
+    /// Another handle on a database someone else removes.
+    Nothing,
 }
 
 impl TestDatabase {
@@ -84,6 +89,15 @@ impl TestDatabase {
         }
     }
 
+    /// The same database for another user (a second instance); its owner removes it.
+    pub fn shared(&self) -> TestDatabase {
+        TestDatabase {
+            url: self.url.clone(),
+            engine: self.engine,
+            cleanup: Cleanup::Nothing,
+        }
+    }
+
     /// Connects and migrates a pool on this database.
     pub async fn connect(&self) -> Database {
         Database::connect_and_migrate(&self.url)
@@ -104,6 +118,7 @@ impl TestDatabase {
                         .await;
                 }
             }
+            Cleanup::Nothing => {}
         }
     }
 }

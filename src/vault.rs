@@ -105,6 +105,8 @@ pub struct AccessGrant {
     pub token: AccessToken,
     pub expires_at: i64,
     pub connection_id: i64,
+    /// The Airwallex account the token acts on.
+    pub account_id: Option<String>,
 }
 
 /// Who asked for a refresh, for the event log.
@@ -187,6 +189,11 @@ impl TokenVault {
 
     pub fn cipher(&self) -> &TokenCipher {
         &self.cipher
+    }
+
+    /// The cipher, to share with what seals other secrets.
+    pub fn shared_cipher(&self) -> Arc<TokenCipher> {
+        self.cipher.clone()
     }
 
     /// Encrypts a token set for a connection row.
@@ -276,6 +283,7 @@ impl TokenVault {
                 token: AccessToken::new(token),
                 expires_at: hot.access_expires_at.unwrap_or_default(),
                 connection_id: hot.connection_id,
+                account_id: hot.account_id,
             });
         }
         self.refresh(
@@ -365,6 +373,7 @@ impl TokenVault {
             )?),
             expires_at: row.access_expires_at.unwrap_or_default(),
             connection_id: row.id,
+            account_id: row.account_id.clone(),
         })
     }
 }

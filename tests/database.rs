@@ -13,17 +13,19 @@ async fn migrations_apply_and_are_idempotent(engine: Engine) {
     let tables: i64 = sqlx::query_scalar(match engine {
         Engine::Sqlite => {
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN \
-                           ('merchants','connections','connection_events','oauth_states','sessions','auth_attempts','auth_locks','airwallex_events')"
+                           ('merchants','connections','connection_events','oauth_states','sessions','auth_attempts','auth_locks','airwallex_events',\
+                           'api_keys','token_reads','webhook_endpoints','platform_events','webhook_deliveries')"
         }
         Engine::Postgres => {
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN \
-                             ('merchants','connections','connection_events','oauth_states','sessions','auth_attempts','auth_locks','airwallex_events')"
+                             ('merchants','connections','connection_events','oauth_states','sessions','auth_attempts','auth_locks','airwallex_events',\
+                           'api_keys','token_reads','webhook_endpoints','platform_events','webhook_deliveries')"
         }
     })
     .fetch_one(db.pool())
     .await
     .unwrap();
-    assert_eq!(tables, 8);
+    assert_eq!(tables, 13);
     db.close().await;
     test_db.remove().await;
 }

@@ -45,3 +45,58 @@ pub fn Detail(label: &'static str, value: Option<String>) -> impl IntoView {
         }
     })
 }
+
+/// The operator's sections.
+#[component]
+pub fn OperatorNav(current: &'static str) -> impl IntoView {
+    use crate::paths;
+    let link = move |href: &'static str, label: &'static str| {
+        let current = (href == current).then_some("page");
+        view! { <a href=href aria-current=current>{label}</a> }
+    };
+    view! {
+        <nav class="subnav" aria-label="Operator">
+            {link(paths::OPERATOR, "Connections")}
+            {link(paths::OPERATOR_API_KEYS, "API keys")}
+            {link(paths::OPERATOR_WEBHOOKS, "Webhooks")}
+        </nav>
+    }
+}
+
+/// What the form post that rendered this page left: a secret shown once, or what was
+/// wrong with the input.
+#[component]
+pub fn PostOutcome() -> impl IntoView {
+    let feedback = form_feedback();
+    let secret = crate::operator_api::revealed();
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let feedback = feedback.await;
+                let secret = secret.await;
+                view! {
+                    {secret.map(|revealed| view! { <RevealedSecret revealed /> })}
+                    {feedback.map(|f| view! { <p class="notice bad" role="alert">{f.message}</p> })}
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// A secret shown once, with a warning that it will not be shown again.
+#[component]
+pub fn RevealedSecret(revealed: crate::dto::Revealed) -> impl IntoView {
+    view! {
+        <div class="notice ok revealed" role="status">
+            <p><strong>{revealed.label}</strong></p>
+            <p>"Copy it now: it is shown only this once and cannot be seen again."</p>
+            <input
+                class="secret"
+                type="text"
+                readonly
+                aria-label="The new secret"
+                value=revealed.secret
+            />
+        </div>
+    }
+}

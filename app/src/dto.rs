@@ -90,10 +90,71 @@ pub struct EventView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionDetailView {
     pub connection_id: i64,
+    /// Who read this connection's access token through the platform API, newest first.
+    pub token_reads: Vec<TokenReadView>,
     pub line: LineView,
     pub generation: i64,
     pub key_id: Option<String>,
     pub refresh_expires_at: Option<String>,
     pub events: Vec<EventView>,
     pub older_before: Option<i64>,
+}
+
+/// A secret shown once, right after it was made (an API key, a signing secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revealed {
+    pub label: String,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub last_used: Option<String>,
+    pub revoked: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointView {
+    pub id: i64,
+    pub url: String,
+    pub events: Vec<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub disabled: Option<String>,
+    pub delivered: i64,
+    pub pending: i64,
+    pub failed: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub event_id: String,
+    pub kind: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt: Option<String>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered: Option<String>,
+    pub created: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointDetailView {
+    pub endpoint: EndpointView,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenReadView {
+    pub minute: String,
+    pub key_name: String,
+    pub key_id: String,
+    pub reads: i64,
 }

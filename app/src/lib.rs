@@ -23,7 +23,9 @@ use leptos_router::{
 use crate::layout::Layout;
 use crate::pages::{
     connect_problem::ConnectProblemPage, connection::ConnectionPage, home::HomePage, login::LoginPage,
-    not_found::NotFound, operator::OperatorPage, operator_connection::OperatorConnectionPage, signup::SignupPage,
+    not_found::NotFound, operator::OperatorPage, operator_api_keys::OperatorApiKeysPage,
+    operator_connection::OperatorConnectionPage, operator_webhooks::OperatorWebhookPage,
+    operator_webhooks::OperatorWebhooksPage, signup::SignupPage,
 };
 
 /// The whole HTML document rendered on the server around [`App`].
@@ -75,6 +77,21 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("operator"), StaticSegment("connections"), ParamSegment("id"))
                         view=OperatorConnectionPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=(StaticSegment("operator"), StaticSegment("api-keys"))
+                        view=OperatorApiKeysPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=(StaticSegment("operator"), StaticSegment("webhooks"))
+                        view=OperatorWebhooksPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=(StaticSegment("operator"), StaticSegment("webhooks"), ParamSegment("id"))
+                        view=OperatorWebhookPage
                         ssr=SsrMode::Async
                     />
                 </Routes>

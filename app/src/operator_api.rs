@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::dto::{ConnectionDetailView, OperatorOverview};
+use crate::dto::{ApiKeyView, ConnectionDetailView, EndpointDetailView, EndpointView, OperatorOverview, Revealed};
 
 #[cfg(feature = "ssr")]
 mod ssr {
@@ -106,6 +106,19 @@ pub async fn load_operator_connection(id: i64, before: Option<i64>) -> Result<Co
         Err(error) => return Err(ssr::internal(error)),
     };
     let (events, older_before) = desk.connection_events(id, before).await.map_err(ssr::internal)?;
+    let token_reads = services
+        .token_reads
+        .for_connection(id, 50)
+        .await
+        .map_err(ssr::internal)?
+        .into_iter()
+        .map(|r| crate::dto::TokenReadView {
+            minute: human_datetime(r.minute),
+            key_name: r.key_name,
+            key_id: r.key_id,
+            reads: r.reads,
+        })
+        .collect();
     let now = services.clock.now();
     let line = ssr::line_view(
         ConnectionLine {
@@ -128,6 +141,7 @@ pub async fn load_operator_connection(id: i64, before: Option<i64>) -> Result<Co
     );
     Ok(ConnectionDetailView {
         connection_id: row.id,
+        token_reads,
         line,
         generation: row.generation,
         key_id: row.key_id.clone(),
@@ -144,5 +158,118 @@ pub async fn load_operator_connection(id: i64, before: Option<i64>) -> Result<Co
             })
             .collect(),
         older_before,
+    })
+}
+
+/// A secret the server just made for the operator (shown once), if this response has one.
+pub fn revealed() -> Resource<Option<Revealed>> {
+    #[cfg(feature = "ssr")]
+    let initial = use_context::<Revealed>();
+    #[cfg(not(feature = "ssr"))]
+    let initial: Option<Revealed> = None;
+    Resource::new(
+        || (),
+        move |_| {
+            let initial = initial.clone();
+            async move { initial }
+        },
+    )
+}
+
+/// The platform API's service keys.
+#[server(endpoint = "operator/api_keys")]
+pub async fn load_api_keys() -> Result<Vec<ApiKeyView>, ServerFnError> {
+    use awx_onboard::time::human_datetime;
+
+    ssr::require_operator()?;
+    let keys = crate::api::ssr::services()?
+        .api_keys
+        .list()
+        .await
+        .map_err(ssr::internal)?;
+    Ok(keys
+        .into_iter()
+        .map(|k| ApiKeyView {
+            id: k.id,
+            name: k.name,
+            scopes: k.scopes.iter().map(|s| s.as_str().to_string()).collect(),
+            created_by: k.created_by,
+            created_at: human_datetime(k.created_at),
+            last_used: k.last_used_at.map(human_datetime),
+            revoked: k.revoked_at.map(human_datetime),
+        })
+        .collect())
+}
+
+#[cfg(feature = "ssr")]
+fn endpoint_view(e: awx_onboard::platform::outbox::Endpoint) -> EndpointView {
+    use awx_onboard::time::human_datetime;
+    EndpointView {
+        id: e.id,
+        url: e.url,
+        events: e.events.iter().map(|ev| ev.as_str().to_string()).collect(),
+        created_by: e.created_by,
+        created_at: human_datetime(e.created_at),
+        disabled: e.disabled_at.map(human_datetime),
+        delivered: e.delivered,
+        pending: e.pending,
+        failed: e.failed,
+    }
+}
+
+/// The platform's webhook endpoints.
+#[server(endpoint = "operator/webhooks")]
+pub async fn load_webhooks() -> Result<Vec<EndpointView>, ServerFnError> {
+    ssr::require_operator()?;
+    let endpoints = crate::api::ssr::services()?
+        .webhooks
+        .list()
+        .await
+        .map_err(ssr::internal)?;
+    Ok(endpoints.into_iter().map(endpoint_view).collect())
+}
+
+/// One endpoint and its newest deliveries.
+#[server(endpoint = "operator/webhook")]
+pub async fn load_webhook(id: i64) -> Result<EndpointDetailView, ServerFnError> {
+    use awx_onboard::time::human_datetime;
+
+    ssr::require_operator()?;
+    let services = crate::api::ssr::services()?;
+    let endpoint = services
+        .webhooks
+        .list()
+        .await
+        .map_err(ssr::internal)?
+        .into_iter()
+        .find(|e| e.id == id);
+    let Some(endpoint) = endpoint else {
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(http::StatusCode::NOT_FOUND);
+        }
+        return Err(ServerFnError::new("There is no webhook endpoint with that number."));
+    };
+    let deliveries = services
+        .webhooks
+        .deliveries(id, 100)
+        .await
+        .map_err(ssr::internal)?
+        .into_iter()
+        .map(|d| crate::dto::DeliveryView {
+            id: d.id,
+            event_id: d.event_id,
+            kind: d.kind,
+            next_attempt: (d.status == "pending").then(|| human_datetime(d.next_attempt_at)),
+            status: d.status,
+            attempts: d.attempts,
+            last_status: d.last_status,
+            last_error: d.last_error,
+            delivered: d.delivered_at.map(human_datetime),
+            created: human_datetime(d.created_at),
+        })
+        .collect();
+    Ok(EndpointDetailView {
+        endpoint: endpoint_view(endpoint),
+        deliveries,
     })
 }

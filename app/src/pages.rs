@@ -4,7 +4,9 @@ pub mod home;
 pub mod login;
 pub mod not_found;
 pub mod operator;
+pub mod operator_api_keys;
 pub mod operator_connection;
+pub mod operator_webhooks;
 pub mod signup;
 
 use leptos::prelude::ServerFnError;

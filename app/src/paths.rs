@@ -25,6 +25,37 @@ pub const SERVER_FNS: &str = "/api";
 /// Operator server functions live below this.
 pub const OPERATOR_SERVER_FNS: &str = "/api/operator";
 
+/// Service keys of the platform API.
+pub const OPERATOR_API_KEYS: &str = "/operator/api-keys";
+pub const OPERATOR_API_KEY_REVOKE_ROUTE: &str = "/operator/api-keys/{id}/revoke";
+/// The platform's webhook endpoints.
+pub const OPERATOR_WEBHOOKS: &str = "/operator/webhooks";
+pub const OPERATOR_WEBHOOK_DISABLE_ROUTE: &str = "/operator/webhooks/{id}/disable";
+pub const OPERATOR_DELIVERY_RESEND_ROUTE: &str = "/operator/webhooks/deliveries/{id}/resend";
+/// Every token read, as CSV.
+pub const OPERATOR_TOKEN_READS_CSV: &str = "/operator/token-reads.csv";
+pub const OPERATOR_CONNECTION_TOKEN_READS_CSV_ROUTE: &str = "/operator/connections/{id}/token-reads.csv";
+
+pub fn operator_api_key_revoke(id: &str) -> String {
+    format!("{OPERATOR_API_KEYS}/{id}/revoke")
+}
+
+pub fn operator_webhook(id: i64) -> String {
+    format!("{OPERATOR_WEBHOOKS}/{id}")
+}
+
+pub fn operator_webhook_disable(id: i64) -> String {
+    format!("{OPERATOR_WEBHOOKS}/{id}/disable")
+}
+
+pub fn operator_delivery_resend(id: i64) -> String {
+    format!("{OPERATOR_WEBHOOKS}/deliveries/{id}/resend")
+}
+
+pub fn operator_connection_token_reads_csv(id: i64) -> String {
+    format!("{}/token-reads.csv", operator_connection(id))
+}
+
 /// An operator's page of one connection.
 pub fn operator_connection(id: i64) -> String {
     format!("{OPERATOR}/connections/{id}")
@@ -87,13 +118,16 @@ pub enum Notice {
     LoginToConnect,
     Refreshed,
     Checked,
+    KeyRevoked,
+    EndpointDisabled,
+    Resent,
 }
 
 /// How a notice looks: `ok` or `warn`.
 pub type NoticeTone = &'static str;
 
 impl Notice {
-    pub const ALL: [Notice; 8] = [
+    pub const ALL: [Notice; 11] = [
         Notice::Welcome,
         Notice::Connected,
         Notice::Disconnected,
@@ -102,6 +136,9 @@ impl Notice {
         Notice::LoginToConnect,
         Notice::Refreshed,
         Notice::Checked,
+        Notice::KeyRevoked,
+        Notice::EndpointDisabled,
+        Notice::Resent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -114,6 +151,9 @@ impl Notice {
             Notice::LoginToConnect => "login_to_connect",
             Notice::Refreshed => "refreshed",
             Notice::Checked => "checked",
+            Notice::KeyRevoked => "key_revoked",
+            Notice::EndpointDisabled => "endpoint_disabled",
+            Notice::Resent => "resent",
         }
     }
 
@@ -140,6 +180,9 @@ impl Notice {
             ),
             Notice::Refreshed => ("ok", "Refresh requested. The result is the newest event below."),
             Notice::Checked => ("ok", "Checked with Airwallex. The result is the newest event below."),
+            Notice::KeyRevoked => ("ok", "The key is revoked: it no longer works, on any instance."),
+            Notice::EndpointDisabled => ("ok", "The endpoint is disabled: nothing more is sent to it."),
+            Notice::Resent => ("ok", "The delivery is queued again and goes out within seconds."),
         }
     }
 }

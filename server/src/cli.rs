@@ -18,6 +18,9 @@ const USAGE: &str = "usage:
                                            (old keys in TOKEN_ENCRYPTION_RETIRED_KEYS); safe while the
                                            app serves, and to run again
   awx-onboard create-operator --email E    create an operator; the password is read from standard input
+  awx-onboard create-api-key --name NAME --scope SCOPE [--scope SCOPE]...
+                                           create a platform API key (scopes: connections:read,
+                                           tokens:read); the key is printed once, alone on the last line
   awx-onboard sim [--addr HOST:PORT] [--redirect-uri URI]... [--webhook-url URL]
                   [--refresh-token-ttl SECONDS]
                                            run the Airwallex simulator alone";
@@ -27,6 +30,7 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
         None | Some("serve") => serve().await,
         Some("sim") => sim(&args[1..]).await,
         Some("create-operator") => create_operator(&args[1..]).await,
+        Some("create-api-key") => create_api_key(&args[1..]).await,
         Some("migrate") => migrate().await,
         Some("check-config") => check_config(),
         Some("rotate-key") => rotate_key().await,
@@ -133,6 +137,35 @@ async fn create_operator(args: &[String]) -> anyhow::Result<()> {
         }
         Err(error) => bail!("could not create the operator: {error}"),
     }
+}
+
+async fn create_api_key(args: &[String]) -> anyhow::Result<()> {
+    let mut name = None;
+    let mut scopes = Vec::new();
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let mut value = || rest.next().with_context(|| format!("{flag} needs a value\n{USAGE}"));
+        match flag.as_str() {
+            "--name" => name = Some(value()?.clone()),
+            "--scope" => scopes.push(value()?.clone()),
+            other => bail!("unknown option {other:?}\n{USAGE}"),
+        }
+    }
+    let name = name.with_context(|| format!("create-api-key needs --name NAME\n{USAGE}"))?;
+    let scopes = awx_onboard::platform::keys::parse_scopes(scopes.iter().map(String::as_str))?;
+    let config = Config::from_env()?;
+    let db = connect(&config).await?;
+    let keys = awx_onboard::platform::keys::ApiKeys::new(db.clone(), awx_onboard::time::Clock::system());
+    let created = keys.create(&name, &scopes, "command line").await;
+    db.close().await;
+    let (key, secret) = created.map_err(|e| anyhow::anyhow!("could not create the key: {e}"))?;
+    let scopes = key.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
+    println!(
+        "API key {:?} ({}) created with {scopes}; it is shown only now:",
+        key.name, key.id
+    );
+    println!("{}", secret.expose());
+    Ok(())
 }
 
 async fn sim(args: &[String]) -> anyhow::Result<()> {

@@ -116,6 +116,10 @@ pub struct Config {
     pub drain: Duration,
     /// `LEPTOS_SITE_ROOT`: the site's files (else a `site` folder beside the binary).
     pub site_root: Option<PathBuf>,
+    /// A claimed webhook delivery is another instance's to send after this.
+    pub webhook_delivery_lease: Duration,
+    /// Requests per second each platform API key may make (per instance).
+    pub platform_rate_limit: u32,
 }
 
 impl Config {
@@ -537,6 +541,14 @@ impl Config {
         );
         let drain = r.seconds("DRAIN_SECONDS", 5, 300);
         let site_root = r.raw("LEPTOS_SITE_ROOT").map(PathBuf::from);
+        let webhook_delivery_lease = r.seconds("WEBHOOK_DELIVERY_LEASE_SECONDS", 30, 3600);
+        if webhook_delivery_lease < Duration::from_secs(11) {
+            r.fail(
+                "WEBHOOK_DELIVERY_LEASE_SECONDS",
+                "must be at least 11 seconds: longer than one delivery attempt may take (10 s)",
+            );
+        }
+        let platform_rate_limit = r.count("PLATFORM_RATE_LIMIT_PER_SECOND", 1000, 1_000_000) as u32;
         let sign_ups_per_address_per_hour = r.count(
             "SIGN_UPS_PER_ADDRESS_PER_HOUR",
             awx_onboard::accounts::MAX_SIGN_UPS_PER_ADDRESS,
@@ -567,6 +579,8 @@ impl Config {
             trusted_proxies,
             drain,
             site_root,
+            webhook_delivery_lease,
+            platform_rate_limit,
         })
     }
 }
@@ -691,6 +705,16 @@ mod tests {
             "SIGN_UPS_PER_ADDRESS_PER_HOUR"
         )
         .contains("from 1"));
+        assert!(problem(
+            &[("WEBHOOK_DELIVERY_LEASE_SECONDS", "5")],
+            "WEBHOOK_DELIVERY_LEASE_SECONDS"
+        )
+        .contains("11"));
+        assert!(problem(
+            &[("PLATFORM_RATE_LIMIT_PER_SECOND", "none")],
+            "PLATFORM_RATE_LIMIT_PER_SECOND"
+        )
+        .contains("whole number"));
     }
 
     #[test]

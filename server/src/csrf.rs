@@ -9,8 +9,9 @@ use axum::response::Response;
 
 use crate::state::AppState;
 
-/// Paths that other servers call (and that authenticate otherwise).
+/// Paths that other servers call (and that authenticate otherwise: signatures, service keys).
 const EXEMPT: [&str; 1] = [app::paths::WEBHOOK_AIRWALLEX];
+const EXEMPT_PREFIX: &str = "/api/platform/";
 
 pub fn same_origin(headers: &axum::http::HeaderMap, origin: &str) -> bool {
     if let Some(value) = headers.get(header::ORIGIN) {
@@ -24,7 +25,9 @@ pub fn same_origin(headers: &axum::http::HeaderMap, origin: &str) -> bool {
 
 pub async fn check(State(state): State<AppState>, request: Request<Body>, next: Next) -> Response {
     let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if safe || EXEMPT.contains(&request.uri().path()) || same_origin(request.headers(), &state.config.public_origin()) {
+    let path = request.uri().path();
+    let exempt = EXEMPT.contains(&path) || path.starts_with(EXEMPT_PREFIX);
+    if safe || exempt || same_origin(request.headers(), &state.config.public_origin()) {
         return next.run(request).await;
     }
     tracing::warn!(path = request.uri().path(), "refused a cross-site request");

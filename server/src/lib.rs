@@ -12,7 +12,9 @@ pub mod error;
 pub mod form;
 pub mod health;
 pub mod operator;
+pub mod operator_platform;
 pub mod pages;
+pub mod platform;
 pub mod proxy;
 pub mod router;
 pub mod security;
@@ -128,6 +130,8 @@ impl Application {
         tracing::info!(addr = %self.local_addr(), "awx-onboard listening");
         let (stop_keeper, keeper_stopped) = tokio::sync::watch::channel(false);
         let keeper = tokio::spawn(self.state.services.keeper.clone().run(keeper_stopped.clone()));
+        let deliverer = tokio::spawn(self.state.services.deliverer.clone().run(keeper_stopped.clone()));
+        let flusher = tokio::spawn(flush_token_reads(self.state.services.clone(), keeper_stopped.clone()));
         let sweeper = tokio::spawn(sweep_periodically(self.state.services.clone(), keeper_stopped));
         let (closing, close_started) = tokio::sync::oneshot::channel::<()>();
         let draining = self.state.draining.clone();
@@ -172,6 +176,8 @@ impl Application {
             }
         };
         let _ = keeper.await;
+        let _ = deliverer.await;
+        let _ = flusher.await;
         let _ = sweeper.await;
         served?;
         self.state.services.db.close().await;
@@ -241,6 +247,10 @@ fn build_services(
             webhook_secret: config.airwallex.webhook_secret.clone(),
             hashing_slots,
             sign_ups_per_address_per_hour: config.sign_ups_per_address_per_hour,
+            deliveries: awx_onboard::platform::outbox::DeliverySettings {
+                lease: config.webhook_delivery_lease,
+                ..Default::default()
+            },
         },
     )
 }
@@ -294,6 +304,23 @@ async fn start_embedded_simulator(
         },
         simulator,
     ))
+}
+
+/// Adds the token reads counted in memory to the audit every second, and once more on the
+/// way out.
+async fn flush_token_reads(services: Services, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+            _ = stop.changed() => true,
+        };
+        if let Err(error) = services.token_reads.flush().await {
+            tracing::warn!(%error, "token reads could not be added to the audit; kept for the next try");
+        }
+        if stopping || *stop.borrow() {
+            return;
+        }
+    }
 }
 
 /// Deletes expired sessions, finished authorization requests, old log-in attempts and

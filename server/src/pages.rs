@@ -8,7 +8,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leptos::prelude::provide_context;
 
-use app::dto::FormFeedback;
+use app::dto::{FormFeedback, Revealed};
 use app::shell;
 
 use crate::error::AppError;
@@ -20,7 +20,12 @@ pub fn provide_app_context(state: &AppState) {
     provide_context(state.authorize_origin.clone());
 }
 
-async fn render(state: &AppState, request: Request, feedback: Option<FormFeedback>) -> Response {
+async fn render(
+    state: &AppState,
+    request: Request,
+    feedback: Option<FormFeedback>,
+    revealed: Option<Revealed>,
+) -> Response {
     let render_state = state.clone();
     let options = state.leptos_options.clone();
     let render = leptos_axum::render_app_async_with_context(
@@ -28,6 +33,9 @@ async fn render(state: &AppState, request: Request, feedback: Option<FormFeedbac
             provide_app_context(&render_state);
             if let Some(feedback) = feedback.clone() {
                 provide_context(feedback);
+            }
+            if let Some(revealed) = revealed.clone() {
+                provide_context(revealed);
             }
         },
         move || shell(options.clone()),
@@ -37,22 +45,34 @@ async fn render(state: &AppState, request: Request, feedback: Option<FormFeedbac
 
 /// The handler of every page route.
 pub async fn page(State(state): State<AppState>, request: Request) -> Response {
-    render(&state, request, None).await
+    render(&state, request, None, None).await
 }
 
 /// The page at `path`, as a GET of it, with a form's feedback and the given status.
 pub async fn render_with_feedback(
     state: &AppState,
-    mut parts: Parts,
+    parts: Parts,
     path: &str,
     feedback: FormFeedback,
     status: StatusCode,
+) -> Result<Response, AppError> {
+    render_page_with(state, parts, path, status, Some(feedback), None).await
+}
+
+/// The page at `path`, as a GET of it, with a form's feedback or a secret shown once.
+pub async fn render_page_with(
+    state: &AppState,
+    mut parts: Parts,
+    path: &str,
+    status: StatusCode,
+    feedback: Option<FormFeedback>,
+    revealed: Option<Revealed>,
 ) -> Result<Response, AppError> {
     parts.method = Method::GET;
     parts.uri = path.parse().map_err(AppError::internal)?;
     parts.headers.remove(axum::http::header::CONTENT_TYPE);
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    let mut response = render(state, Request::from_parts(parts, Body::empty()), Some(feedback)).await;
+    let mut response = render(state, Request::from_parts(parts, Body::empty()), feedback, revealed).await;
     *response.status_mut() = status;
     Ok(response)
 }

@@ -12,7 +12,8 @@ use awx_onboard::sessions::DbSessionStore;
 
 use crate::state::AppState;
 use crate::{
-    access, assets, auth, connect, csrf, health, operator, pages, proxy, security, sessions, telemetry, webhook,
+    access, assets, auth, connect, csrf, health, operator, operator_platform, pages, platform, proxy, security,
+    sessions, telemetry, webhook,
 };
 
 /// Adds the Leptos pages and the server functions that live in `area`.
@@ -66,7 +67,26 @@ pub fn build_router(state: AppState) -> Router {
         .route(paths::DISCONNECT, post(connect::disconnect));
     let operator = Router::new()
         .route(paths::OPERATOR_REFRESH_ROUTE, post(operator::refresh))
-        .route(paths::OPERATOR_CHECK_ROUTE, post(operator::check));
+        .route(paths::OPERATOR_CHECK_ROUTE, post(operator::check))
+        .route(paths::OPERATOR_API_KEYS, post(operator_platform::create_key))
+        .route(
+            paths::OPERATOR_API_KEY_REVOKE_ROUTE,
+            post(operator_platform::revoke_key),
+        )
+        .route(paths::OPERATOR_WEBHOOKS, post(operator_platform::create_endpoint))
+        .route(
+            paths::OPERATOR_WEBHOOK_DISABLE_ROUTE,
+            post(operator_platform::disable_endpoint),
+        )
+        .route(
+            paths::OPERATOR_DELIVERY_RESEND_ROUTE,
+            post(operator_platform::resend_delivery),
+        )
+        .route(paths::OPERATOR_TOKEN_READS_CSV, get(operator_platform::token_reads_csv))
+        .route(
+            paths::OPERATOR_CONNECTION_TOKEN_READS_CSV_ROUTE,
+            get(operator_platform::connection_token_reads_csv),
+        );
 
     let session_layer = sessions::layer(
         DbSessionStore::new(state.services.db.clone(), state.services.clock.clone()),
@@ -94,6 +114,8 @@ pub fn build_router(state: AppState) -> Router {
     Router::new()
         // Files first, outside the session: no database work for them.
         .merge(assets::routes(&site_root, state.leptos_options.hash_files))
+        // The platform API authenticates with service keys, not sessions.
+        .nest(platform::PREFIX, platform::routes())
         .merge(app)
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))

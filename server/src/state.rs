@@ -33,6 +33,8 @@ pub struct AppState {
     /// The Content-Security-Policy of responses that are not pages (no script nonce),
     /// computed once.
     pub default_csp: http::HeaderValue,
+    /// The platform API's per-key request budget on this instance.
+    pub rate_limiter: crate::platform::SharedRateLimiter,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl AppState {
             simulator,
             leptos_options,
             draining: Arc::default(),
+            rate_limiter: Arc::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! connects Airwallex over real HTTP, and polling for what happens in the background.
 
 pub mod bench;
+pub mod receiver;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -34,6 +35,8 @@ pub struct TestApp {
     pub base: String,
     pub state: AppState,
     pub db: TestDatabase,
+    /// The token encryption key's file (shared by other instances of the same app).
+    pub key_file: std::path::PathBuf,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -45,16 +48,37 @@ impl TestApp {
 
     /// Starts with extra (or overriding) configuration variables.
     pub async fn spawn_with(engine: Engine, extra: &[(&'static str, &str)]) -> TestApp {
-        let db = TestDatabase::new(engine).await;
+        TestApp::spawn_on(TestDatabase::new(engine).await, None, extra).await
+    }
+
+    /// Another instance of this app: the same database, key and simulator (the first
+    /// instance's), its own port, pools, vault and background tasks.
+    pub async fn another_instance(&self, extra: &[(&'static str, &str)]) -> TestApp {
+        let authorize = format!("{}/oauth/authorize", self.sim_url());
+        let mut vars: Vec<(&'static str, &str)> = vec![
+            ("AIRWALLEX_AUTHORIZE_URL", &authorize),
+            ("AIRWALLEX_API_URL", self.sim_url()),
+        ];
+        vars.extend_from_slice(extra);
+        TestApp::spawn_on(self.db.shared(), Some(self.key_file.clone()), &vars).await
+    }
+
+    async fn spawn_on(
+        db: TestDatabase,
+        key_file: Option<std::path::PathBuf>,
+        extra: &[(&'static str, &str)],
+    ) -> TestApp {
         // PUBLIC_URL must be known before binding: take a free port first.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let key_file = std::env::temp_dir().join(format!(
-            "awx-test-{port}-{}.key",
-            awx_onboard::secret::random_urlsafe(6)
-        ));
+        let key_file = key_file.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!(
+                "awx-test-{port}-{}.key",
+                awx_onboard::secret::random_urlsafe(6)
+            ))
+        });
         let mut vars: HashMap<&str, String> = HashMap::from([
             ("DATABASE_URL", db.url.clone()),
             ("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")),
@@ -78,6 +102,7 @@ impl TestApp {
             base,
             state,
             db,
+            key_file,
             stop: Some(stop),
             server,
         }

@@ -3,6 +3,7 @@
 
 use super::events::{append_event, commit_with_event, EventKind, NewEvent};
 use super::{AccountRecord, ConnectionStore, ReconnectReason, SealedTokens};
+use crate::platform::outbox::PlatformEvent;
 
 impl ConnectionStore {
     /// Creates the merchant's connection row, or returns the existing one's id, so
@@ -86,6 +87,12 @@ impl ConnectionStore {
             now,
         )
         .await?;
+        let platform = if kind == EventKind::Reconnected {
+            PlatformEvent::Reconnected
+        } else {
+            PlatformEvent::Connected
+        };
+        crate::platform::outbox::enqueue(&mut tx, platform, connection_id, now).await?;
         tx.commit().await?;
         Ok(kind)
     }
@@ -96,6 +103,8 @@ impl ConnectionStore {
     /// lease lapsed meanwhile (a slow database): throwing them away would leave only a
     /// superseded refresh token. They are also kept if this owner still holds a live
     /// lease: then its send was the last one, so its tokens are the newest.
+    /// `recovered`: the connection's previous refresh had failed (the platform hears that
+    /// it works again).
     #[allow(clippy::too_many_arguments)]
     pub async fn store_refreshed(
         &self,
@@ -106,6 +115,7 @@ impl ConnectionStore {
         actor: &str,
         now: i64,
         real_now: i64,
+        recovered: bool,
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
         let result = sqlx::query(
@@ -136,6 +146,7 @@ impl ConnectionStore {
             result.rows_affected(),
             connection_id,
             NewEvent::new(EventKind::Refreshed, actor),
+            recovered.then_some(PlatformEvent::Recovered),
             now,
         )
         .await
@@ -226,6 +237,7 @@ impl ConnectionStore {
             result.rows_affected(),
             connection_id,
             NewEvent::new(kind, actor).reason(reason.as_str()).detail(detail),
+            Some(PlatformEvent::NeedsReconnect),
             now,
         )
         .await
@@ -249,6 +261,7 @@ impl ConnectionStore {
             result.rows_affected(),
             connection_id,
             NewEvent::new(EventKind::Disconnected, actor),
+            Some(PlatformEvent::Disconnected),
             now,
         )
         .await

@@ -4,6 +4,7 @@
 use sqlx::{Any, Row, Transaction};
 
 use super::ConnectionStore;
+use crate::platform::outbox::PlatformEvent;
 
 /// What happened to a connection. Stored as its [`as_str`](EventKind::as_str) text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -124,13 +125,14 @@ pub async fn append_event(
     Ok(())
 }
 
-/// Ends a conditional change: if its UPDATE touched the row, the event is appended and
-/// both commit together; otherwise nothing is kept.
+/// Ends a conditional change: if its UPDATE touched the row, the event (and the
+/// platform's event, if any) is appended and all commit together; otherwise nothing is kept.
 pub(super) async fn commit_with_event(
     mut tx: Transaction<'_, Any>,
     updated: u64,
     connection_id: i64,
     event: NewEvent<'_>,
+    platform: Option<PlatformEvent>,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     if updated != 1 {
@@ -138,6 +140,9 @@ pub(super) async fn commit_with_event(
         return Ok(false);
     }
     append_event(&mut tx, connection_id, event, now).await?;
+    if let Some(platform) = platform {
+        crate::platform::outbox::enqueue(&mut tx, platform, connection_id, now).await?;
+    }
     tx.commit().await?;
     Ok(true)
 }

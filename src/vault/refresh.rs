@@ -259,6 +259,7 @@ impl TokenVault {
                 &attempt.actor,
                 now,
                 real_now(),
+                row.last_refresh_result.as_deref() == Some("failed"),
             )
             .await?;
         if !stored {
@@ -273,6 +274,7 @@ impl TokenVault {
             token: tokens.access_token,
             expires_at: sealed.access_expires_at,
             connection_id: row.id,
+            account_id: row.account_id.clone(),
         })
     }
 

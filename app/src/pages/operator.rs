@@ -50,6 +50,7 @@ pub fn OperatorPage() -> impl IntoView {
     );
     view! {
         <Title text="Operator dashboard" />
+        <crate::components::OperatorNav current=paths::OPERATOR />
         <h1>"Connections"</h1>
         <Suspense fallback=|| view! { <p class="muted">"Loading connections…"</p> }>
             {move || Suspend::new(async move {

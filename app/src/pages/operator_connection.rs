@@ -27,6 +27,7 @@ pub fn OperatorConnectionPage() -> impl IntoView {
     );
     view! {
         <Title text="Connection" />
+        <crate::components::OperatorNav current=paths::OPERATOR />
         <p><a href=paths::OPERATOR>"← All connections"</a></p>
         <QueryNotice notices=NOTICES />
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -77,6 +78,36 @@ fn Detail_(view: ConnectionDetailView) -> impl IntoView {
                     <button type="submit" class="button secondary">"Check with Airwallex"</button>
                 </form>
             </div>
+        </section>
+        <section class="card" aria-labelledby="token-reads">
+            <h2 id="token-reads">"Token reads by the platform"</h2>
+            {if view.token_reads.is_empty() {
+                view! { <p class="muted">"No service key has read this connection's access token."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="data compact">
+                        <caption class="visually-hidden">"Access-token reads per key and minute, newest first"</caption>
+                        <thead>
+                            <tr><th scope="col">"Minute"</th><th scope="col">"Key"</th><th scope="col">"Reads"</th></tr>
+                        </thead>
+                        <tbody>
+                            {view
+                                .token_reads
+                                .iter()
+                                .map(|r| view! {
+                                    <tr>
+                                        <td>{r.minute.clone()}</td>
+                                        <td>{r.key_name.clone()} " " <code>{r.key_id.clone()}</code></td>
+                                        <td>{r.reads}</td>
+                                    </tr>
+                                })
+                                .collect_view()}
+                        </tbody>
+                    </table>
+                }
+                .into_any()
+            }}
+            <p><a href=paths::operator_connection_token_reads_csv(id)>"Download every read of this connection (CSV)"</a></p>
         </section>
         <section class="card">
             <h2>"Timeline"</h2>

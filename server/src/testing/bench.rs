@@ -59,6 +59,17 @@ pub fn p95_ms(mut samples: Vec<Duration>) -> f64 {
 /// client with the request built once, so that the server is what is measured: the load
 /// runs on the same two cores.
 pub async fn load(url: &str, headers: &[(&str, &str)], connections: usize, duration: Duration) -> Figures {
+    load_with(hyper::Method::GET, url, headers, connections, duration).await
+}
+
+/// [`load`] with another method (an empty body).
+pub async fn load_with(
+    method: hyper::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    connections: usize,
+    duration: Duration,
+) -> Figures {
     use http_body_util::{BodyExt, Empty};
     use hyper::body::Bytes;
 
@@ -68,7 +79,7 @@ pub async fn load(url: &str, headers: &[(&str, &str)], connections: usize, durat
     let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let workers: Vec<_> = (0..connections)
         .map(|_| {
-            let (uri, headers) = (uri.clone(), headers.clone());
+            let (uri, headers, method) = (uri.clone(), headers.clone(), method.clone());
             tokio::spawn(async move {
                 let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                     .pool_max_idle_per_host(1)
@@ -76,7 +87,7 @@ pub async fn load(url: &str, headers: &[(&str, &str)], connections: usize, durat
                 let mut latencies = Vec::new();
                 let mut errors = 0usize;
                 while Instant::now() < deadline {
-                    let mut request = hyper::Request::get(uri.clone());
+                    let mut request = hyper::Request::builder().method(method.clone()).uri(uri.clone());
                     for (name, value) in &headers {
                         request = request.header(name, value);
                     }

@@ -5,4 +5,5 @@ mod app;
 mod hardening;
 mod journey;
 mod operator;
+mod platform;
 mod production;

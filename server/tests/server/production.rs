@@ -328,7 +328,13 @@ async fn static_files_are_served_from_the_site_with_their_compressed_twins() {
     // Repeats come from memory, the same answer to the byte.
     for _ in 0..3 {
         let again = get("/pkg/awx-onboard.css", Some("br, gzip")).await.unwrap();
-        for name in ["content-encoding", "content-type", "cache-control", "last-modified", "content-length"] {
+        for name in [
+            "content-encoding",
+            "content-type",
+            "cache-control",
+            "last-modified",
+            "content-length",
+        ] {
             assert_eq!(again.headers().get(name), first_headers.get(name), "{name}");
         }
         assert_eq!(again.text().await.unwrap(), "BROTLI-BYTES");

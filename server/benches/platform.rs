@@ -1,0 +1,101 @@
+//! Platform API figures against the real server (release build) on this machine: access
+//! tokens for one merchant at 64 concurrent connections (every read audited) beside
+//! `/healthz`, and how fast the outbox delivers 10,000 queued events to a local receiver.
+//! Prints figures; asserts nothing.
+//!
+//! Run: `cargo bench -p awx-onboard-server --bench platform`.
+
+use std::time::{Duration, Instant};
+
+use awx_onboard::db::Engine;
+use awx_onboard::platform::keys::Scope;
+use awx_onboard::platform::outbox::{self, PlatformEvent};
+use awx_onboard_server::testing::bench::{self, load, load_with, show};
+use awx_onboard_server::testing::receiver::WebhookReceiver;
+use awx_onboard_server::testing::{TestApp, HARBOUR_COFFEE};
+
+// The same allocator as the `awx-onboard` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const EVENTS: usize = 10_000;
+
+async fn run(engine: Engine) {
+    // The per-key limit is what is measured here only when it is out of the way.
+    let app = TestApp::spawn_with(engine, &[("PLATFORM_RATE_LIMIT_PER_SECOND", "1000000")]).await;
+    let base = app.base.clone();
+    app.connected_merchant("bench@example.com", HARBOUR_COFFEE).await;
+    let merchant = app.merchant_id("bench@example.com").await;
+    let (_, key) = app
+        .services()
+        .api_keys
+        .create("bench", &Scope::ALL, "bench")
+        .await
+        .unwrap();
+    let authorization = format!("Bearer {}", key.expose());
+    let token_url = format!("{base}/api/platform/v1/merchants/{merchant}/access-token");
+
+    println!("{engine:?}:");
+    let window = Duration::from_secs(5);
+    let headers = [("authorization", authorization.as_str())];
+    let _ = load_with(hyper::Method::POST, &token_url, &headers, 8, Duration::from_secs(1)).await; // warm-up
+    let health = load(&format!("{base}/healthz"), &[], 64, window).await;
+    show("/healthz, 64 conn", &health);
+    let tokens = load_with(hyper::Method::POST, &token_url, &headers, 64, window).await;
+    show("POST …/access-token (audited), 64 conn", &tokens);
+    println!(
+        "  access-token throughput = {:.0} % of /healthz's",
+        100.0 * tokens.per_second / health.per_second
+    );
+
+    // 10,000 events queued in one transaction, then delivered (signed, one POST each).
+    let receiver = WebhookReceiver::start().await;
+    let (_, secret) = app
+        .services()
+        .webhooks
+        .create(&receiver.url, &PlatformEvent::ALL, "bench")
+        .await
+        .unwrap();
+    receiver.verify_with(secret.expose());
+    let connection: i64 = sqlx::query_scalar("SELECT id FROM connections WHERE merchant_id = $1")
+        .bind(merchant)
+        .fetch_one(app.services().db.pool())
+        .await
+        .unwrap();
+    let already = receiver.accepted().len();
+    let mut tx = app.services().db.pool().begin().await.unwrap();
+    let now = app.services().clock.now();
+    for _ in 0..EVENTS {
+        outbox::enqueue(&mut tx, PlatformEvent::Recovered, connection, now)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let started = Instant::now();
+    loop {
+        let received = receiver.accepted();
+        if received.len() >= already + EVENTS {
+            let verified = received.iter().filter(|r| r.verified).count();
+            let elapsed = started.elapsed().as_secs_f64();
+            println!(
+                "  {EVENTS} queued events delivered in {elapsed:.2} s = {:.0} events/s ({verified} of {} signatures verified)",
+                EVENTS as f64 / elapsed,
+                received.len()
+            );
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            println!(
+                "  only {} of {EVENTS} events delivered in 300 s",
+                received.len() - already
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+}
+
+fn main() {
+    bench::main("platform", run);
+}

@@ -1,0 +1,204 @@
+//! The operator's side of the platform API: service keys (created, shown once, revoked),
+//! webhook endpoints (registered with a secret shown once, disabled), deliveries sent
+//! again, and the token-read audit as CSV.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use app::dto::{FormFeedback, Revealed};
+use app::paths::{self, Notice};
+use awx_onboard::platform::keys::{parse_scopes, KeyError};
+use awx_onboard::platform::outbox::{parse_events, EndpointError};
+
+use crate::access::OperatorUser;
+use crate::error::AppError;
+use crate::form::PageRequest;
+use crate::pages::render_page_with;
+use crate::state::AppState;
+
+/// A form whose fields may repeat (`scope=…&scope=…`).
+fn fields(body: &str, name: &str) -> Vec<String> {
+    url::form_urlencoded::parse(body.as_bytes())
+        .filter(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+        .collect()
+}
+
+async fn form_body(request: axum::extract::Request) -> Result<String, AppError> {
+    let bytes = axum::body::to_bytes(request.into_body(), crate::form::MAX_FORM_BYTES)
+        .await
+        .map_err(|_| AppError::FormTooLarge)?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| AppError::BadForm("not UTF-8"))
+}
+
+/// `POST /operator/api-keys`: creates a key and shows it, once, on the keys page.
+pub async fn create_key(
+    State(state): State<AppState>,
+    OperatorUser(operator): OperatorUser,
+    page: PageRequest,
+    request: axum::extract::Request,
+) -> Result<Response, AppError> {
+    let body = form_body(request).await?;
+    let name = fields(&body, "name").into_iter().next().unwrap_or_default();
+    let scopes = parse_scopes(fields(&body, "scope").iter().map(String::as_str));
+    let created = match scopes {
+        Ok(scopes) => state.services.api_keys.create(&name, &scopes, &operator.email).await,
+        Err(error) => Err(error),
+    };
+    let outcome = match created {
+        Ok((key, secret)) => {
+            tracing::info!(key = %key.id, by = %operator.email, "API key created");
+            let revealed = Revealed {
+                label: format!("The new key “{}”", key.name),
+                secret: secret.expose().to_string(),
+            };
+            Ok(Ok(revealed))
+        }
+        Err(KeyError::Database) => Err(AppError::internal("api keys")),
+        Err(error) => Ok(Err(error.to_string())),
+    };
+    show_outcome(&state, page, paths::OPERATOR_API_KEYS, outcome).await
+}
+
+/// `POST /operator/api-keys/{id}/revoke`.
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    OperatorUser(operator): OperatorUser,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    match state.services.api_keys.revoke(&id, &operator.email).await {
+        Ok(()) => {
+            tracing::info!(key = %id, by = %operator.email, "API key revoked");
+            Ok(Redirect::to(&paths::with_notice(paths::OPERATOR_API_KEYS, Notice::KeyRevoked)).into_response())
+        }
+        Err(KeyError::NotFound) => Err(AppError::NotFound("There is no key with that id.")),
+        Err(error) => Err(AppError::internal(error)),
+    }
+}
+
+/// `POST /operator/webhooks`: registers an endpoint and shows its signing secret, once.
+pub async fn create_endpoint(
+    State(state): State<AppState>,
+    OperatorUser(operator): OperatorUser,
+    page: PageRequest,
+    request: axum::extract::Request,
+) -> Result<Response, AppError> {
+    let body = form_body(request).await?;
+    let url = fields(&body, "url").into_iter().next().unwrap_or_default();
+    let created = match parse_events(fields(&body, "event").iter().map(String::as_str)) {
+        Ok(events) => state.services.webhooks.create(&url, &events, &operator.email).await,
+        Err(error) => Err(error),
+    };
+    let outcome = match created {
+        Ok((id, secret)) => {
+            tracing::info!(endpoint = id, by = %operator.email, "webhook endpoint registered");
+            let revealed = Revealed {
+                label: "The endpoint's signing secret (verify deliveries with a Standard Webhooks library)".into(),
+                secret: secret.expose().to_string(),
+            };
+            Ok(Ok(revealed))
+        }
+        Err(EndpointError::Database) => Err(AppError::internal("webhook endpoints")),
+        Err(error) => Ok(Err(error.to_string())),
+    };
+    show_outcome(&state, page, paths::OPERATOR_WEBHOOKS, outcome).await
+}
+
+/// Renders `path` after a creating form post: `201` with the new secret shown once, or
+/// `422` with what was wrong.
+async fn show_outcome(
+    state: &AppState,
+    page: PageRequest,
+    path: &'static str,
+    outcome: Result<Result<Revealed, String>, AppError>,
+) -> Result<Response, AppError> {
+    match outcome? {
+        Ok(revealed) => render_page_with(state, page.0, path, StatusCode::CREATED, None, Some(revealed)).await,
+        Err(message) => {
+            let feedback = FormFeedback { message, email: None };
+            render_page_with(
+                state,
+                page.0,
+                path,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(feedback),
+                None,
+            )
+            .await
+        }
+    }
+}
+
+/// `POST /operator/webhooks/{id}/disable`.
+pub async fn disable_endpoint(
+    State(state): State<AppState>,
+    OperatorUser(operator): OperatorUser,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    match state.services.webhooks.disable(id).await {
+        Ok(()) => {
+            tracing::info!(endpoint = id, by = %operator.email, "webhook endpoint disabled");
+            Ok(Redirect::to(&paths::with_notice(paths::OPERATOR_WEBHOOKS, Notice::EndpointDisabled)).into_response())
+        }
+        Err(EndpointError::NotFound) => Err(AppError::NotFound("There is no active endpoint with that number.")),
+        Err(error) => Err(AppError::internal(error)),
+    }
+}
+
+/// `POST /operator/webhooks/deliveries/{id}/resend`.
+pub async fn resend_delivery(
+    State(state): State<AppState>,
+    OperatorUser(operator): OperatorUser,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    match state.services.webhooks.resend(id).await {
+        Ok(endpoint) => {
+            tracing::info!(delivery = id, by = %operator.email, "webhook delivery queued again");
+            Ok(Redirect::to(&paths::with_notice(&paths::operator_webhook(endpoint), Notice::Resent)).into_response())
+        }
+        Err(EndpointError::NotFound) => Err(AppError::NotFound("There is no such delivery to an active endpoint.")),
+        Err(error) => Err(AppError::internal(error)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsvQuery {
+    /// Only reads from this many days back (all by default).
+    days: Option<i64>,
+}
+
+fn csv_response(name: &str, body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /operator/token-reads.csv?days=N`: every access-token read, per key, connection and minute.
+pub async fn token_reads_csv(
+    State(state): State<AppState>,
+    OperatorUser(_): OperatorUser,
+    Query(query): Query<CsvQuery>,
+) -> Result<Response, AppError> {
+    let since = query
+        .days
+        .map(|days| state.services.clock.now() - days.clamp(0, 3650) * 86_400);
+    let csv = state.services.token_reads.csv(None, since).await?;
+    Ok(csv_response("token-reads.csv", csv))
+}
+
+/// `GET /operator/connections/{id}/token-reads.csv`.
+pub async fn connection_token_reads_csv(
+    State(state): State<AppState>,
+    OperatorUser(_): OperatorUser,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    let csv = state.services.token_reads.csv(Some(id), None).await?;
+    Ok(csv_response(&format!("token-reads-connection-{id}.csv"), csv))
+}

@@ -1,0 +1,201 @@
+//! Who read which merchant's access token, and when: one row per key, connection and
+//! minute, so that thousands of reads a second stay cheap.
+//!
+//! The first read of a (key, connection, minute) on an instance is written before the
+//! token is handed out, so who read what, to the minute, is durable. Further reads in the
+//! same minute are counted in memory and added to that row every second (and at
+//! shutdown): a hard crash can lose at most a second of counts, never a reader. The table
+//! is append-only (triggers refuse deletes and shrinking counts).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+
+use sqlx::Row;
+
+use crate::db::Database;
+use crate::time::Clock;
+
+/// (key id, connection id, minute as unix seconds)
+type Bucket = (String, i64, i64);
+
+#[derive(Default)]
+struct Counts {
+    /// Buckets whose row this instance has written.
+    written: HashSet<Bucket>,
+    /// Reads not yet added to their row.
+    pending: HashMap<Bucket, i64>,
+}
+
+/// Aggregated reads of one key in one minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRead {
+    pub minute: i64,
+    pub key_id: String,
+    pub key_name: String,
+    pub connection_id: i64,
+    pub merchant_email: String,
+    pub reads: i64,
+}
+
+#[derive(Clone)]
+pub struct TokenReads {
+    db: Database,
+    clock: Clock,
+    counts: Arc<Mutex<Counts>>,
+}
+
+impl std::fmt::Debug for TokenReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenReads").finish_non_exhaustive()
+    }
+}
+
+impl TokenReads {
+    pub fn new(db: Database, clock: Clock) -> TokenReads {
+        TokenReads {
+            db,
+            clock,
+            counts: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records one read of `connection_id`'s access token with `key_id`.
+    pub async fn record(&self, key_id: &str, connection_id: i64) -> Result<(), sqlx::Error> {
+        let now = self.clock.now();
+        let bucket: Bucket = (key_id.to_string(), connection_id, now - now.rem_euclid(60));
+        {
+            let mut counts = self.lock();
+            if counts.written.contains(&bucket) {
+                *counts.pending.entry(bucket).or_default() += 1;
+                return Ok(());
+            }
+        }
+        sqlx::query(
+            "INSERT INTO token_reads (key_id, connection_id, minute, reads) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (connection_id, minute, key_id) DO UPDATE SET reads = token_reads.reads + 1",
+        )
+        .bind(&bucket.0)
+        .bind(bucket.1)
+        .bind(bucket.2)
+        .execute(self.db.pool())
+        .await?;
+        self.lock().written.insert(bucket);
+        Ok(())
+    }
+
+    /// Adds the reads counted in memory to their rows; forgets buckets of past minutes.
+    pub async fn flush(&self) -> Result<(), sqlx::Error> {
+        let pending = std::mem::take(&mut self.lock().pending);
+        for ((key_id, connection_id, minute), reads) in pending {
+            let result = sqlx::query(
+                "UPDATE token_reads SET reads = reads + $1 WHERE connection_id = $2 AND minute = $3 AND key_id = $4",
+            )
+            .bind(reads)
+            .bind(connection_id)
+            .bind(minute)
+            .bind(&key_id)
+            .execute(self.db.pool())
+            .await;
+            if let Err(error) = result {
+                // Kept for the next flush.
+                *self.lock().pending.entry((key_id, connection_id, minute)).or_default() += reads;
+                return Err(error);
+            }
+        }
+        let now = self.clock.now();
+        let current = now - now.rem_euclid(60);
+        let mut counts = self.lock();
+        let Counts { written, pending } = &mut *counts;
+        written.retain(|bucket| bucket.2 >= current - 60 || pending.contains_key(bucket));
+        Ok(())
+    }
+
+    /// The reads of one connection's token, newest minute first.
+    pub async fn for_connection(&self, connection_id: i64, limit: i64) -> Result<Vec<TokenRead>, sqlx::Error> {
+        self.query(Some(connection_id), None, limit).await
+    }
+
+    async fn query(
+        &self,
+        connection_id: Option<i64>,
+        since: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<TokenRead>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT r.minute, r.key_id, k.name AS key_name, r.connection_id, m.email, r.reads FROM token_reads r \
+             JOIN api_keys k ON k.id = r.key_id JOIN connections c ON c.id = r.connection_id \
+             JOIN merchants m ON m.id = c.merchant_id \
+             WHERE ($1 IS NULL OR r.connection_id = $1) AND ($2 IS NULL OR r.minute >= $2) \
+             ORDER BY r.minute DESC, r.connection_id, r.key_id LIMIT $3",
+        )
+        .bind(connection_id)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TokenRead {
+                    minute: r.try_get("minute")?,
+                    key_id: r.try_get("key_id")?,
+                    key_name: r.try_get("key_name")?,
+                    connection_id: r.try_get("connection_id")?,
+                    merchant_email: r.try_get("email")?,
+                    reads: r.try_get("reads")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The reads as CSV (`minute,key_id,key_name,connection_id,merchant_email,reads`), for
+    /// one connection or all, newest first, from `since` (unix seconds) on.
+    pub async fn csv(&self, connection_id: Option<i64>, since: Option<i64>) -> Result<String, sqlx::Error> {
+        self.flush().await?;
+        let mut out = String::from("minute,key_id,key_name,connection_id,merchant_email,reads\n");
+        for read in self.query(connection_id, since, 1_000_000).await? {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{}",
+                crate::time::rfc3339(read.minute),
+                csv_field(&read.key_id),
+                csv_field(&read.key_name),
+                read.connection_id,
+                csv_field(&read.merchant_email),
+                read.reads
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// A CSV field, quoted when it needs to be, and never read as a formula by a spreadsheet.
+fn csv_field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+    }
+}

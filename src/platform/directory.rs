@@ -1,0 +1,119 @@
+//! The merchants' connections as the platform's backend sees them: a keyset-paged list
+//! and one merchant's connection. No tokens.
+
+use sqlx::Row;
+
+use crate::accounts::Email;
+use crate::db::Database;
+use crate::store::ConnectionStatus;
+
+/// One merchant's connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    pub merchant_id: i64,
+    pub email: String,
+    /// `None`: the merchant never connected Airwallex.
+    pub status: Option<ConnectionStatus>,
+    pub reason: Option<String>,
+    pub account_id: Option<String>,
+    pub business_name: Option<String>,
+    pub connected_at: Option<i64>,
+    pub refresh_token_expires_at: Option<i64>,
+    /// The connection's id, for keyset paging.
+    pub connection_id: Option<i64>,
+}
+
+/// Which connections to list.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub status: Option<ConnectionStatus>,
+    /// An exact email (normalised).
+    pub email: Option<String>,
+    /// Connections with an id above this.
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub connections: Vec<ConnectionInfo>,
+    /// The `after` of the next page, when there is one.
+    pub next_after: Option<i64>,
+}
+
+pub const DEFAULT_LIMIT: i64 = 100;
+pub const MAX_LIMIT: i64 = 1000;
+
+const COLUMNS: &str = "m.id AS merchant_id, m.email, c.id AS connection_id, c.status, c.status_reason, c.account_id, \
+     c.business_name, c.connected_at, c.refresh_expires_at";
+
+fn info(row: &sqlx::any::AnyRow) -> Result<ConnectionInfo, sqlx::Error> {
+    Ok(ConnectionInfo {
+        merchant_id: row.try_get("merchant_id")?,
+        email: row.try_get("email")?,
+        status: row
+            .try_get::<Option<String>, _>("status")?
+            .map(|s| ConnectionStatus::parse(&s)),
+        reason: row.try_get("status_reason")?,
+        account_id: row.try_get("account_id")?,
+        business_name: row.try_get("business_name")?,
+        connected_at: row.try_get("connected_at")?,
+        refresh_token_expires_at: row.try_get("refresh_expires_at")?,
+        connection_id: row.try_get("connection_id")?,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct Directory {
+    db: Database,
+}
+
+impl Directory {
+    pub fn new(db: Database) -> Directory {
+        Directory { db }
+    }
+
+    /// Connections in id order, `limit` at a time.
+    pub async fn list(&self, filter: &Filter) -> Result<Page, sqlx::Error> {
+        let limit = filter.limit.clamp(1, MAX_LIMIT);
+        let email = filter.email.as_deref().map(|e| {
+            Email::parse(e)
+                .map(|e| e.to_string())
+                .unwrap_or_else(|_| e.trim().to_lowercase())
+        });
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM connections c JOIN merchants m ON m.id = c.merchant_id \
+             WHERE c.id > $1 AND ($2 IS NULL OR c.status = $2) AND ($3 IS NULL OR m.email = $3) \
+             ORDER BY c.id LIMIT $4"
+        ))
+        .bind(filter.after.unwrap_or(0))
+        .bind(filter.status.map(ConnectionStatus::as_str))
+        .bind(email)
+        .bind(limit + 1)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut connections = rows.iter().map(info).collect::<Result<Vec<_>, _>>()?;
+        let next_after = if connections.len() as i64 > limit {
+            connections.truncate(limit as usize);
+            connections.last().and_then(|c| c.connection_id)
+        } else {
+            None
+        };
+        Ok(Page {
+            connections,
+            next_after,
+        })
+    }
+
+    /// One merchant's connection, `None` when there is no such merchant.
+    pub async fn of_merchant(&self, merchant_id: i64) -> Result<Option<ConnectionInfo>, sqlx::Error> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM merchants m LEFT JOIN connections c ON c.merchant_id = m.id \
+             WHERE m.id = $1 AND m.role = 'merchant'"
+        ))
+        .bind(merchant_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.as_ref().map(info).transpose()
+    }
+}
