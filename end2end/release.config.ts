@@ -6,6 +6,11 @@ import { chromium } from './chromium';
 
 // The unpacked release artifact (AWX_RELEASE_DIR, made by scripts/release), started from
 // another folder with no LEPTOS_SITE_ROOT: the binary must find its site beside itself.
+// Playwright hands the web server this process's environment too: a LEPTOS_SITE_ROOT left
+// by the debug stage of scripts/test would point the release at the debug site (unhashed
+// names, so every /pkg file 404s and nothing hydrates).
+delete process.env.LEPTOS_SITE_ROOT;
+delete process.env.LEPTOS_HASH_FILES;
 const releaseDir = process.env.AWX_RELEASE_DIR;
 if (!releaseDir) throw new Error('AWX_RELEASE_DIR must name the unpacked release folder');
 const port = Number(process.env.E2E_RELEASE_PORT ?? 3320);
