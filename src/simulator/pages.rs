@@ -23,7 +23,7 @@ pub fn esc(text: &str) -> String {
 
 const STYLE: &str = "body{margin:0;font-family:system-ui,sans-serif;background:#f4f5f8;color:#14171f}\
 header{background:#14171f;color:#fff;padding:14px 24px;font-weight:700;letter-spacing:.02em}\
-header span{color:#ff8e3c}main{max-width:560px;margin:32px auto;padding:0 16px}\
+header span{color:#ff8e3c}header .muted{color:#c3c8d4}main{max-width:560px;margin:32px auto;padding:0 16px}\
 .card{background:#fff;border:1px solid #e3e6ee;border-radius:12px;padding:28px}\
 h1{font-size:1.4rem;margin:0 0 12px}.muted{color:#5b6272}.sim{font-size:.8rem;color:#9a5b00;background:#fff4e0;\
 padding:6px 10px;border-radius:6px;display:inline-block;margin-bottom:16px}\
@@ -33,7 +33,7 @@ button{font:inherit;font-weight:600;border-radius:8px;padding:10px 18px;cursor:p
 button.primary{background:#14171f;color:#fff}button.secondary{background:#fff;color:#14171f}\
 input[type=text],input[type=email]{font:inherit;padding:8px;border:1px solid #cfd3dc;border-radius:6px;width:100%;box-sizing:border-box}\
 .field{display:block;margin:6px 0 6px 28px}.error{background:#fdecea;color:#b42318;padding:10px 12px;border-radius:8px}\
-.ok{background:#e6f6ef;color:#0f8a5f;padding:10px 12px;border-radius:8px}table{width:100%;border-collapse:collapse}\
+.ok{background:#e6f6ef;color:#0b6e4b;padding:10px 12px;border-radius:8px}table{width:100%;border-collapse:collapse}\
 td,th{text-align:left;padding:8px;border-bottom:1px solid #e3e6ee}";
 
 fn layout(title: &str, body: &str) -> String {

@@ -1,0 +1,129 @@
+import { test, expect, Page } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
+import { consent, signUp, uniqueEmail, SIM } from './helpers';
+import { OPERATOR_EMAIL, OPERATOR_PASSWORD } from '../playwright.config';
+
+/** axe-core on the page as it stands: no serious or critical violation (WCAG 2.2 A/AA). */
+async function accessible(page: Page, what: string) {
+  const results = await new AxeBuilder({ page })
+    .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'])
+    .analyze();
+  const serious = results.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  expect(serious, `${what} (${page.url()})`).toEqual([]);
+}
+
+test('every page a visitor and a merchant see has no serious accessibility violation', async ({ page }) => {
+  for (const path of ['/', '/signup', '/login', '/no-such-page', '/connect/problem?reason=declined']) {
+    await page.goto(path);
+    await accessible(page, path);
+  }
+  // Sign-up with problems shown.
+  await page.goto('/signup');
+  await page.getByLabel('Email').fill(uniqueEmail('weak'));
+  await page.getByLabel('Password').fill('Password@123');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await accessible(page, 'sign-up with errors');
+
+  await signUp(page, uniqueEmail('a11y'));
+  await accessible(page, 'connection, not connected');
+  await page.goto('/connect/problem?reason=state_mismatch');
+  await accessible(page, 'a callback problem');
+  await page.goto('/connection');
+  await page.getByRole('button', { name: 'Create an Airwallex account' }).click();
+  await accessible(page, "the simulator's consent page");
+  const business = `Accessible Goods ${Date.now()}`;
+  await consent(page, 'Authorize', { newBusiness: business });
+  await expect(page.locator('[data-status="connected"]')).toBeVisible();
+  await accessible(page, 'connection, connected');
+  const accountId = (await page.locator('section.account dd').nth(1).textContent())!.trim();
+
+  await page.goto(`${SIM}/merchant/apps?account=${accountId}`);
+  await page.getByRole('button', { name: 'Disconnect awx-onboard' }).click();
+  await expect(async () => {
+    await page.goto('/connection');
+    await expect(page.locator('[data-status="needs_reconnect"]')).toBeVisible({ timeout: 500 });
+  }).toPass({ timeout: 10_000 });
+  await accessible(page, 'connection, needs reconnection');
+  await page.goto('/connection/disconnect');
+  await accessible(page, 'disconnect confirmation');
+});
+
+test('every operator page has no serious accessibility violation', async ({ page }) => {
+  await page.goto('/login');
+  await page.getByLabel('Email').fill(OPERATOR_EMAIL);
+  await page.getByLabel('Password').fill(OPERATOR_PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page).toHaveURL(/\/operator$/);
+  await accessible(page, 'dashboard');
+  const first = page.locator('table.data tbody tr a').first();
+  if (await first.count()) {
+    await first.click();
+    await accessible(page, 'a connection');
+  }
+  await page.goto('/operator/api-keys');
+  await accessible(page, 'API keys');
+  await page.getByLabel('Name').fill(`a11y ${Date.now()}`);
+  await page.getByLabel(/^tokens:read/).check();
+  await page.getByRole('button', { name: 'Create key' }).click();
+  await accessible(page, 'a new key shown once');
+  await page.goto('/operator/webhooks');
+  await page.getByLabel('URL').fill('ftp://files.example/hooks');
+  await page.getByRole('button', { name: 'Add endpoint' }).click();
+  await accessible(page, 'webhooks, with a form problem');
+  await page.goto('/operator/webhooks');
+  await page.getByLabel('URL').fill('http://127.0.0.1:9/hooks');
+  await page.getByRole('button', { name: 'Add endpoint' }).click();
+  await accessible(page, 'webhooks, a new secret');
+  await page.getByRole('link', { name: 'http://127.0.0.1:9/hooks' }).first().click();
+  await accessible(page, 'an endpoint and its deliveries');
+});
+
+/** Presses Tab until `target` has the focus, and checks that the focus can be seen. */
+async function tabTo(page: Page, target: ReturnType<Page['locator']>, what: string) {
+  for (let i = 0; i < 40; i++) {
+    await page.keyboard.press('Tab');
+    if (await target.evaluate((el) => el === document.activeElement).catch(() => false)) {
+      const visible = await target.evaluate((el) => {
+        const style = getComputedStyle(el);
+        return (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0) || style.boxShadow !== 'none';
+      });
+      expect(visible, `the focus on ${what} is visible`).toBe(true);
+      return;
+    }
+  }
+  throw new Error(`Tab never reached ${what}`);
+}
+
+test('a merchant signs up, connects and disconnects with the keyboard alone', async ({ page }) => {
+  await page.goto('/signup');
+  await tabTo(page, page.getByLabel('Email'), 'the email field');
+  await page.keyboard.type(uniqueEmail('keys'));
+  await tabTo(page, page.getByLabel('Password'), 'the password field');
+  await page.keyboard.type('correct horse battery staple');
+  await tabTo(page, page.getByRole('button', { name: 'Create account' }), 'Create account');
+  await page.keyboard.press('Enter');
+  await expect(page.locator('[data-status="not_connected"]')).toBeVisible();
+
+  await tabTo(page, page.getByRole('button', { name: 'Connect Airwallex' }), 'Connect Airwallex');
+  await page.keyboard.press('Space');
+  await expect(page).toHaveURL(new RegExp(`^${SIM}/oauth/authorize`));
+  // A radio group takes one Tab stop (the chosen account); arrows move the choice.
+  await tabTo(page, page.locator('input[name="account"]:checked'), 'the chosen Airwallex account');
+  for (let i = 0; i < 10 && !(await page.getByLabel('Lim Wei Ling').isChecked()); i++) {
+    await page.keyboard.press('ArrowDown');
+  }
+  await expect(page.getByLabel('Lim Wei Ling')).toBeChecked();
+  await tabTo(page, page.getByRole('button', { name: 'Authorize' }), 'Authorize');
+  await page.keyboard.press('Enter');
+  await expect(page.locator('[data-status="connected"]')).toBeVisible();
+
+  await tabTo(page, page.getByRole('link', { name: 'Disconnect' }), 'Disconnect');
+  await page.keyboard.press('Enter');
+  await expect(page.getByText('Disconnect Airwallex?')).toBeVisible();
+  await tabTo(page, page.getByRole('button', { name: 'Yes, disconnect' }), 'the confirmation');
+  await page.keyboard.press('Enter');
+  await expect(page).toHaveURL(/notice=disconnected/);
+  await expect(page.locator('[data-status="disconnected"]')).toBeVisible();
+});
