@@ -100,11 +100,21 @@ pub struct ConnectionDetailView {
     pub older_before: Option<i64>,
 }
 
-/// A secret shown once, right after it was made (an API key, a signing secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A secret shown once, right after it was made (an API key, a signing secret). Its
+/// `Debug` leaves the secret out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revealed {
     pub label: String,
     pub secret: String,
+}
+
+impl std::fmt::Debug for Revealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revealed")
+            .field("label", &self.label)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,4 +167,20 @@ pub struct TokenReadView {
     pub key_name: String,
     pub key_id: String,
     pub reads: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Revealed;
+
+    #[test]
+    fn a_revealed_secret_stays_out_of_debug_output() {
+        let revealed = Revealed {
+            label: "The new key".into(),
+            secret: "awx_pk_abc_very-secret-part".into(),
+        };
+        let shown = format!("{revealed:?}");
+        assert!(!shown.contains("very-secret-part"), "{shown}");
+        assert!(shown.contains("The new key"));
+    }
 }
