@@ -19,6 +19,8 @@ export default async function setup() {
   };
   const missing = nginxMissing();
   if (missing) {
+    // scripts/test installs nginx first: there, a missing nginx is a failure, never a skip.
+    if (process.env.AWX_REQUIRE_NGINX) throw new Error(`[deploy] ${missing}`);
     stack.skip = missing;
     writeStack(stack);
     console.log(`[deploy] SKIPPED: ${missing}`);

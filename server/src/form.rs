@@ -10,6 +10,41 @@ use crate::error::AppError;
 /// Largest form body read.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
 
+/// A form post whose fields may repeat (`scope=…&scope=…`), which [`HtmlForm`]'s serde
+/// mapping cannot express; bounded like it.
+pub struct FormFields(Vec<(String, String)>);
+
+impl FormFields {
+    /// Every value of `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .collect()
+    }
+
+    /// The first value of `name`, or "".
+    pub fn first(&self, name: &str) -> &str {
+        self.all(name).first().copied().unwrap_or_default()
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for FormFields {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES)
+            .await
+            .map_err(|_| AppError::FormTooLarge)?;
+        Ok(FormFields(
+            url::form_urlencoded::parse(&bytes)
+                .map(|(key, value)| (key.into_owned(), value.into_owned()))
+                .collect(),
+        ))
+    }
+}
+
 /// A form post's fields.
 pub struct HtmlForm<T>(pub T);
 

@@ -14,37 +14,21 @@ use awx_onboard::platform::outbox::{parse_events, EndpointError};
 
 use crate::access::OperatorUser;
 use crate::error::AppError;
-use crate::form::PageRequest;
+use crate::form::{FormFields, PageRequest};
 use crate::pages::render_page_with;
 use crate::state::AppState;
-
-/// A form whose fields may repeat (`scope=…&scope=…`).
-fn fields(body: &str, name: &str) -> Vec<String> {
-    url::form_urlencoded::parse(body.as_bytes())
-        .filter(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
-        .collect()
-}
-
-async fn form_body(request: axum::extract::Request) -> Result<String, AppError> {
-    let bytes = axum::body::to_bytes(request.into_body(), crate::form::MAX_FORM_BYTES)
-        .await
-        .map_err(|_| AppError::FormTooLarge)?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| AppError::BadForm("not UTF-8"))
-}
 
 /// `POST /operator/api-keys`: creates a key and shows it, once, on the keys page.
 pub async fn create_key(
     State(state): State<AppState>,
     OperatorUser(operator): OperatorUser,
     page: PageRequest,
-    request: axum::extract::Request,
+    form: FormFields,
 ) -> Result<Response, AppError> {
-    let body = form_body(request).await?;
-    let name = fields(&body, "name").into_iter().next().unwrap_or_default();
-    let scopes = parse_scopes(fields(&body, "scope").iter().map(String::as_str));
+    let name = form.first("name");
+    let scopes = parse_scopes(form.all("scope"));
     let created = match scopes {
-        Ok(scopes) => state.services.api_keys.create(&name, &scopes, &operator.email).await,
+        Ok(scopes) => state.services.api_keys.create(name, &scopes, &operator.email).await,
         Err(error) => Err(error),
     };
     let outcome = match created {
@@ -83,12 +67,11 @@ pub async fn create_endpoint(
     State(state): State<AppState>,
     OperatorUser(operator): OperatorUser,
     page: PageRequest,
-    request: axum::extract::Request,
+    form: FormFields,
 ) -> Result<Response, AppError> {
-    let body = form_body(request).await?;
-    let url = fields(&body, "url").into_iter().next().unwrap_or_default();
-    let created = match parse_events(fields(&body, "event").iter().map(String::as_str)) {
-        Ok(events) => state.services.webhooks.create(&url, &events, &operator.email).await,
+    let url = form.first("url");
+    let created = match parse_events(form.all("event")) {
+        Ok(events) => state.services.webhooks.create(url, &events, &operator.email).await,
         Err(error) => Err(error),
     };
     let outcome = match created {
