@@ -10,6 +10,7 @@ pub mod airwallex;
 pub mod crypto;
 pub mod db;
 pub mod keeper;
+pub mod mail;
 pub mod metrics;
 pub mod oauth;
 pub mod operator;

@@ -19,6 +19,7 @@ struct Registry {
     login_failures: BTreeMap<String, u64>,
     http_requests: BTreeMap<(String, String, u16), u64>,
     webhook_deliveries: BTreeMap<String, u64>,
+    mail: BTreeMap<String, u64>,
 }
 
 fn registry() -> &'static Mutex<Registry> {
@@ -54,6 +55,11 @@ pub fn record_login_failure(reason: &str) {
 /// A webhook delivery attempt to the platform ended (`delivered`, `retry`, `failed`).
 pub fn record_webhook_delivery(outcome: &str) {
     with(|r| *r.webhook_deliveries.entry(outcome.to_string()).or_default() += 1);
+}
+
+/// An email attempt's outcome (`sent`, `queued` for a retry, `failed`, `suppressed`).
+pub fn record_mail(outcome: &str) {
+    with(|r| *r.mail.entry(outcome.to_string()).or_default() += 1);
 }
 
 /// An HTTP request answered; `route` is the matched route pattern, never a raw path.
@@ -126,6 +132,11 @@ pub fn render() -> String {
                 "awx_webhook_deliveries_total{{outcome=\"{}\"}} {n}",
                 escape(outcome)
             );
+        }
+        let _ = writeln!(out, "# HELP awx_mail_attempts_total Email attempts by outcome.");
+        let _ = writeln!(out, "# TYPE awx_mail_attempts_total counter");
+        for (outcome, n) in &r.mail {
+            let _ = writeln!(out, "awx_mail_attempts_total{{outcome=\"{}\"}} {n}", escape(outcome));
         }
         out
     })

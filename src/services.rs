@@ -8,6 +8,7 @@ use secrecy::SecretString;
 use crate::accounts::Accounts;
 use crate::db::Database;
 use crate::keeper::Keeper;
+use crate::mail::{MailOutbox, MailSettings, Mailer, SmtpUrlError};
 use crate::oauth::{Authorization, OAuthSettings};
 use crate::operator::OperatorDesk;
 use crate::overview::MerchantConnections;
@@ -43,6 +44,10 @@ pub struct Services {
     pub webhooks: WebhookEndpoints,
     /// Sends due webhook deliveries (a task on every instance).
     pub deliverer: Arc<Deliverer>,
+    /// Emails to merchants and operators: the outbox.
+    pub mail: MailOutbox,
+    /// Sends the outbox (a task on every instance).
+    pub mailer: Arc<Mailer>,
 }
 
 impl std::fmt::Debug for Services {
@@ -64,13 +69,25 @@ pub struct ServiceSettings {
     /// Sign-ups allowed per client address and hour.
     pub sign_ups_per_address_per_hour: i64,
     pub deliveries: DeliverySettings,
+    pub mail: MailSettings,
+    /// From this hour (UTC) on, the operators' daily digest is due.
+    pub digest_hour: u32,
 }
 
 impl Services {
-    pub fn new(vault: Arc<TokenVault>, keeper: Arc<Keeper>, settings: ServiceSettings) -> Services {
+    /// Fails only on a mail setting that cannot work (checked by the configuration first).
+    pub fn new(
+        vault: Arc<TokenVault>,
+        keeper: Arc<Keeper>,
+        settings: ServiceSettings,
+    ) -> Result<Services, SmtpUrlError> {
         let db = vault.store().db().clone();
         let clock = vault.clock().clone();
-        Services {
+        let mail = MailOutbox::new(db.clone(), clock.clone(), settings.digest_hour);
+        let mailer = Arc::new(Mailer::new(db.clone(), clock.clone(), mail.clone(), settings.mail)?);
+        Ok(Services {
+            mail,
+            mailer,
             accounts: Accounts::with_sign_up_limit(
                 db.clone(),
                 clock.clone(),
@@ -95,7 +112,7 @@ impl Services {
             vault,
             keeper,
             webhook_secret: settings.webhook_secret,
-        }
+        })
     }
 
     pub fn store(&self) -> &ConnectionStore {

@@ -78,9 +78,15 @@ pub async fn load_connection() -> Result<ConnectionView, ServerFnError> {
                 .cloned()
         })
         .map(|current| current.0);
-    let overview = ssr::services()?
+    let services = ssr::services()?;
+    let overview = services
         .connections
         .overview(account.id, known)
+        .await
+        .map_err(|_| ServerFnError::new("Something went wrong on our side. Please try again."))?;
+    let emails_on = services
+        .mail
+        .emails_on(account.id)
         .await
         .map_err(|_| ServerFnError::new("Something went wrong on our side. Please try again."))?;
     let state = match overview.status {
@@ -106,5 +112,6 @@ pub async fn load_connection() -> Result<ConnectionView, ServerFnError> {
         account_stale: overview.account_stale,
         connected_at: overview.connected_at.map(human_datetime),
         last_refresh_at: overview.last_refresh_at.map(human_datetime),
+        emails_on,
     })
 }

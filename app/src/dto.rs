@@ -43,6 +43,8 @@ pub struct ConnectionView {
     pub account_stale: bool,
     pub connected_at: Option<String>,
     pub last_refresh_at: Option<String>,
+    /// Whether the merchant gets emails when the connection needs them.
+    pub emails_on: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -153,6 +155,37 @@ pub struct DeliveryView {
     pub last_error: Option<String>,
     pub delivered: Option<String>,
     pub created: String,
+}
+
+/// One message of the mail outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailView {
+    pub id: i64,
+    /// What it is about, in words.
+    pub about: String,
+    pub recipient: String,
+    pub connection_id: Option<i64>,
+    /// `queued`, `sent`, `failed` or `suppressed`.
+    pub status: String,
+    pub attempts: i64,
+    /// The SMTP server's last answer (or why nothing was sent).
+    pub answer: Option<String>,
+    /// When it was sent, or when the next attempt is due.
+    pub when: Option<String>,
+    pub created: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxView {
+    /// An SMTP server is configured.
+    pub configured: bool,
+    pub queued: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub suppressed: i64,
+    pub messages: Vec<MailView>,
+    /// Older messages start before this id.
+    pub older_before: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

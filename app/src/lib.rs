@@ -24,8 +24,8 @@ use crate::layout::Layout;
 use crate::pages::{
     connect_problem::ConnectProblemPage, connection::ConnectionPage, home::HomePage, login::LoginPage,
     not_found::NotFound, operator::OperatorPage, operator_api_keys::OperatorApiKeysPage,
-    operator_connection::OperatorConnectionPage, operator_webhooks::OperatorWebhookPage,
-    operator_webhooks::OperatorWebhooksPage, signup::SignupPage,
+    operator_connection::OperatorConnectionPage, operator_emails::OperatorEmailsPage,
+    operator_webhooks::OperatorWebhookPage, operator_webhooks::OperatorWebhooksPage, signup::SignupPage,
 };
 
 /// The whole HTML document rendered on the server around [`App`].
@@ -82,6 +82,11 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("operator"), StaticSegment("api-keys"))
                         view=OperatorApiKeysPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=(StaticSegment("operator"), StaticSegment("emails"))
+                        view=OperatorEmailsPage
                         ssr=SsrMode::Async
                     />
                     <Route

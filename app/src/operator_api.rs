@@ -273,3 +273,60 @@ pub async fn load_webhook(id: i64) -> Result<EndpointDetailView, ServerFnError> 
         deliveries,
     })
 }
+
+/// The mail outbox, newest first (100 per page).
+#[server(endpoint = "operator/emails")]
+pub async fn load_outbox(before: Option<i64>) -> Result<crate::dto::OutboxView, ServerFnError> {
+    use awx_onboard::mail::sender::NOT_CONFIGURED;
+    use awx_onboard::mail::{MailKind, MailStatus};
+    use awx_onboard::time::human_datetime;
+
+    const PAGE: i64 = 100;
+    ssr::require_operator()?;
+    let services = crate::api::ssr::services()?;
+    let configured = services.mailer.configured();
+    let counts = services.mail.counts().await.map_err(ssr::internal)?;
+    let entries = services.mail.list(before, PAGE + 1).await.map_err(ssr::internal)?;
+    let older_before = (entries.len() as i64 > PAGE).then(|| entries[PAGE as usize - 1].id);
+    let messages = entries
+        .into_iter()
+        .take(PAGE as usize)
+        .map(|m| crate::dto::MailView {
+            id: m.id,
+            about: match m.kind {
+                MailKind::Reconnect => format!(
+                    "Reconnect ({})",
+                    m.reason
+                        .as_deref()
+                        .map(awx_onboard::mail::compose::reason_label)
+                        .unwrap_or("unknown")
+                ),
+                MailKind::ExpiryWarning => "Refresh token ends within 7 days".to_string(),
+                MailKind::Digest => "Operators' daily digest".to_string(),
+            },
+            recipient: m.recipient,
+            connection_id: m.connection_id,
+            status: m.status.as_str().to_string(),
+            attempts: m.attempts,
+            answer: match (m.status, m.last_answer) {
+                (MailStatus::Queued, None) if !configured => Some(NOT_CONFIGURED.to_string()),
+                (_, answer) => answer,
+            },
+            when: match m.status {
+                MailStatus::Sent => m.sent_at.map(|at| format!("sent {}", human_datetime(at))),
+                MailStatus::Queued if configured => Some(format!("next attempt {}", human_datetime(m.next_attempt_at))),
+                _ => None,
+            },
+            created: human_datetime(m.created_at),
+        })
+        .collect();
+    Ok(crate::dto::OutboxView {
+        configured,
+        queued: counts.queued,
+        sent: counts.sent,
+        failed: counts.failed,
+        suppressed: counts.suppressed,
+        messages,
+        older_before,
+    })
+}

@@ -10,6 +10,10 @@ pub const LOGOUT: &str = "/logout";
 /// The merchant's connection page.
 pub const CONNECTION: &str = "/connection";
 pub const DISCONNECT: &str = "/connection/disconnect";
+/// The merchant turns emails about their connection on or off.
+pub const CONNECTION_EMAILS: &str = "/connection/emails";
+/// RFC 8058 one-click unsubscribe (`?t=` the message's token); GET shows a confirmation.
+pub const EMAIL_UNSUBSCRIBE: &str = "/email/unsubscribe";
 /// One page per way the OAuth callback can fail (`?reason=`).
 pub const CONNECT_PROBLEM: &str = "/connect/problem";
 pub const OAUTH_START: &str = "/oauth/start";
@@ -32,6 +36,9 @@ pub const OPERATOR_API_KEY_REVOKE_ROUTE: &str = "/operator/api-keys/{id}/revoke"
 pub const OPERATOR_WEBHOOKS: &str = "/operator/webhooks";
 pub const OPERATOR_WEBHOOK_DISABLE_ROUTE: &str = "/operator/webhooks/{id}/disable";
 pub const OPERATOR_DELIVERY_RESEND_ROUTE: &str = "/operator/webhooks/deliveries/{id}/resend";
+/// The mail outbox.
+pub const OPERATOR_EMAILS: &str = "/operator/emails";
+pub const OPERATOR_EMAIL_RESEND_ROUTE: &str = "/operator/emails/{id}/resend";
 /// Every token read, as CSV.
 pub const OPERATOR_TOKEN_READS_CSV: &str = "/operator/token-reads.csv";
 pub const OPERATOR_CONNECTION_TOKEN_READS_CSV_ROUTE: &str = "/operator/connections/{id}/token-reads.csv";
@@ -50,6 +57,10 @@ pub fn operator_webhook_disable(id: i64) -> String {
 
 pub fn operator_delivery_resend(id: i64) -> String {
     format!("{OPERATOR_WEBHOOKS}/deliveries/{id}/resend")
+}
+
+pub fn operator_email_resend(id: i64) -> String {
+    format!("{OPERATOR_EMAILS}/{id}/resend")
 }
 
 pub fn operator_connection_token_reads_csv(id: i64) -> String {
@@ -121,13 +132,15 @@ pub enum Notice {
     KeyRevoked,
     EndpointDisabled,
     Resent,
+    EmailsOn,
+    EmailsOff,
 }
 
 /// How a notice looks: `ok` or `warn`.
 pub type NoticeTone = &'static str;
 
 impl Notice {
-    pub const ALL: [Notice; 11] = [
+    pub const ALL: [Notice; 13] = [
         Notice::Welcome,
         Notice::Connected,
         Notice::Disconnected,
@@ -139,6 +152,8 @@ impl Notice {
         Notice::KeyRevoked,
         Notice::EndpointDisabled,
         Notice::Resent,
+        Notice::EmailsOn,
+        Notice::EmailsOff,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -154,6 +169,8 @@ impl Notice {
             Notice::KeyRevoked => "key_revoked",
             Notice::EndpointDisabled => "endpoint_disabled",
             Notice::Resent => "resent",
+            Notice::EmailsOn => "emails_on",
+            Notice::EmailsOff => "emails_off",
         }
     }
 
@@ -182,7 +199,9 @@ impl Notice {
             Notice::Checked => ("ok", "Checked with Airwallex. The result is the newest event below."),
             Notice::KeyRevoked => ("ok", "The key is revoked: it no longer works, on any instance."),
             Notice::EndpointDisabled => ("ok", "The endpoint is disabled: nothing more is sent to it."),
-            Notice::Resent => ("ok", "The delivery is queued again and goes out within seconds."),
+            Notice::Resent => ("ok", "Queued again: it goes out within seconds."),
+            Notice::EmailsOn => ("ok", "Emails are on: we will write when your connection needs you."),
+            Notice::EmailsOff => ("ok", "Emails are off: we will not write about your connection."),
         }
     }
 }

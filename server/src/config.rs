@@ -120,6 +120,12 @@ pub struct Config {
     pub webhook_delivery_lease: Duration,
     /// Requests per second each platform API key may make (per instance).
     pub platform_rate_limit: u32,
+    /// `SMTP_URL`: where emails go; `None` keeps them in the outbox.
+    pub smtp_url: Option<SecretString>,
+    /// `MAIL_FROM`: the sender of every email.
+    pub mail_from: String,
+    /// `DIGEST_HOUR_UTC`: from this hour on, the operators' daily digest is due.
+    pub digest_hour: u32,
 }
 
 impl Config {
@@ -198,6 +204,16 @@ impl Config {
                 }
             ),
             format!("drain on shutdown: {} s", self.drain.as_secs()),
+            format!(
+                "email: {}, from {}, operators' digest from {:02}:00 UTC",
+                if self.smtp_url.is_some() {
+                    "sent through SMTP_URL"
+                } else {
+                    awx_onboard::mail::sender::NOT_CONFIGURED
+                },
+                self.mail_from,
+                self.digest_hour
+            ),
         ]
     }
 }
@@ -549,6 +565,35 @@ impl Config {
             );
         }
         let platform_rate_limit = r.count("PLATFORM_RATE_LIMIT_PER_SECOND", 1000, 1_000_000) as u32;
+        let smtp_url = r.raw("SMTP_URL");
+        if let Some(Err(problem)) = smtp_url.as_deref().map(awx_onboard::mail::sender::check_smtp_url) {
+            r.fail("SMTP_URL", problem.to_string());
+        }
+        let smtp_url = smtp_url.map(SecretString::from);
+        let mail_from = r.raw("MAIL_FROM").unwrap_or_else(|| {
+            let host = public_url
+                .as_ref()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .filter(|h| h.contains('.') && h.parse::<std::net::IpAddr>().is_err())
+                .unwrap_or_else(|| "localhost.localdomain".into());
+            format!("awx-onboard <no-reply@{host}>")
+        });
+        if let Err(problem) = awx_onboard::mail::sender::parse_from(&mail_from) {
+            r.fail("MAIL_FROM", problem.to_string());
+        }
+        let digest_hour = match r.raw("DIGEST_HOUR_UTC") {
+            None => 7,
+            Some(value) => match value.parse::<u32>() {
+                Ok(hour) if hour < 24 => hour,
+                _ => {
+                    r.fail(
+                        "DIGEST_HOUR_UTC",
+                        format!("must be an hour from 0 to 23, got {value:?}"),
+                    );
+                    7
+                }
+            },
+        };
         let sign_ups_per_address_per_hour = r.count(
             "SIGN_UPS_PER_ADDRESS_PER_HOUR",
             awx_onboard::accounts::MAX_SIGN_UPS_PER_ADDRESS,
@@ -581,6 +626,9 @@ impl Config {
             site_root,
             webhook_delivery_lease,
             platform_rate_limit,
+            smtp_url,
+            mail_from,
+            digest_hour,
         })
     }
 }

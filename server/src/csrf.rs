@@ -9,8 +9,9 @@ use axum::response::Response;
 
 use crate::state::AppState;
 
-/// Paths that other servers call (and that authenticate otherwise: signatures, service keys).
-const EXEMPT: [&str; 1] = [app::paths::WEBHOOK_AIRWALLEX];
+/// Paths that other servers call (and that authenticate otherwise: signatures, service keys,
+/// the unsubscribe token of a message that mail providers post to, RFC 8058).
+const EXEMPT: [&str; 2] = [app::paths::WEBHOOK_AIRWALLEX, app::paths::EMAIL_UNSUBSCRIBE];
 const EXEMPT_PREFIX: &str = "/api/platform/";
 
 pub fn same_origin(headers: &axum::http::HeaderMap, origin: &str) -> bool {

@@ -11,6 +11,7 @@ pub mod csrf;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod mail;
 pub mod operator;
 pub mod operator_platform;
 pub mod pages;
@@ -103,7 +104,7 @@ impl Application {
         assets::set_stylesheet(assets::stylesheet_href(&leptos_options));
         tracing::info!(site = %leptos_options.site_root, hashed = leptos_options.hash_files, "site files");
 
-        let services = build_services(&config, db, clock, cipher, &airwallex);
+        let services = build_services(&config, db, clock, cipher, &airwallex)?;
         let state = AppState::new(config, services, airwallex, simulator, leptos_options);
         let router = build_router(state.clone());
         Ok(Application {
@@ -131,6 +132,10 @@ impl Application {
         let (stop_keeper, keeper_stopped) = tokio::sync::watch::channel(false);
         let keeper = tokio::spawn(self.state.services.keeper.clone().run(keeper_stopped.clone()));
         let deliverer = tokio::spawn(self.state.services.deliverer.clone().run(keeper_stopped.clone()));
+        if !self.state.services.mailer.configured() {
+            tracing::warn!("no SMTP_URL: emails stay in the outbox (not sent: no mail server configured)");
+        }
+        let mailer = tokio::spawn(self.state.services.mailer.clone().run(keeper_stopped.clone()));
         let flusher = tokio::spawn(flush_token_reads(self.state.services.clone(), keeper_stopped.clone()));
         let sweeper = tokio::spawn(sweep_periodically(self.state.services.clone(), keeper_stopped));
         let (closing, close_started) = tokio::sync::oneshot::channel::<()>();
@@ -177,6 +182,7 @@ impl Application {
         };
         let _ = keeper.await;
         let _ = deliverer.await;
+        let _ = mailer.await;
         let _ = flusher.await;
         let _ = sweeper.await;
         served?;
@@ -209,7 +215,7 @@ fn build_services(
     clock: Clock,
     cipher: Arc<TokenCipher>,
     airwallex: &AirwallexUrls,
-) -> Services {
+) -> anyhow::Result<Services> {
     let request_timeout = Duration::from_secs(10);
     let client = AirwallexClient::new(AirwallexSettings {
         api_url: airwallex.api_url.clone(),
@@ -251,8 +257,15 @@ fn build_services(
                 lease: config.webhook_delivery_lease,
                 ..Default::default()
             },
+            mail: awx_onboard::mail::MailSettings::new(
+                config.smtp_url.clone(),
+                config.mail_from.clone(),
+                config.public_origin(),
+            ),
+            digest_hour: config.digest_hour,
         },
     )
+    .context("mail settings (SMTP_URL, MAIL_FROM)")
 }
 
 pub(crate) fn load_token_cipher(source: &TokenKeySource) -> anyhow::Result<TokenCipher> {

@@ -12,7 +12,7 @@ use awx_onboard::sessions::DbSessionStore;
 
 use crate::state::AppState;
 use crate::{
-    access, assets, auth, connect, csrf, health, operator, operator_platform, pages, platform, proxy, security,
+    access, assets, auth, connect, csrf, health, mail, operator, operator_platform, pages, platform, proxy, security,
     sessions, telemetry, webhook,
 };
 
@@ -61,10 +61,15 @@ pub fn build_router(state: AppState) -> Router {
         .route(paths::SIGNUP, post(auth::sign_up))
         .route(paths::LOGIN, post(auth::log_in))
         .route(paths::LOGOUT, post(auth::log_out))
-        .route(paths::OAUTH_CALLBACK, get(connect::callback));
+        .route(paths::OAUTH_CALLBACK, get(connect::callback))
+        .route(
+            paths::EMAIL_UNSUBSCRIBE,
+            get(mail::unsubscribe_page).post(mail::unsubscribe),
+        );
     let merchant = Router::new()
         .route(paths::OAUTH_START, post(connect::start))
-        .route(paths::DISCONNECT, post(connect::disconnect));
+        .route(paths::DISCONNECT, post(connect::disconnect))
+        .route(paths::CONNECTION_EMAILS, post(mail::set_emails));
     let operator = Router::new()
         .route(paths::OPERATOR_REFRESH_ROUTE, post(operator::refresh))
         .route(paths::OPERATOR_CHECK_ROUTE, post(operator::check))
@@ -82,6 +87,7 @@ pub fn build_router(state: AppState) -> Router {
             paths::OPERATOR_DELIVERY_RESEND_ROUTE,
             post(operator_platform::resend_delivery),
         )
+        .route(paths::OPERATOR_EMAIL_RESEND_ROUTE, post(mail::resend))
         .route(paths::OPERATOR_TOKEN_READS_CSV, get(operator_platform::token_reads_csv))
         .route(
             paths::OPERATOR_CONNECTION_TOKEN_READS_CSV_ROUTE,

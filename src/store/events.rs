@@ -142,6 +142,10 @@ pub(super) async fn commit_with_event(
     append_event(&mut tx, connection_id, event, now).await?;
     if let Some(platform) = platform {
         crate::platform::outbox::enqueue(&mut tx, platform, connection_id, now).await?;
+        if platform == PlatformEvent::NeedsReconnect {
+            // The merchant hears of it too, once per incident.
+            crate::mail::enqueue_reconnect(&mut tx, connection_id, now).await?;
+        }
     }
     tx.commit().await?;
     Ok(true)

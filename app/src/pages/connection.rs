@@ -7,7 +7,13 @@ use crate::components::{Detail, QueryNotice};
 use crate::dto::{AccountView, ConnectionState, ConnectionView};
 use crate::paths::{self, Notice};
 
-const NOTICES: &[Notice] = &[Notice::Connected, Notice::Disconnected, Notice::Welcome];
+const NOTICES: &[Notice] = &[
+    Notice::Connected,
+    Notice::Disconnected,
+    Notice::Welcome,
+    Notice::EmailsOn,
+    Notice::EmailsOff,
+];
 
 #[component]
 pub fn ConnectionPage() -> impl IntoView {
@@ -58,6 +64,7 @@ fn ConnectionDetails(view: ConnectionView) -> impl IntoView {
         account_stale,
         connected_at,
         last_refresh_at,
+        emails_on,
     } = view;
     let status = match &state {
         ConnectionState::Connected => {
@@ -137,6 +144,43 @@ fn ConnectionDetails(view: ConnectionView) -> impl IntoView {
                 </dl>
             </section>
         })}
+        <EmailChoice on=emails_on />
+    }
+}
+
+/// Whether we email the merchant when the connection needs them, and the switch.
+#[component]
+fn EmailChoice(on: bool) -> impl IntoView {
+    let (state, action, value) = if on {
+        (
+            "On: we email you when your connection needs you (for example when it must be reconnected).",
+            "Turn emails off",
+            "off",
+        )
+    } else {
+        (
+            "Off: we do not email you about your connection. Check this page yourself from time to time.",
+            "Turn emails on",
+            "on",
+        )
+    };
+    view! {
+        <section class="card emails" aria-labelledby="emails-title">
+            <h2 id="emails-title">"Emails about your connection"</h2>
+            <p data-emails=value_of(on)>{state}</p>
+            <form method="post" action=paths::CONNECTION_EMAILS>
+                <input type="hidden" name="emails" value=value />
+                <button type="submit" class="button secondary">{action}</button>
+            </form>
+        </section>
+    }
+}
+
+fn value_of(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
     }
 }
 

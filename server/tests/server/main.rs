@@ -4,6 +4,7 @@
 mod app;
 mod hardening;
 mod journey;
+mod mail;
 mod operator;
 mod platform;
 mod production;

@@ -1,0 +1,465 @@
+//! Sends the outbox over SMTP (lettre, tokio, rustls), on every instance: due messages
+//! are claimed under a lease so that one instance sends each; a temporary refusal or an
+//! unreachable server is retried with backoff, a permanent refusal fails the message at
+//! once (an operator can resend it). A crash between the server's "250" and the record of
+//! it sends the message again: at least once, with the same `Message-ID` so that a
+//! receiving system can tell.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::Row;
+use tokio::sync::watch;
+
+use super::compose::{compose, Letter};
+use super::{MailKind, MailOutbox};
+use crate::db::Database;
+use crate::secret::random_urlsafe;
+use crate::time::{real_now, Clock};
+
+/// The answer recorded for messages while no SMTP server is configured.
+pub const NOT_CONFIGURED: &str = "not sent: no mail server configured";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SmtpUrlError {
+    #[error("must look like smtp://host:25, smtp://host:587?tls=required or smtps://user:password@host:465 ({0})")]
+    BadUrl(String),
+    #[error("must be an address like \"awx-onboard <no-reply@example.com>\" ({0})")]
+    BadFrom(String),
+}
+
+/// Checks an `SMTP_URL` (without connecting, and outside a runtime too).
+pub fn check_smtp_url(url: &str) -> Result<(), SmtpUrlError> {
+    transport_builder(url).map(|_| ())
+}
+
+/// Checks a `MAIL_FROM`.
+pub fn parse_from(from: &str) -> Result<Mailbox, SmtpUrlError> {
+    from.parse::<Mailbox>()
+        .map_err(|e| SmtpUrlError::BadFrom(e.to_string()))
+}
+
+/// The transport; its connection pool needs the tokio runtime.
+fn transport(url: &str, timeout: Duration) -> Result<AsyncSmtpTransport<Tokio1Executor>, SmtpUrlError> {
+    Ok(transport_builder(url)?.timeout(Some(timeout)).build())
+}
+
+fn transport_builder(url: &str) -> Result<lettre::transport::smtp::AsyncSmtpTransportBuilder, SmtpUrlError> {
+    let parsed = url::Url::parse(url).map_err(|e| SmtpUrlError::BadUrl(e.to_string()))?;
+    if !matches!(parsed.scheme(), "smtp" | "smtps") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(SmtpUrlError::BadUrl("scheme smtp or smtps, and a host".into()));
+    }
+    AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+        // lettre's message names the part that is wrong, never the password.
+        .map_err(|e| SmtpUrlError::BadUrl(e.to_string()))
+}
+
+/// How the mailer works.
+#[derive(Clone)]
+pub struct MailSettings {
+    /// `SMTP_URL`; `None`: messages are queued and wait.
+    pub smtp_url: Option<SecretString>,
+    /// `MAIL_FROM`.
+    pub from: String,
+    /// `PUBLIC_URL` without a trailing slash: links in messages point there.
+    pub public_url: String,
+    /// A claimed message is another instance's to send after this (real time).
+    pub lease: Duration,
+    /// Per SMTP conversation.
+    pub timeout: Duration,
+    pub batch: i64,
+    /// Messages in flight at once.
+    pub concurrency: usize,
+    /// First retry after this; doubling, at most an hour.
+    pub retry_base: Duration,
+    /// Retries stop this long after the message was queued.
+    pub give_up_after: Duration,
+    /// How often to look for due messages when there were none.
+    pub poll: Duration,
+    /// How often to look for expiry warnings and the digest.
+    pub plan_every: Duration,
+}
+
+impl fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "[redacted]"))
+            .field("from", &self.from)
+            .field("public_url", &self.public_url)
+            .field("lease", &self.lease)
+            .field("retry_base", &self.retry_base)
+            .field("give_up_after", &self.give_up_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MailSettings {
+    pub fn new(smtp_url: Option<SecretString>, from: String, public_url: String) -> MailSettings {
+        MailSettings {
+            smtp_url,
+            from,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            lease: Duration::from_secs(60),
+            timeout: Duration::from_secs(20),
+            batch: 200,
+            concurrency: 8,
+            retry_base: Duration::from_secs(10),
+            give_up_after: Duration::from_secs(3 * 86_400),
+            poll: Duration::from_millis(500),
+            plan_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A claimed message with what sending it needs.
+struct Claimed {
+    id: i64,
+    kind: MailKind,
+    reason: Option<String>,
+    recipient: String,
+    context: Option<String>,
+    unsubscribe_token: String,
+    business_name: Option<String>,
+    wanted: bool,
+    attempts: i64,
+    created_at: i64,
+}
+
+/// How one attempt ended.
+enum Outcome {
+    Sent(String),
+    /// Not now: the server was unreachable or answered 4xx.
+    Retry(String),
+    /// Never: the server answered 5xx, or the message cannot be built.
+    Refused(String),
+    /// The recipient turned these emails off.
+    Suppressed,
+}
+
+/// Sends due messages and plans new ones, on every instance.
+pub struct Mailer {
+    db: Database,
+    clock: Clock,
+    outbox: MailOutbox,
+    transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    from: Mailbox,
+    settings: MailSettings,
+    instance: String,
+    host: String,
+}
+
+impl fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mailer")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mailer {
+    pub fn new(db: Database, clock: Clock, outbox: MailOutbox, settings: MailSettings) -> Result<Mailer, SmtpUrlError> {
+        let transport = settings
+            .smtp_url
+            .as_ref()
+            .map(|url| transport(url.expose_secret(), settings.timeout))
+            .transpose()?;
+        let from = parse_from(&settings.from)?;
+        let host = url::Url::parse(&settings.public_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| "awx-onboard.invalid".into());
+        Ok(Mailer {
+            db,
+            clock,
+            outbox,
+            transport,
+            from,
+            settings,
+            instance: format!("mailer-{}", random_urlsafe(6)),
+            host,
+        })
+    }
+
+    /// Whether an SMTP server is configured (else messages wait in the outbox).
+    pub fn configured(&self) -> bool {
+        self.transport.is_some()
+    }
+
+    pub fn outbox(&self) -> &MailOutbox {
+        &self.outbox
+    }
+
+    /// Rounds until `stop` turns true; a round in progress finishes what it sent.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut planned: Option<Instant> = None;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            if planned.is_none_or(|at| at.elapsed() >= self.settings.plan_every) {
+                planned = Some(Instant::now());
+                if let Err(error) = self.outbox.plan().await {
+                    tracing::warn!(%error, "planning emails failed; trying again later");
+                }
+            }
+            let pause = match self.run_once().await {
+                Ok(sent) if sent as i64 >= self.settings.batch => Duration::ZERO,
+                Ok(_) => self.settings.poll,
+                Err(error) => {
+                    tracing::warn!(%error, "mail round failed");
+                    self.settings.poll * 4
+                }
+            };
+            if !pause.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// One round: claims due messages and sends them. Returns how many it claimed (none
+    /// without an SMTP server).
+    pub async fn run_once(&self) -> Result<usize, sqlx::Error> {
+        let Some(transport) = &self.transport else {
+            return Ok(0);
+        };
+        let claimed = self.claim().await?;
+        let count = claimed.len();
+        futures::stream::iter(claimed)
+            .map(|message| self.deliver(transport, message))
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect::<Vec<()>>()
+            .await;
+        Ok(count)
+    }
+
+    async fn claim(&self) -> Result<Vec<Claimed>, sqlx::Error> {
+        let real = real_now();
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "UPDATE mail_outbox SET lease_owner = $1, lease_until = $2 \
+             WHERE id IN (SELECT id FROM mail_outbox WHERE status = 'queued' AND next_attempt_at <= $3 \
+               AND (lease_until IS NULL OR lease_until < $4) ORDER BY next_attempt_at, id LIMIT $5) \
+             AND status = 'queued' AND (lease_until IS NULL OR lease_until < $4) RETURNING id",
+        )
+        .bind(&self.instance)
+        .bind(real + self.settings.lease.as_secs() as i64)
+        .bind(self.clock.now())
+        .bind(real)
+        .bind(self.settings.batch)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut claimed = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+            let rows = sqlx::query(&format!(
+                "SELECT o.id, o.kind, o.reason, o.recipient, o.context, o.unsubscribe_token, o.attempts, o.created_at, \
+                 m.email_notifications, c.business_name FROM mail_outbox o JOIN merchants m ON m.id = o.account_id \
+                 LEFT JOIN connections c ON c.id = o.connection_id WHERE o.id IN ({list})"
+            ))
+            .fetch_all(self.db.pool())
+            .await?;
+            for r in rows {
+                let kind: String = r.try_get("kind")?;
+                claimed.push(Claimed {
+                    id: r.try_get("id")?,
+                    kind: MailKind::parse(&kind).unwrap_or(MailKind::Reconnect),
+                    reason: r.try_get("reason")?,
+                    recipient: r.try_get("recipient")?,
+                    context: r.try_get("context")?,
+                    unsubscribe_token: r.try_get("unsubscribe_token")?,
+                    business_name: r.try_get("business_name")?,
+                    wanted: r.try_get::<i64, _>("email_notifications")? != 0,
+                    attempts: r.try_get("attempts")?,
+                    created_at: r.try_get("created_at")?,
+                });
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// The unsubscribe link of a message.
+    pub fn unsubscribe_url(&self, token: &str) -> String {
+        format!("{}/email/unsubscribe?t={token}", self.settings.public_url)
+    }
+
+    fn build(&self, message: &Claimed) -> Result<Message, String> {
+        let unsubscribe_url = self.unsubscribe_url(&message.unsubscribe_token);
+        let composed = compose(&Letter {
+            kind: message.kind,
+            reason: message.reason.as_deref(),
+            business_name: message.business_name.as_deref(),
+            context: message.context.as_deref(),
+            public_url: &self.settings.public_url,
+            unsubscribe_url: &unsubscribe_url,
+        });
+        let to = message
+            .recipient
+            .parse::<Mailbox>()
+            .map_err(|e| format!("the address cannot be used: {e}"))?;
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(composed.subject)
+            .message_id(Some(format!("<mail.{}@{}>", message.id, self.host)))
+            .header(ListUnsubscribe(format!("<{unsubscribe_url}>")))
+            .header(ListUnsubscribePost)
+            .header(AutoSubmitted)
+            .multipart(MultiPart::alternative_plain_html(composed.text, composed.html))
+            .map_err(|e| format!("the message cannot be built: {e}"))
+    }
+
+    async fn attempt(&self, transport: &AsyncSmtpTransport<Tokio1Executor>, message: &Claimed) -> Outcome {
+        if !message.wanted {
+            return Outcome::Suppressed;
+        }
+        let email = match self.build(message) {
+            Ok(email) => email,
+            Err(problem) => return Outcome::Refused(problem),
+        };
+        match transport.send(email).await {
+            Ok(response) => Outcome::Sent(format!(
+                "{} {}",
+                response.code(),
+                response.message().collect::<Vec<_>>().join(" ")
+            )),
+            Err(error) if error.is_permanent() => Outcome::Refused(error.to_string()),
+            Err(error) => Outcome::Retry(error.to_string()),
+        }
+    }
+
+    /// Sends one message and records the outcome (only while this instance holds it).
+    async fn deliver(&self, transport: &AsyncSmtpTransport<Tokio1Executor>, message: Claimed) {
+        let outcome = self.attempt(transport, &message).await;
+        let now = self.clock.now();
+        let attempts = message.attempts + 1;
+        let (status, answer, next, sent_at) = match outcome {
+            Outcome::Sent(answer) => ("sent", answer, now, Some(now)),
+            Outcome::Suppressed => (
+                "suppressed",
+                "not sent: the recipient turned these emails off".into(),
+                now,
+                None,
+            ),
+            Outcome::Refused(answer) => ("failed", answer, now, None),
+            Outcome::Retry(answer) => {
+                let give_up = now - message.created_at >= self.settings.give_up_after.as_secs() as i64;
+                let backoff = (self.settings.retry_base.as_secs_f64() * 2f64.powi((attempts - 1).min(20) as i32))
+                    .min(3600.0) as i64;
+                (
+                    if give_up { "failed" } else { "queued" },
+                    answer,
+                    now + backoff.max(1),
+                    None,
+                )
+            }
+        };
+        crate::metrics::record_mail(status);
+        if status != "sent" {
+            tracing::info!(message = message.id, attempts, status, answer = %answer, "email not sent");
+        }
+        let result = sqlx::query(
+            "UPDATE mail_outbox SET status = $1, attempts = $2, last_answer = $3, next_attempt_at = $4, sent_at = $5, \
+             lease_owner = NULL, lease_until = NULL WHERE id = $6 AND lease_owner = $7",
+        )
+        .bind(status)
+        .bind(attempts)
+        .bind(answer.chars().take(500).collect::<String>())
+        .bind(next)
+        .bind(sent_at)
+        .bind(message.id)
+        .bind(&self.instance)
+        .execute(self.db.pool())
+        .await;
+        if let Err(error) = result {
+            tracing::warn!(%error, message = message.id, "an email's outcome could not be recorded; it will be sent again");
+        }
+    }
+}
+
+/// Defines a header lettre does not know, with its fixed name.
+macro_rules! simple_header {
+    ($type:ident, $name:literal) => {
+        impl Header for $type {
+            fn name() -> HeaderName {
+                HeaderName::new_from_ascii_str($name)
+            }
+            fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+                Err(concat!($name, " is only written").into())
+            }
+            fn display(&self) -> HeaderValue {
+                HeaderValue::new(Self::name(), self.value())
+            }
+        }
+    };
+}
+
+/// `List-Unsubscribe: <https://…>` (RFC 2369).
+#[derive(Clone)]
+struct ListUnsubscribe(String);
+impl ListUnsubscribe {
+    fn value(&self) -> String {
+        self.0.clone()
+    }
+}
+simple_header!(ListUnsubscribe, "List-Unsubscribe");
+
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
+#[derive(Clone)]
+struct ListUnsubscribePost;
+impl ListUnsubscribePost {
+    fn value(&self) -> String {
+        "List-Unsubscribe=One-Click".into()
+    }
+}
+simple_header!(ListUnsubscribePost, "List-Unsubscribe-Post");
+
+/// `Auto-Submitted: auto-generated` (RFC 3834): no out-of-office replies.
+#[derive(Clone)]
+struct AutoSubmitted;
+impl AutoSubmitted {
+    fn value(&self) -> String {
+        "auto-generated".into()
+    }
+}
+simple_header!(AutoSubmitted, "Auto-Submitted");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_urls_and_senders_are_checked() {
+        for good in [
+            "smtp://127.0.0.1:2525",
+            "smtps://user:pass@smtp.example.com:465",
+            "smtp://smtp.example.com:587?tls=required",
+        ] {
+            assert_eq!(check_smtp_url(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "http://smtp.example.com",
+            "smtp://",
+            "not a url",
+            "smtp://host?tls=sometimes",
+        ] {
+            assert!(check_smtp_url(bad).is_err(), "{bad}");
+        }
+        assert!(parse_from("awx-onboard <no-reply@example.com>").is_ok());
+        assert!(parse_from("no-reply").is_err());
+        let settings = MailSettings::new(
+            Some(SecretString::from("smtps://user:hunter2@smtp.example.com:465")),
+            "a@b.example".into(),
+            "https://x.example/".into(),
+        );
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        assert_eq!(settings.public_url, "https://x.example");
+    }
+}
