@@ -26,6 +26,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
+pub mod trends;
 pub mod vault;
 pub mod webhook_signature;
 pub mod webhooks;

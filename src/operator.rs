@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::accounts::Email;
-use crate::db::Database;
+use crate::db::{Database, Engine};
 use crate::store::{ConnectionEvent, ConnectionRow, ConnectionStatus, ConnectionStore, EventKind, NewEvent};
 use crate::time::Clock;
 use crate::vault::{Actor, TokenVault, VaultError};
@@ -168,6 +168,12 @@ fn like_pattern(term: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// The search term as an FTS5 phrase (a substring for the trigram tokenizer), quotes
+/// doubled so that nothing in it is query syntax.
+fn fts_phrase(term: &str) -> String {
+    format!("\"{}\"", term.trim().replace('"', "\"\""))
+}
+
 /// What operators see and do.
 #[derive(Debug, Clone)]
 pub struct OperatorDesk {
@@ -252,6 +258,19 @@ impl OperatorDesk {
             } else if Email::parse(term).is_ok() && self.email_exists(&lower).await? {
                 binds.push(Bind::Text(lower));
                 sql.push_str(&format!(" AND m.email = ${}", binds.len()));
+            } else if self.db.engine() == Engine::Sqlite && term.chars().count() >= 3 {
+                // SQLite's trigram indexes find substrings of three characters or more.
+                binds.push(Bind::Text(fts_phrase(term)));
+                let phrase = binds.len();
+                let business = if lower.contains('@') {
+                    String::new()
+                } else {
+                    format!(" UNION SELECT rowid FROM connections_name_fts WHERE connections_name_fts MATCH ${phrase}")
+                };
+                sql.push_str(&format!(
+                    " AND c.id IN (SELECT c3.id FROM connections c3 WHERE c3.merchant_id IN \
+                     (SELECT rowid FROM merchants_email_fts WHERE merchants_email_fts MATCH ${phrase}){business})"
+                ));
             } else {
                 binds.push(Bind::Text(like_pattern(term)));
                 let pattern = binds.len();

@@ -18,6 +18,7 @@ use crate::platform::keys::ApiKeys;
 use crate::platform::outbox::{Deliverer, DeliverySettings, WebhookEndpoints};
 use crate::store::ConnectionStore;
 use crate::time::Clock;
+use crate::trends::Trends;
 use crate::vault::TokenVault;
 
 #[derive(Clone)]
@@ -48,6 +49,8 @@ pub struct Services {
     pub mail: MailOutbox,
     /// Sends the outbox (a task on every instance).
     pub mailer: Arc<Mailer>,
+    /// The operators' trends.
+    pub trends: Trends,
 }
 
 impl std::fmt::Debug for Services {
@@ -86,6 +89,7 @@ impl Services {
         let mail = MailOutbox::new(db.clone(), clock.clone(), settings.digest_hour);
         let mailer = Arc::new(Mailer::new(db.clone(), clock.clone(), mail.clone(), settings.mail)?);
         Ok(Services {
+            trends: Trends::new(db.clone(), clock.clone()),
             mail,
             mailer,
             accounts: Accounts::with_sign_up_limit(

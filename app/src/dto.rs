@@ -217,3 +217,33 @@ mod tests {
         assert!(shown.contains("The new key"));
     }
 }
+
+/// One series of a bar chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesView {
+    pub name: String,
+    /// `ok`, `warn`, `bad` or `none`: the bar colour.
+    pub tone: String,
+    pub values: Vec<i64>,
+}
+
+/// A bar chart (stacked when it has several series), drawn as SVG on the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChartView {
+    /// For element ids.
+    pub id: String,
+    pub title: String,
+    /// What it shows, in a sentence with its headline numbers.
+    pub description: String,
+    /// The first column's heading in the table of numbers.
+    pub period: String,
+    pub labels: Vec<String>,
+    pub series: Vec<SeriesView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrendsView {
+    pub charts: Vec<ChartView>,
+    /// Refresh tokens ending within 7 days.
+    pub expiring_soon: i64,
+}

@@ -4,6 +4,7 @@
 //! browser bundle is built with `hydrate`.
 
 pub mod api;
+pub mod charts;
 pub mod components;
 #[cfg(feature = "ssr")]
 pub mod csp;

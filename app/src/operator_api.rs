@@ -330,3 +330,73 @@ pub async fn load_outbox(before: Option<i64>) -> Result<crate::dto::OutboxView, 
         older_before,
     })
 }
+
+/// The dashboard's trends: status per day (30 days), refreshes per hour (48 hours),
+/// refresh-token expiries per day (next 60 days).
+#[server(endpoint = "operator/trends")]
+pub async fn load_trends() -> Result<crate::dto::TrendsView, ServerFnError> {
+    use awx_onboard::time::human_datetime;
+
+    use crate::dto::{ChartView, SeriesView, TrendsView};
+
+    ssr::require_operator()?;
+    let services = crate::api::ssr::services()?;
+    let data = services.trends.load().await.map_err(ssr::internal)?;
+    let day_label = |at: i64| human_datetime(at).split(',').next().unwrap_or_default().to_string();
+    let hour_label = |at: i64| human_datetime(at);
+    let series = |name: &str, tone: &str, values: Vec<i64>| SeriesView {
+        name: name.to_string(),
+        tone: tone.to_string(),
+        values,
+    };
+    let today = data.status_days.last().copied().unwrap_or_default();
+    let status = ChartView {
+        id: "trend-status".into(),
+        title: "Connections by status, last 30 days".into(),
+        description: format!(
+            "Connections at the end of each day, from the event log. Today: {} connected, {} needing reconnection, {} disconnected.",
+            today.connected, today.needs_reconnect, today.disconnected
+        ),
+        period: "Day".into(),
+        labels: data.status_days.iter().map(|d| day_label(d.day)).collect(),
+        series: vec![
+            series("Connected", "ok", data.status_days.iter().map(|d| d.connected).collect()),
+            series("Needs reconnection", "warn", data.status_days.iter().map(|d| d.needs_reconnect).collect()),
+            series("Disconnected", "none", data.status_days.iter().map(|d| d.disconnected).collect()),
+        ],
+    };
+    let (ok, transient, rejected) = data
+        .refresh_hours
+        .iter()
+        .fold((0, 0, 0), |(a, b, c), h| (a + h.ok, b + h.transient, c + h.rejected));
+    let refreshes = ChartView {
+        id: "trend-refreshes".into(),
+        title: "Refreshes per hour, last 48 hours".into(),
+        description: format!(
+            "Token refreshes by outcome. In 48 hours: {ok} succeeded, {transient} failed for now (retried), {rejected} rejected (the connection needs reconnection)."
+        ),
+        period: "Hour (UTC)".into(),
+        labels: data.refresh_hours.iter().map(|h| hour_label(h.hour)).collect(),
+        series: vec![
+            series("Succeeded", "ok", data.refresh_hours.iter().map(|h| h.ok).collect()),
+            series("Failed for now", "warn", data.refresh_hours.iter().map(|h| h.transient).collect()),
+            series("Rejected", "bad", data.refresh_hours.iter().map(|h| h.rejected).collect()),
+        ],
+    };
+    let expiring_soon: i64 = data.expiry_days.iter().take(7).map(|d| d.count).sum();
+    let total: i64 = data.expiry_days.iter().map(|d| d.count).sum();
+    let expiry = ChartView {
+        id: "trend-expiry".into(),
+        title: "Refresh tokens ending, next 60 days".into(),
+        description: format!(
+            "Connected refresh tokens by the day they end, if the keeper does not rotate them first. {expiring_soon} within 7 days, {total} within 60 days."
+        ),
+        period: "Day".into(),
+        labels: data.expiry_days.iter().map(|d| day_label(d.day)).collect(),
+        series: vec![series("Ending", "warn", data.expiry_days.iter().map(|d| d.count).collect())],
+    };
+    Ok(TrendsView {
+        charts: vec![status, refreshes, expiry],
+        expiring_soon,
+    })
+}

@@ -63,6 +63,51 @@ pub fn OperatorPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+        <Trends />
+    }
+}
+
+fn expiring_class(n: i64) -> &'static str {
+    if n > 0 {
+        "notice warn"
+    } else {
+        "muted"
+    }
+}
+
+fn expiring_text(n: i64) -> String {
+    match n {
+        0 => "No refresh token ends within 7 days.".to_string(),
+        1 => "1 refresh token ends within 7 days and has not been rotated yet; its merchant is emailed a warning."
+            .to_string(),
+        n => format!(
+            "{n} refresh tokens end within 7 days and have not been rotated yet; their merchants are emailed a warning."
+        ),
+    }
+}
+
+/// The charts below the table.
+#[component]
+fn Trends() -> impl IntoView {
+    let trends = Resource::new(|| (), |_| crate::operator_api::load_trends());
+    view! {
+        <section class="trends" aria-labelledby="trends-title">
+            <h2 id="trends-title">"Trends"</h2>
+            <Suspense fallback=|| view! { <p class="muted">"Loading trends…"</p> }>
+                {move || Suspend::new(async move {
+                    match trends.await {
+                        Ok(trends) => view! {
+                            <p class=expiring_class(trends.expiring_soon) data-count="expiring_soon">
+                                {expiring_text(trends.expiring_soon)}
+                            </p>
+                            {trends.charts.into_iter().map(|chart| view! { <crate::charts::BarChart chart /> }).collect_view()}
+                        }
+                        .into_any(),
+                        Err(error) => view! { <p class="notice bad" role="alert">{crate::pages::error_text(&error)}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
     }
 }
 

@@ -8,3 +8,4 @@ mod mail;
 mod operator;
 mod platform;
 mod production;
+mod trends;

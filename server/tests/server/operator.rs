@@ -327,6 +327,32 @@ async fn dashboard_lists_filters_searches_sorts_and_pages(engine: Engine) {
         .await
         .unwrap();
     assert!(literal.lines.is_empty(), "wildcards are searched literally");
+    // Query syntax in a term is text (SQLite's full-text index reads a quoted phrase).
+    for term in ["Business 04\" OR \"m1", "\"\"\"", "NEAR(business)", "busi*"] {
+        let found = services
+            .list_connections(&ListQuery {
+                search: Some(term.into()),
+                ..ListQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(found.lines.is_empty(), "{term}");
+    }
+    // A renamed business is found by its new name only.
+    sqlx::query("UPDATE connections SET business_name = 'Zebra Crossing Ltd' WHERE account_id = 'acct_044'")
+        .execute(app.services().db.pool())
+        .await
+        .unwrap();
+    for (term, hits) in [("zebra cross", 1), ("Business 044", 0)] {
+        let found = services
+            .list_connections(&ListQuery {
+                search: Some(term.into()),
+                ..ListQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.lines.len(), hits, "{term}");
+    }
 
     // The same through the page, with the view in the URL.
     let operator = operator_browser(&app).await;

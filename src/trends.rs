@@ -1,0 +1,347 @@
+//! The operators' trends: connections by status per day over 30 days (from the event
+//! log), refreshes per hour over 48 hours by outcome, refresh-token expiries per day over
+//! the next 60 days.
+//!
+//! Past days and hours never change (events are appended with the time they happen), so
+//! each one is computed from the log once, when it has been over for [`SETTLE_SECONDS`],
+//! and kept in a rollup table; the dashboard then reads a few dozen rollup rows plus the
+//! unsettled present.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use crate::db::Database;
+use crate::time::Clock;
+
+pub const DAYS: i64 = 30;
+pub const HOURS: i64 = 48;
+pub const EXPIRY_DAYS: i64 = 60;
+const DAY: i64 = 86_400;
+const HOUR: i64 = 3_600;
+/// A period is rolled up once it has been over this long (a transaction that took its
+/// time from the clock just before the end has committed by then).
+pub const SETTLE_SECONDS: i64 = 300;
+
+/// Event kinds that set a connection's status, and the status each sets.
+const STATUS_KINDS: &str = "('connected', 'reconnected', 'needs_reconnect', 'revoked', 'disconnected')";
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusDay {
+    /// Midnight (UTC) starting the day; the counts are as the day ended (today: now).
+    pub day: i64,
+    pub connected: i64,
+    pub needs_reconnect: i64,
+    pub disconnected: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefreshHour {
+    pub hour: i64,
+    pub ok: i64,
+    /// Failed for now (Airwallex unreachable, 5xx); the connection stays.
+    pub transient: i64,
+    /// Refused for good: the connection needs reconnection.
+    pub rejected: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpiryDay {
+    pub day: i64,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrendData {
+    /// Oldest first; the last is today.
+    pub status_days: Vec<StatusDay>,
+    /// Oldest first; the last is the current hour.
+    pub refresh_hours: Vec<RefreshHour>,
+    /// From today on.
+    pub expiry_days: Vec<ExpiryDay>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Connected,
+    NeedsReconnect,
+    Disconnected,
+}
+
+fn status_of(kind: &str) -> Option<Status> {
+    match kind {
+        "connected" | "reconnected" => Some(Status::Connected),
+        "needs_reconnect" | "revoked" => Some(Status::NeedsReconnect),
+        "disconnected" => Some(Status::Disconnected),
+        _ => None,
+    }
+}
+
+fn status_of_row(status: &str) -> Status {
+    match status {
+        "connected" => Status::Connected,
+        "needs_reconnect" => Status::NeedsReconnect,
+        _ => Status::Disconnected,
+    }
+}
+
+fn tally(day: i64, states: &HashMap<i64, Status>) -> StatusDay {
+    let mut counts = StatusDay {
+        day,
+        ..Default::default()
+    };
+    for status in states.values() {
+        match status {
+            Status::Connected => counts.connected += 1,
+            Status::NeedsReconnect => counts.needs_reconnect += 1,
+            Status::Disconnected => counts.disconnected += 1,
+        }
+    }
+    counts
+}
+
+#[derive(Debug, Clone)]
+pub struct Trends {
+    db: Database,
+    clock: Clock,
+}
+
+impl Trends {
+    pub fn new(db: Database, clock: Clock) -> Trends {
+        Trends { db, clock }
+    }
+
+    pub async fn load(&self) -> Result<TrendData, sqlx::Error> {
+        let now = self.clock.now();
+        Ok(TrendData {
+            status_days: self.status_days(now).await?,
+            refresh_hours: self.refresh_hours(now).await?,
+            expiry_days: self.expiry_days(now).await?,
+        })
+    }
+
+    async fn status_days(&self, now: i64) -> Result<Vec<StatusDay>, sqlx::Error> {
+        let today = now - now.rem_euclid(DAY);
+        let first = today - (DAYS - 1) * DAY;
+        // Days that ended at least SETTLE_SECONDS ago are rolled up.
+        let settled_end = now - SETTLE_SECONDS;
+        let mut stored: HashMap<i64, StatusDay> = HashMap::new();
+        for row in sqlx::query(
+            "SELECT day, connected, needs_reconnect, disconnected FROM trend_status_days WHERE day >= $1 AND day < $2",
+        )
+        .bind(first)
+        .bind(today)
+        .fetch_all(self.db.pool())
+        .await?
+        {
+            let day: i64 = row.try_get("day")?;
+            stored.insert(
+                day,
+                StatusDay {
+                    day,
+                    connected: row.try_get("connected")?,
+                    needs_reconnect: row.try_get("needs_reconnect")?,
+                    disconnected: row.try_get("disconnected")?,
+                },
+            );
+        }
+        let days: Vec<i64> = (0..DAYS).map(|i| first + i * DAY).collect();
+        // Past days missing from the rollup (after a deployment, or just after midnight)
+        // are replayed from the log.
+        let past = &days[..days.len() - 1];
+        if let Some(&from) = past.iter().find(|d| !stored.contains_key(d)) {
+            for day in self.replay(from, past, now).await? {
+                if day.day + DAY <= settled_end {
+                    sqlx::query(
+                        "INSERT INTO trend_status_days (day, connected, needs_reconnect, disconnected) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (day) DO NOTHING",
+                    )
+                    .bind(day.day)
+                    .bind(day.connected)
+                    .bind(day.needs_reconnect)
+                    .bind(day.disconnected)
+                    .execute(self.db.pool())
+                    .await?;
+                }
+                stored.insert(day.day, day);
+            }
+        }
+        // Today: the connections as they are now. Each status change is written with its
+        // event, and a row that never connected has no status event, so this is what
+        // replaying the log up to now gives.
+        let mut live = StatusDay {
+            day: today,
+            ..Default::default()
+        };
+        for row in
+            sqlx::query("SELECT status, COUNT(*) AS n FROM connections WHERE connected_at IS NOT NULL GROUP BY status")
+                .fetch_all(self.db.pool())
+                .await?
+        {
+            let n: i64 = row.try_get("n")?;
+            match status_of_row(&row.try_get::<String, _>("status")?) {
+                Status::Connected => live.connected = n,
+                Status::NeedsReconnect => live.needs_reconnect = n,
+                Status::Disconnected => live.disconnected = n,
+            }
+        }
+        stored.insert(today, live);
+        Ok(days
+            .iter()
+            .map(|d| {
+                stored.get(d).copied().unwrap_or(StatusDay {
+                    day: *d,
+                    ..Default::default()
+                })
+            })
+            .collect())
+    }
+
+    /// Replays the log from `from` (a midnight) to now: each connection's status as each
+    /// day in `days` at or after `from` ended (today: now).
+    async fn replay(&self, from: i64, days: &[i64], now: i64) -> Result<Vec<StatusDay>, sqlx::Error> {
+        let mut states: HashMap<i64, Status> = HashMap::new();
+        let baseline = sqlx::query(&format!(
+            "SELECT e.connection_id, e.kind FROM connection_events e WHERE e.id IN \
+             (SELECT MAX(id) FROM connection_events WHERE kind IN {STATUS_KINDS} AND created_at < $1 GROUP BY connection_id)"
+        ))
+        .bind(from)
+        .fetch_all(self.db.pool())
+        .await?;
+        for row in baseline {
+            if let Some(status) = status_of(&row.try_get::<String, _>("kind")?) {
+                states.insert(row.try_get("connection_id")?, status);
+            }
+        }
+        let events = sqlx::query(&format!(
+            "SELECT connection_id, kind, created_at FROM connection_events \
+             WHERE kind IN {STATUS_KINDS} AND created_at >= $1 AND created_at <= $2 ORDER BY created_at, id"
+        ))
+        .bind(from)
+        .bind(now)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut events = events.iter().peekable();
+        let mut out = Vec::new();
+        for &day in days.iter().filter(|d| **d >= from) {
+            let end = (day + DAY).min(now + 1);
+            while let Some(row) = events.peek() {
+                let at: i64 = row.try_get("created_at")?;
+                if at >= end {
+                    break;
+                }
+                if let Some(status) = status_of(&row.try_get::<String, _>("kind")?) {
+                    states.insert(row.try_get("connection_id")?, status);
+                }
+                events.next();
+            }
+            out.push(tally(day, &states));
+        }
+        Ok(out)
+    }
+
+    async fn refresh_hours(&self, now: i64) -> Result<Vec<RefreshHour>, sqlx::Error> {
+        let current = now - now.rem_euclid(HOUR);
+        let first = current - (HOURS - 1) * HOUR;
+        // Hours that ended at least SETTLE_SECONDS ago are rolled up.
+        let settled_end = now - SETTLE_SECONDS;
+        let mut stored: HashMap<i64, RefreshHour> = HashMap::new();
+        for row in
+            sqlx::query("SELECT hour, ok, transient, rejected FROM trend_refresh_hours WHERE hour >= $1 AND hour < $2")
+                .bind(first)
+                .bind(current)
+                .fetch_all(self.db.pool())
+                .await?
+        {
+            let hour: i64 = row.try_get("hour")?;
+            stored.insert(
+                hour,
+                RefreshHour {
+                    hour,
+                    ok: row.try_get("ok")?,
+                    transient: row.try_get("transient")?,
+                    rejected: row.try_get("rejected")?,
+                },
+            );
+        }
+        let hours: Vec<i64> = (0..HOURS).map(|i| first + i * HOUR).collect();
+        if let Some(&from) = hours.iter().find(|h| !stored.contains_key(h)) {
+            let mut counted: HashMap<i64, RefreshHour> = HashMap::new();
+            for row in sqlx::query(
+                "SELECT created_at / 3600 AS hour, kind, COUNT(*) AS n FROM connection_events \
+                 WHERE kind IN ('refreshed', 'refresh_failed', 'needs_reconnect') AND created_at >= $1 AND created_at <= $2 \
+                 GROUP BY created_at / 3600, kind",
+            )
+            .bind(from)
+            .bind(now)
+            .fetch_all(self.db.pool())
+            .await?
+            {
+                let hour = row.try_get::<i64, _>("hour")? * HOUR;
+                let n: i64 = row.try_get("n")?;
+                let entry = counted.entry(hour).or_insert(RefreshHour {
+                    hour,
+                    ..Default::default()
+                });
+                match row.try_get::<String, _>("kind")?.as_str() {
+                    "refreshed" => entry.ok += n,
+                    "refresh_failed" => entry.transient += n,
+                    _ => entry.rejected += n,
+                }
+            }
+            let missing: Vec<i64> = hours
+                .iter()
+                .copied()
+                .filter(|h| *h >= from && !stored.contains_key(h))
+                .collect();
+            for hour in missing {
+                let value = counted.get(&hour).copied().unwrap_or(RefreshHour {
+                    hour,
+                    ..Default::default()
+                });
+                if hour + HOUR <= settled_end {
+                    sqlx::query(
+                        "INSERT INTO trend_refresh_hours (hour, ok, transient, rejected) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (hour) DO NOTHING",
+                    )
+                    .bind(hour)
+                    .bind(value.ok)
+                    .bind(value.transient)
+                    .bind(value.rejected)
+                    .execute(self.db.pool())
+                    .await?;
+                }
+                stored.insert(hour, value);
+            }
+        }
+        Ok(hours.iter().map(|h| stored[h]).collect())
+    }
+
+    async fn expiry_days(&self, now: i64) -> Result<Vec<ExpiryDay>, sqlx::Error> {
+        let today = now - now.rem_euclid(DAY);
+        let mut counts: HashMap<i64, i64> = HashMap::new();
+        // The expression matches the index on (status, COALESCE(refresh_expires_at, …)).
+        for row in sqlx::query(
+            "SELECT COALESCE(refresh_expires_at, 9000000000000000000) / 86400 AS day, COUNT(*) AS n FROM connections \
+             WHERE status = 'connected' AND COALESCE(refresh_expires_at, 9000000000000000000) >= $1 \
+             AND COALESCE(refresh_expires_at, 9000000000000000000) < $2 \
+             GROUP BY COALESCE(refresh_expires_at, 9000000000000000000) / 86400",
+        )
+        .bind(now)
+        .bind(today + EXPIRY_DAYS * DAY)
+        .fetch_all(self.db.pool())
+        .await?
+        {
+            counts.insert(row.try_get::<i64, _>("day")? * DAY, row.try_get("n")?);
+        }
+        Ok((0..EXPIRY_DAYS)
+            .map(|i| {
+                let day = today + i * DAY;
+                ExpiryDay {
+                    day,
+                    count: counts.get(&day).copied().unwrap_or(0),
+                }
+            })
+            .collect())
+    }
+}
