@@ -191,16 +191,19 @@ impl OperatorDesk {
         self.vault.store()
     }
 
+    /// Counts by status (and reason), read from the counters that triggers keep exact.
     pub async fn status_counts(&self) -> Result<StatusCounts, sqlx::Error> {
-        let rows =
-            sqlx::query("SELECT status, status_reason, COUNT(*) AS n FROM connections GROUP BY status, status_reason")
-                .fetch_all(self.db.pool())
-                .await?;
+        let rows = sqlx::query(
+            "SELECT status, reason, CAST(SUM(n) AS BIGINT) AS n FROM connection_status_counts \
+             GROUP BY status, reason HAVING SUM(n) > 0",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
         let mut counts = StatusCounts::default();
         let mut with_connection = 0;
         for row in rows {
             let status: String = row.try_get("status")?;
-            let reason: Option<String> = row.try_get("status_reason")?;
+            let reason: String = row.try_get("reason")?;
             let n: i64 = row.try_get("n")?;
             with_connection += n;
             match ConnectionStatus::parse(&status) {
@@ -209,14 +212,16 @@ impl OperatorDesk {
                 ConnectionStatus::NeedsReconnect => {
                     counts
                         .needs_reconnect
-                        .push((reason.unwrap_or_else(|| "unknown".into()), n));
+                        .push((if reason.is_empty() { "unknown".into() } else { reason }, n));
                 }
             }
         }
         counts.needs_reconnect.sort();
-        let merchants: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM merchants WHERE role = 'merchant'")
-            .fetch_one(self.db.pool())
-            .await?;
+        let merchants: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM account_counts WHERE role = 'merchant'",
+        )
+        .fetch_one(self.db.pool())
+        .await?;
         counts.not_connected = (merchants - with_connection).max(0);
         Ok(counts)
     }

@@ -166,15 +166,15 @@ impl Trends {
                 stored.insert(day.day, day);
             }
         }
-        // Today: the connections as they are now. Each status change is written with its
-        // event, and a row that never connected has no status event, so this is what
-        // replaying the log up to now gives.
+        // Today: the connections as they are now (from the counters the triggers keep).
+        // Each status change is written with its event, and a row that never connected has
+        // no status event, so this is what replaying the log up to now gives.
         let mut live = StatusDay {
             day: today,
             ..Default::default()
         };
         for row in
-            sqlx::query("SELECT status, COUNT(*) AS n FROM connections WHERE connected_at IS NOT NULL GROUP BY status")
+            sqlx::query("SELECT status, CAST(SUM(n) AS BIGINT) AS n FROM connection_status_counts WHERE ever_connected = 1 GROUP BY status")
                 .fetch_all(self.db.pool())
                 .await?
         {

@@ -1,6 +1,7 @@
 //! Operator dashboard figures with 100,000 merchants (with connections) and 1,000,000
 //! events, on SQLite and PostgreSQL: p95 of the first page, a filtered page, a search and
-//! a deep keyset page (full server-rendered pages over HTTP), p95 of the status counts,
+//! a deep keyset page (full server-rendered pages over HTTP, with the trend charts), p95 of
+//! the status counts and of the trends,
 //! the query plans, and this process's peak memory (server and load generator together).
 //!
 //! Run: `cargo bench -p awx-onboard-server --bench operator`.
@@ -42,11 +43,25 @@ fn seed_sql(engine: Engine) -> Vec<String> {
              FROM ({}) s",
             series(MERCHANTS)
         ),
+        // The log: every connection's connection 6 to 35 days ago, then its reconnection
+        // need or disconnection within the last 5 days, and refreshes (one in ten failing
+        // for now) over the last 52 days, 1,000,000 events in all.
         format!(
             "INSERT INTO connection_events (connection_id, kind, reason, actor, created_at) \
-             SELECT (n % {MERCHANTS}) + 1, CASE WHEN n % 10 = 0 THEN 'refresh_failed' ELSE 'refreshed' END, NULL, 'keeper:bench', {now} - n \
+             SELECT n, 'connected', NULL, 'merchant', {now} - 3000000 + (n * 23) % 2500000 FROM ({}) s",
+            series(MERCHANTS)
+        ),
+        format!(
+            "INSERT INTO connection_events (connection_id, kind, reason, actor, created_at) \
+             SELECT n, CASE WHEN n % 100 >= 97 THEN 'disconnected' WHEN n % 3 = 0 THEN 'revoked' ELSE 'needs_reconnect' END, \
+               NULL, 'bench', {now} - (n * 7) % 400000 FROM ({}) s WHERE n % 100 >= 90",
+            series(MERCHANTS)
+        ),
+        format!(
+            "INSERT INTO connection_events (connection_id, kind, reason, actor, created_at) \
+             SELECT (n % {MERCHANTS}) + 1, CASE WHEN n % 10 = 0 THEN 'refresh_failed' ELSE 'refreshed' END, NULL, 'keeper:bench', {now} - n * 5 \
              FROM ({}) s",
-            series(EVENTS)
+            series(EVENTS - MERCHANTS - MERCHANTS / 10)
         ),
     ]
 }
@@ -122,6 +137,24 @@ async fn run(engine: Engine) {
     });
     let deep_after = deep.after.unwrap().encode();
 
+    // The trends right after a deployment: 29 past days replayed from the log and rolled
+    // up (once), then every page reads the rollups.
+    let first = Instant::now();
+    let trends = services.trends.load().await.unwrap();
+    println!(
+        "  trends, first load (replay + rollup): {:.0} ms; today {} connected, {} need reconnection",
+        first.elapsed().as_secs_f64() * 1000.0,
+        trends.status_days[29].connected,
+        trends.status_days[29].needs_reconnect
+    );
+    let mut loads = Vec::new();
+    for _ in 0..40 {
+        let sent = Instant::now();
+        services.trends.load().await.unwrap();
+        loads.push(sent.elapsed());
+    }
+    println!("  {:<32} p95 {:>6.1} ms", "trends alone", p95(loads));
+
     let pages = [
         ("first page", "/operator".to_string()),
         (
@@ -147,10 +180,14 @@ async fn run(engine: Engine) {
             let body = response.text().await.unwrap();
             if i == 0 {
                 assert!(body.contains("merchant"), "{path} shows merchants");
+                assert!(body.contains("data-chart=\"trend-status\""), "{path} has the charts");
             }
             samples.push(sent.elapsed());
         }
-        println!("  {label:<32} p95 {:>6.1} ms (whole page, with counts)", p95(samples));
+        println!(
+            "  {label:<32} p95 {:>6.1} ms (whole page, with counts and charts)",
+            p95(samples)
+        );
     }
     let mut counts = Vec::new();
     for _ in 0..40 {

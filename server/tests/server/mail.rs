@@ -150,6 +150,20 @@ async fn reconnect_email_after_revocation(engine: Engine) {
     assert!(page.contains("data-emails=\"on\""), "the page shows the choice");
     let bad = ana.post("/connection/emails", &[("emails", "maybe")]).await;
     assert_eq!(bad.status(), 400);
+
+    // The dashboard's counters (kept by triggers) agree with the rows after all of that.
+    ana.post("/connection/disconnect", &[("confirm", "yes")]).await;
+    let counted = app.services().operator.status_counts().await.unwrap();
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, CAST(COUNT(*) AS BIGINT) FROM connections GROUP BY status ORDER BY status")
+            .fetch_all(app.services().db.pool())
+            .await
+            .unwrap();
+    assert_eq!(rows, vec![("disconnected".to_string(), 1)]);
+    assert_eq!(
+        (counted.connected, counted.disconnected, counted.needs_reconnect.len(), counted.not_connected),
+        (0, 1, 0, 0)
+    );
     app.stop().await;
 }
 both_engines!(reconnect_email_after_revocation);
