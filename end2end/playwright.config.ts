@@ -9,6 +9,9 @@ import { chromium } from './chromium';
 const port = Number(process.env.E2E_PORT ?? 3300);
 const simPort = port + 1;
 const baseURL = `http://127.0.0.1:${port}`;
+// The tests' SMTP server: the app sends to port + 2; tests read what arrived on port + 3.
+const smtpPort = port + 2;
+export const SMTP_SINK = `http://127.0.0.1:${port + 3}`;
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'awx-e2e-'));
 export const OPERATOR_EMAIL = 'ops@example.com';
 export const OPERATOR_PASSWORD = 'operator pass phrase 2026';
@@ -27,7 +30,13 @@ export default defineConfig({
     trace: 'retain-on-failure',
     launchOptions: chromium,
   },
-  webServer: {
+  webServer: [{
+    command: `node smtp-sink.mjs ${smtpPort} ${port + 3}`,
+    cwd: __dirname,
+    url: `${SMTP_SINK}/healthz`,
+    reuseExistingServer: false,
+    timeout: 10_000,
+  }, {
     // A fresh database with one operator, then the server.
     command: `sh -c "printf '%s\\n' '${OPERATOR_PASSWORD}' | '${bin}' create-operator --email ${OPERATOR_EMAIL} && exec '${bin}' serve"`,
     cwd: path.resolve(__dirname, '..'),
@@ -46,6 +55,8 @@ export default defineConfig({
       RUST_LOG: process.env.RUST_LOG ?? 'warn',
       // Every test signs up from 127.0.0.1; production keeps the default of 10 an hour.
       SIGN_UPS_PER_ADDRESS_PER_HOUR: '1000',
+      SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
+      MAIL_FROM: 'awx-onboard <no-reply@onboard.test>',
     },
-  },
+  }],
 });

@@ -5,9 +5,11 @@
 //! Past days and hours never change (events are appended with the time they happen), so
 //! each one is computed from the log once, when it has been over for [`SETTLE_SECONDS`],
 //! and kept in a rollup table; the dashboard then reads a few dozen rollup rows plus the
-//! unsettled present.
+//! unsettled present. The expiry forecast is counted at most once a minute.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use sqlx::Row;
 
@@ -100,15 +102,37 @@ fn tally(day: i64, states: &HashMap<i64, Status>) -> StatusDay {
     counts
 }
 
+/// The expiry forecast as last counted (a day-level forecast does not need to be newer
+/// than a minute, and counting it reads every connected row's expiry).
+#[derive(Debug, Clone)]
+struct Forecast {
+    counted_at: std::time::Instant,
+    today: i64,
+    days: Vec<ExpiryDay>,
+}
+
+/// A forecast this fresh is served as it is.
+const FORECAST_FRESH: std::time::Duration = std::time::Duration::from_secs(60);
+/// A forecast this fresh is served while a newer one is counted in the background; an
+/// older one is counted again before the page is served.
+const FORECAST_USABLE: std::time::Duration = std::time::Duration::from_secs(600);
+
 #[derive(Debug, Clone)]
 pub struct Trends {
     db: Database,
     clock: Clock,
+    forecast: Arc<tokio::sync::Mutex<Option<Forecast>>>,
+    recounting: Arc<AtomicBool>,
 }
 
 impl Trends {
     pub fn new(db: Database, clock: Clock) -> Trends {
-        Trends { db, clock }
+        Trends {
+            db,
+            clock,
+            forecast: Arc::default(),
+            recounting: Arc::default(),
+        }
     }
 
     pub async fn load(&self) -> Result<TrendData, sqlx::Error> {
@@ -116,7 +140,7 @@ impl Trends {
         Ok(TrendData {
             status_days: self.status_days(now).await?,
             refresh_hours: self.refresh_hours(now).await?,
-            expiry_days: self.expiry_days(now).await?,
+            expiry_days: self.forecast(now).await?,
         })
     }
 
@@ -315,6 +339,51 @@ impl Trends {
             }
         }
         Ok(hours.iter().map(|h| stored[h]).collect())
+    }
+
+    /// The expiry forecast: counted at most once a minute, recounted in the background
+    /// while a recent one is served.
+    async fn forecast(&self, now: i64) -> Result<Vec<ExpiryDay>, sqlx::Error> {
+        let today = now - now.rem_euclid(DAY);
+        let mut cached = self.forecast.lock().await;
+        if let Some(forecast) = cached.as_ref().filter(|f| f.today == today) {
+            let age = forecast.counted_at.elapsed();
+            if age < FORECAST_FRESH {
+                return Ok(forecast.days.clone());
+            }
+            if age < FORECAST_USABLE && !self.recounting.swap(true, Ordering::SeqCst) {
+                let trends = self.clone();
+                tokio::spawn(async move {
+                    match trends.expiry_days(trends.clock.now()).await {
+                        Ok(days) => {
+                            *trends.forecast.lock().await = Some(Forecast {
+                                counted_at: std::time::Instant::now(),
+                                today,
+                                days,
+                            })
+                        }
+                        Err(error) => tracing::warn!(%error, "the expiry forecast could not be counted"),
+                    }
+                    trends.recounting.store(false, Ordering::SeqCst);
+                });
+                return Ok(forecast.days.clone());
+            }
+            if age < FORECAST_USABLE {
+                return Ok(forecast.days.clone());
+            }
+        }
+        let days = self.expiry_days(now).await?;
+        *cached = Some(Forecast {
+            counted_at: std::time::Instant::now(),
+            today,
+            days: days.clone(),
+        });
+        Ok(days)
+    }
+
+    /// Counts the expiry forecast now (what the background recount does).
+    pub async fn count_forecast(&self) -> Result<Vec<ExpiryDay>, sqlx::Error> {
+        self.expiry_days(self.clock.now()).await
     }
 
     async fn expiry_days(&self, now: i64) -> Result<Vec<ExpiryDay>, sqlx::Error> {

@@ -389,7 +389,7 @@ pub async fn load_trends() -> Result<crate::dto::TrendsView, ServerFnError> {
         id: "trend-expiry".into(),
         title: "Refresh tokens ending, next 60 days".into(),
         description: format!(
-            "Connected refresh tokens by the day they end, if the keeper does not rotate them first. {expiring_soon} within 7 days, {total} within 60 days."
+            "Connected refresh tokens by the day they end if the keeper does not rotate them first (counted at most a minute ago). {expiring_soon} within 7 days, {total} within 60 days."
         ),
         period: "Day".into(),
         labels: data.expiry_days.iter().map(|d| day_label(d.day)).collect(),

@@ -1,18 +1,6 @@
 import { test, expect, Page } from '@playwright/test';
-import AxeBuilder from '@axe-core/playwright';
-import { consent, signUp, uniqueEmail, SIM } from './helpers';
+import { accessible, consent, signUp, uniqueEmail, SIM } from './helpers';
 import { OPERATOR_EMAIL, OPERATOR_PASSWORD } from '../playwright.config';
-
-/** axe-core on the page as it stands: no serious or critical violation (WCAG 2.2 A/AA). */
-async function accessible(page: Page, what: string) {
-  const results = await new AxeBuilder({ page })
-    .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'])
-    .analyze();
-  const serious = results.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  expect(serious, `${what} (${page.url()})`).toEqual([]);
-}
 
 test('every page a visitor and a merchant see has no serious accessibility violation', async ({ page }) => {
   for (const path of ['/', '/signup', '/login', '/no-such-page', '/connect/problem?reason=declined']) {
@@ -78,6 +66,8 @@ test('every operator page has no serious accessibility violation', async ({ page
   await accessible(page, 'webhooks, a new secret');
   await page.getByRole('link', { name: 'http://127.0.0.1:9/hooks' }).first().click();
   await accessible(page, 'an endpoint and its deliveries');
+  await page.goto('/operator/emails');
+  await accessible(page, 'the mail outbox');
 });
 
 /** Presses Tab until `target` has the focus, and checks that the focus can be seen. */

@@ -1,4 +1,5 @@
 import { expect, Page } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
 
 export const SIM = process.env.E2E_SIM_URL ?? `http://127.0.0.1:${Number(process.env.E2E_PORT ?? 3300) + 1}`;
 export const PASSWORD = 'correct horse battery staple';
@@ -30,3 +31,15 @@ export async function consent(page: Page, decision: 'Authorize' | 'Decline', acc
   }
   await page.getByRole('button', { name: decision }).click();
 }
+
+/** axe-core on the page as it stands: no serious or critical violation (WCAG 2.2 A/AA). */
+export async function accessible(page: Page, what: string) {
+  const results = await new AxeBuilder({ page })
+    .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'])
+    .analyze();
+  const serious = results.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  expect(serious, `${what} (${page.url()})`).toEqual([]);
+}
+

@@ -154,6 +154,17 @@ async fn run(engine: Engine) {
         loads.push(sent.elapsed());
     }
     println!("  {:<32} p95 {:>6.1} ms", "trends alone", p95(loads));
+    let mut forecasts = Vec::new();
+    for _ in 0..10 {
+        let sent = Instant::now();
+        services.trends.count_forecast().await.unwrap();
+        forecasts.push(sent.elapsed());
+    }
+    println!(
+        "  {:<32} p95 {:>6.1} ms (once a minute at most, in the background)",
+        "expiry forecast count",
+        p95(forecasts)
+    );
 
     let pages = [
         ("first page", "/operator".to_string()),

@@ -161,7 +161,12 @@ async fn reconnect_email_after_revocation(engine: Engine) {
             .unwrap();
     assert_eq!(rows, vec![("disconnected".to_string(), 1)]);
     assert_eq!(
-        (counted.connected, counted.disconnected, counted.needs_reconnect.len(), counted.not_connected),
+        (
+            counted.connected,
+            counted.disconnected,
+            counted.needs_reconnect.len(),
+            counted.not_connected
+        ),
         (0, 1, 0, 0)
     );
     app.stop().await;
