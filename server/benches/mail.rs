@@ -50,14 +50,15 @@ async fn run(engine: Engine) {
     let received = sink.wait_for(MESSAGES, Duration::from_secs(600)).await;
     let elapsed = started.elapsed().as_secs_f64();
     assert_eq!(received.len(), MESSAGES, "every message arrived");
-    let sent = awx_onboard_server::testing::eventually("every message recorded as sent", Duration::from_secs(30), || async {
-        let sent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox WHERE status = 'sent'")
-            .fetch_one(db)
-            .await
-            .unwrap();
-        (sent == MESSAGES as i64).then_some(sent)
-    })
-    .await;
+    let sent =
+        awx_onboard_server::testing::eventually("every message recorded as sent", Duration::from_secs(30), || async {
+            let sent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox WHERE status = 'sent'")
+                .fetch_one(db)
+                .await
+                .unwrap();
+            (sent == MESSAGES as i64).then_some(sent)
+        })
+        .await;
     println!(
         "{engine:?}: {MESSAGES} queued messages delivered in {elapsed:.1} s = {:.0} messages/s \
          ({} SMTP connections; {sent} recorded as sent; peak memory {:.0} MB)",
