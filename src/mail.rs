@@ -182,7 +182,7 @@ struct NewMail {
     wanted: bool,
 }
 
-/// Writes one message unless its dedupe key is already there. Returns whether it did.
+/// Writes one message unless its dedupe key is already there.
 async fn insert<'e, E>(executor: E, mail: NewMail, now: i64) -> Result<(), sqlx::Error>
 where
     E: sqlx::Executor<'e, Database = Any>,

@@ -133,7 +133,10 @@ impl Application {
         let keeper = tokio::spawn(self.state.services.keeper.clone().run(keeper_stopped.clone()));
         let deliverer = tokio::spawn(self.state.services.deliverer.clone().run(keeper_stopped.clone()));
         if !self.state.services.mailer.configured() {
-            tracing::warn!("no SMTP_URL: emails stay in the outbox (not sent: no mail server configured)");
+            tracing::warn!(
+                "emails: not sent: no mail server configured (set SMTP_URL, e.g. smtp://127.0.0.1:2525); \
+                 they wait in the outbox at /operator/emails"
+            );
         }
         let mailer = tokio::spawn(self.state.services.mailer.clone().run(keeper_stopped.clone()));
         let flusher = tokio::spawn(flush_token_reads(self.state.services.clone(), keeper_stopped.clone()));

@@ -68,6 +68,9 @@ fn check_config_lists_every_problem_and_touches_nothing() {
             ("DATABASE_URL", "mysql://nope"),
             ("TRUSTED_PROXIES", "10.0.0.0/99"),
             ("TOKEN_ENCRYPTION_KEY", "short"),
+            ("SMTP_URL", "http://mail.example.com"),
+            ("MAIL_FROM", "nobody"),
+            ("DIGEST_HOUR_UTC", "24"),
         ],
         &dir,
     );
@@ -77,6 +80,9 @@ fn check_config_lists_every_problem_and_touches_nothing() {
         "DATABASE_URL",
         "TRUSTED_PROXIES",
         "TOKEN_ENCRYPTION_KEY",
+        "SMTP_URL",
+        "MAIL_FROM",
+        "DIGEST_HOUR_UTC",
     ] {
         assert!(text.contains(variable), "{variable} missing in {text}");
     }
@@ -97,6 +103,22 @@ fn check_config_lists_every_problem_and_touches_nothing() {
         !text.contains(awx_onboard::simulator::DEFAULT_CLIENT_SECRET),
         "no secret printed"
     );
+    assert_eq!(
+        text.matches("not sent: no mail server configured").count(),
+        1,
+        "said once: {text}"
+    );
+    let (ok, text) = binary(
+        &["check-config"],
+        &[
+            ("DATABASE_URL", "sqlite://data/check.db"),
+            ("SMTP_URL", "smtps://mailer:hunter2-secret@smtp.example.com:465"),
+        ],
+        &dir,
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("sent through SMTP_URL"), "{text}");
+    assert!(!text.contains("hunter2-secret"), "the SMTP password is not printed");
     assert!(
         std::fs::read_dir(&dir).unwrap().next().is_none(),
         "no database, no key file, nothing"
