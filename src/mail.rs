@@ -24,6 +24,11 @@ pub use sender::{MailSettings, Mailer, SmtpUrlError};
 pub const EXPIRY_WARNING_DAYS: i64 = 7;
 const DAY: i64 = 86_400;
 
+/// Whether the account signed in on this request gets emails, as read with its session
+/// (left in the request's extensions by the server, read by the connection page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmailChoice(pub bool);
+
 /// What a message is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

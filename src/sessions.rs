@@ -45,6 +45,9 @@ impl SessionState {
     /// Key under which the store leaves the merchant's connection summary, read with the
     /// session; never saved.
     const CONNECTION: &'static str = "__connection";
+    /// Key under which the store leaves whether the account gets emails, read with the
+    /// session; never saved.
+    const EMAILS: &'static str = "__emails";
 
     pub fn new(session: Session) -> SessionState {
         SessionState(session)
@@ -63,6 +66,12 @@ impl SessionState {
             .await
             .ok()
             .flatten()
+    }
+
+    /// Whether the signed-in account gets emails, as read with the session (`None` when it
+    /// was not read that way).
+    pub async fn emails_on(&self) -> Option<bool> {
+        self.0.get::<bool>(Self::EMAILS).await.ok().flatten()
     }
 
     /// Signs `account` in: a new session id first (no fixation), then the account, saved at
@@ -121,6 +130,7 @@ fn backend(error: impl std::fmt::Display) -> session_store::Error {
 fn encode(record: &Record) -> session_store::Result<(Vec<u8>, Option<i64>)> {
     let mut data = record.data.clone();
     data.remove(SessionState::CONNECTION);
+    data.remove(SessionState::EMAILS);
     let data = serde_json::to_vec(&data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
     let account_id = record
         .data
@@ -181,7 +191,8 @@ impl SessionStore for DbSessionStore {
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
         // One round trip: the session, its account as it is now, the merchant's connection.
         let row = sqlx::query(&format!(
-            "SELECT s.data, s.expiry_date, s.account_id, m.id AS member_id, m.email, m.role, {SUMMARY_COLUMNS} \
+            "SELECT s.data, s.expiry_date, s.account_id, m.id AS member_id, m.email, m.role, \
+             m.email_notifications AS m_emails, {SUMMARY_COLUMNS} \
              FROM sessions s LEFT JOIN merchants m ON m.id = s.account_id \
              LEFT JOIN connections c ON c.merchant_id = m.id WHERE s.id = $1 AND s.expiry_date > $2"
         ))
@@ -223,8 +234,11 @@ impl SessionStore for DbSessionStore {
                 SessionState::CONNECTION.to_string(),
                 serde_json::to_value(summary).map_err(encode_error)?,
             );
+            let emails: i64 = row.try_get("m_emails").map_err(backend)?;
+            data.insert(SessionState::EMAILS.to_string(), serde_json::Value::Bool(emails != 0));
         } else {
             data.remove(SessionState::SIGNED_IN);
+            data.remove(SessionState::EMAILS);
         }
         Ok(Some(Record {
             id: *session_id,

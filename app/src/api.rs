@@ -84,11 +84,17 @@ pub async fn load_connection() -> Result<ConnectionView, ServerFnError> {
         .overview(account.id, known)
         .await
         .map_err(|_| ServerFnError::new("Something went wrong on our side. Please try again."))?;
-    let emails_on = services
-        .mail
-        .emails_on(account.id)
-        .await
-        .map_err(|_| ServerFnError::new("Something went wrong on our side. Please try again."))?;
+    // Read with the session too when the server had it; otherwise one more query.
+    let known_choice = use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<awx_onboard::mail::EmailChoice>().copied());
+    let emails_on = match known_choice {
+        Some(choice) => choice.0,
+        None => services
+            .mail
+            .emails_on(account.id)
+            .await
+            .map_err(|_| ServerFnError::new("Something went wrong on our side. Please try again."))?,
+    };
     let state = match overview.status {
         None => ConnectionState::NotConnected,
         Some(ConnectionStatus::Connected) => ConnectionState::Connected,

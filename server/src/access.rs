@@ -43,6 +43,9 @@ pub async fn load_account(
         if let Some(connection) = session.connection().await {
             request.extensions_mut().insert(CurrentConnection(connection));
         }
+        if let Some(on) = session.emails_on().await {
+            request.extensions_mut().insert(awx_onboard::mail::EmailChoice(on));
+        }
     }
     request.extensions_mut().insert(CurrentAccount(account));
     request.extensions_mut().insert(session);

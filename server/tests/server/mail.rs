@@ -118,6 +118,11 @@ async fn reconnect_email_after_revocation(engine: Engine) {
     assert_eq!(done.status(), 200);
     assert!(done.text().await.unwrap().contains("Emails turned off"));
     assert!(!app.services().mail.emails_on(merchant_id).await.unwrap());
+    let page = ana.page("/connection").await;
+    assert!(
+        page.contains("data-emails=\"off\""),
+        "the merchant's page shows emails off"
+    );
     let forged = provider
         .post(format!("{}/email/unsubscribe?t=nope", app.base))
         .send()
