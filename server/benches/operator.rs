@@ -71,7 +71,7 @@ async fn plans(db: &awx_onboard::db::Database, engine: Engine) {
         ("first page", "SELECT c.id FROM connections c JOIN merchants m ON m.id = c.merchant_id ORDER BY COALESCE(c.refresh_expires_at, 9000000000000000000) ASC, c.id ASC LIMIT 51"),
         ("filtered", "SELECT c.id FROM connections c JOIN merchants m ON m.id = c.merchant_id WHERE c.status = 'needs_reconnect' ORDER BY COALESCE(c.refresh_expires_at, 9000000000000000000) ASC, c.id ASC LIMIT 51"),
         ("deep page", "SELECT c.id FROM connections c JOIN merchants m ON m.id = c.merchant_id WHERE COALESCE(c.refresh_expires_at, 9000000000000000000) >= 1800000000 AND (COALESCE(c.refresh_expires_at, 9000000000000000000) > 1800000000 OR c.id > 50000) ORDER BY COALESCE(c.refresh_expires_at, 9000000000000000000) ASC, c.id ASC LIMIT 51"),
-        ("counts", "SELECT status, status_reason, COUNT(*) FROM connections GROUP BY status, status_reason"),
+        ("counts", "SELECT status, reason, SUM(n) FROM connection_status_counts GROUP BY status, reason"),
     ];
     for (label, sql) in queries {
         let plan: Vec<String> = match engine {

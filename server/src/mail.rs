@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use app::paths::{self, Notice};
-use awx_onboard::mail::compose::escape;
+use awx_onboard::html::escape;
 
 use crate::access::{OperatorUser, SignedIn};
 use crate::error::AppError;

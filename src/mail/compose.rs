@@ -2,6 +2,7 @@
 //! content, no tracking), with the link that fixes the problem and the way to stop them.
 
 use super::{DigestContext, MailKind};
+use crate::html::escape;
 use crate::time::human_datetime;
 
 /// A message ready to be sent.
@@ -234,22 +235,6 @@ fn html_of(subject: &str, parts: &[Part]) -> String {
          <body style=\"font-family:sans-serif;color:#1a1f2b;line-height:1.5\">{body}</body></html>",
         escape(subject)
     )
-}
-
-/// HTML text and attribute escaping.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

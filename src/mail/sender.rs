@@ -21,7 +21,7 @@ use super::compose::{compose, Letter};
 use super::{MailKind, MailOutbox};
 use crate::db::Database;
 use crate::secret::random_urlsafe;
-use crate::time::{real_now, Clock};
+use crate::time::Clock;
 
 /// The answer recorded for messages while no SMTP server is configured.
 pub const NOT_CONFIGURED: &str = "not sent: no mail server configured";
@@ -251,19 +251,15 @@ impl Mailer {
     }
 
     async fn claim(&self) -> Result<Vec<Claimed>, sqlx::Error> {
-        let real = real_now();
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "UPDATE mail_outbox SET lease_owner = $1, lease_until = $2 \
-             WHERE id IN (SELECT id FROM mail_outbox WHERE status = 'queued' AND next_attempt_at <= $3 \
-               AND (lease_until IS NULL OR lease_until < $4) ORDER BY next_attempt_at, id LIMIT $5) \
-             AND status = 'queued' AND (lease_until IS NULL OR lease_until < $4) RETURNING id",
+        let ids = crate::outbox_queue::claim_due(
+            &self.db,
+            "mail_outbox",
+            "queued",
+            &self.instance,
+            self.settings.lease,
+            self.clock.now(),
+            self.settings.batch,
         )
-        .bind(&self.instance)
-        .bind(real + self.settings.lease.as_secs() as i64)
-        .bind(self.clock.now())
-        .bind(real)
-        .bind(self.settings.batch)
-        .fetch_all(self.db.pool())
         .await?;
         let mut claimed = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
@@ -360,14 +356,8 @@ impl Mailer {
             Outcome::Refused(answer) => ("failed", answer, now, None),
             Outcome::Retry(answer) => {
                 let give_up = now - message.created_at >= self.settings.give_up_after.as_secs() as i64;
-                let backoff = (self.settings.retry_base.as_secs_f64() * 2f64.powi((attempts - 1).min(20) as i32))
-                    .min(3600.0) as i64;
-                (
-                    if give_up { "failed" } else { "queued" },
-                    answer,
-                    now + backoff.max(1),
-                    None,
-                )
+                let backoff = crate::outbox_queue::backoff_seconds(self.settings.retry_base, attempts);
+                (if give_up { "failed" } else { "queued" }, answer, now + backoff, None)
             }
         };
         crate::metrics::record_mail(status);

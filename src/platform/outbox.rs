@@ -483,19 +483,15 @@ impl Deliverer {
     }
 
     async fn claim(&self) -> Result<Vec<Claimed>, sqlx::Error> {
-        let real = real_now();
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 \
-             WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $3 \
-               AND (lease_until IS NULL OR lease_until < $4) ORDER BY next_attempt_at, id LIMIT $5) \
-             AND status = 'pending' AND (lease_until IS NULL OR lease_until < $4) RETURNING id",
+        let ids = crate::outbox_queue::claim_due(
+            &self.db,
+            "webhook_deliveries",
+            "pending",
+            &self.instance,
+            self.settings.lease,
+            self.clock.now(),
+            self.settings.batch,
         )
-        .bind(&self.instance)
-        .bind(real + self.settings.lease.as_secs() as i64)
-        .bind(self.clock.now())
-        .bind(real)
-        .bind(self.settings.batch)
-        .fetch_all(self.db.pool())
         .await?;
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -550,8 +546,7 @@ impl Deliverer {
             }
             Err((status, error)) => {
                 let give_up = now - delivery.created_at >= self.settings.give_up_after.as_secs() as i64;
-                let backoff = (self.settings.retry_base.as_secs_f64() * 2f64.powi((attempts - 1).min(20) as i32))
-                    .min(3600.0) as i64;
+                let backoff = crate::outbox_queue::backoff_seconds(self.settings.retry_base, attempts);
                 crate::metrics::record_webhook_delivery(if give_up { "failed" } else { "retry" });
                 tracing::info!(
                     delivery = delivery.id,
@@ -569,7 +564,7 @@ impl Deliverer {
                 .bind(attempts)
                 .bind(status.map(i64::from))
                 .bind(error.chars().take(300).collect::<String>())
-                .bind(now + backoff.max(1))
+                .bind(now + backoff)
                 .bind(delivery.id)
                 .bind(&self.instance)
                 .execute(self.db.pool())

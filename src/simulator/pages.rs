@@ -3,23 +3,8 @@
 use super::accounts::SimAccount;
 use super::handlers::{AuthorizeParams, ValidAuthorize};
 use super::state::SimConnection;
+use crate::html::escape as esc;
 use crate::time::rfc3339;
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
 
 const STYLE: &str = "body{margin:0;font-family:system-ui,sans-serif;background:#f4f5f8;color:#14171f}\
 header{background:#14171f;color:#fff;padding:14px 24px;font-weight:700;letter-spacing:.02em}\
