@@ -266,6 +266,11 @@ impl Accounts {
         }
     }
 
+    /// Hashes waiting for a slot right now (for the operator's view and for tests).
+    pub fn hashes_waiting(&self) -> usize {
+        self.hashing.waiting()
+    }
+
     async fn hash(&self, password: &Password, priority: Priority) -> Result<String, AccountError> {
         let password = password.expose().to_string();
         self.hashing

@@ -192,6 +192,12 @@ impl Simulator {
         self.inner.counters()
     }
 
+    /// How many connections are being refreshed right now (a second refresh of one of
+    /// them gets 429): what a test waits for instead of sleeping.
+    pub fn refreshes_in_flight(&self) -> usize {
+        self.inner.refreshes_in_flight()
+    }
+
     /// The HTTP surface: Airwallex's endpoints, the merchant pages and the test controls.
     pub fn router(&self) -> Router {
         Router::new()

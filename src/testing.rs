@@ -125,6 +125,16 @@ impl TestDatabase {
     }
 }
 
+/// Waits until `condition` holds, checking every 5 ms; panics naming `what` after 20 s.
+/// What a test waits for instead of sleeping through a race it sets up.
+pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "waited 20 s for: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// Inserts a merchant with an unusable password hash; returns its id.
 pub async fn insert_merchant(db: &Database, email: &str) -> i64 {
     sqlx::query_scalar(

@@ -2,9 +2,9 @@
 //! product relies on.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use awx_onboard::simulator::{self, SimClient, SimConfig, Simulator};
+use awx_onboard::testing::wait_until;
 use awx_onboard::webhook_signature;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -193,12 +193,7 @@ impl Sim {
     }
 
     async fn wait_for_webhooks(&self, count: usize) -> Vec<(String, String, String)> {
-        for _ in 0..100 {
-            if self.webhooks.lock().unwrap().len() >= count {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until("the webhooks arrive", || self.webhooks.lock().unwrap().len() >= count).await;
         self.webhooks.lock().unwrap().clone()
     }
 }
@@ -496,7 +491,7 @@ async fn a_concurrent_refresh_gets_429_and_exactly_one_succeeds() {
         });
         tokio::spawn(async move { http.post(url).json(&body).send().await.unwrap().status() })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    wait_until("the slow refresh is in flight", || sim.sim.refreshes_in_flight() == 1).await;
     let others = futures::future::join_all((0..8).map(|_| sim.refresh(&refresh_token))).await;
     for (status, body) in &others {
         assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS);

@@ -126,6 +126,8 @@ pub struct Config {
     pub mail_from: String,
     /// `DIGEST_HOUR_UTC`: from this hour on, the operators' daily digest is due.
     pub digest_hour: u32,
+    /// `PAGE_RENDER_TIMEOUT_SECONDS`: a page not rendered by then answers 503.
+    pub render_deadline: Duration,
 }
 
 impl Config {
@@ -556,6 +558,10 @@ impl Config {
                 .collect(),
         );
         let drain = r.seconds("DRAIN_SECONDS", 5, 300);
+        let render_deadline = r.seconds("PAGE_RENDER_TIMEOUT_SECONDS", 20, 600);
+        if render_deadline.is_zero() {
+            r.fail("PAGE_RENDER_TIMEOUT_SECONDS", "must be at least 1 second");
+        }
         let site_root = r.raw("LEPTOS_SITE_ROOT").map(PathBuf::from);
         let webhook_delivery_lease = r.seconds("WEBHOOK_DELIVERY_LEASE_SECONDS", 30, 3600);
         if webhook_delivery_lease < Duration::from_secs(11) {
@@ -629,6 +635,7 @@ impl Config {
             smtp_url,
             mail_from,
             digest_hour,
+            render_deadline,
         })
     }
 }

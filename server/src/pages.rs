@@ -40,7 +40,29 @@ async fn render(
         },
         move || shell(options.clone()),
     );
-    render(request).await.into_response()
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|matched| matched.as_str().to_string())
+        .unwrap_or_else(|| request.uri().path().to_string());
+    let deadline = state.config.render_deadline;
+    // Async rendering collects the whole page before the headers go out: a render that
+    // never finishes would leave the client with nothing at all.
+    match tokio::time::timeout(deadline, render(request)).await {
+        Ok(rendered) => rendered.into_response(),
+        Err(_) => {
+            tracing::error!(
+                route = %route,
+                deadline_seconds = deadline.as_secs(),
+                "the page did not finish rendering in time; answered 503"
+            );
+            plain_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "This page is taking too long",
+                "We could not put this page together in time. Please try again in a moment.",
+            )
+        }
+    }
 }
 
 /// The handler of every page route.

@@ -16,6 +16,19 @@ use crate::{
     sessions, telemetry, webhook,
 };
 
+/// The app's page routes, listed once per process.
+///
+/// Listing them renders the app once under `leptos::server::SuppressResourceLoad`, and that
+/// guard is one flag for the whole process (`IS_SUPPRESSING_RESOURCE_LOAD` in leptos_server
+/// 0.8.8's `resource.rs`): a resource first polled while it is held awaits a future that
+/// never wakes, so a page rendered at the same moment by another app in the process (tests
+/// and benches run many) would never answer. Listed once, before the first router exists,
+/// no render can overlap the listing. [`crate::pages`] bounds every render as well.
+pub fn route_listings() -> &'static [AxumRouteListing] {
+    static LISTINGS: std::sync::OnceLock<Vec<AxumRouteListing>> = std::sync::OnceLock::new();
+    LISTINGS.get_or_init(|| generate_route_list(App))
+}
+
 /// Adds the Leptos pages and the server functions that live in `area`.
 fn with_leptos(mut router: Router<AppState>, area: Area, listings: &[AxumRouteListing]) -> Router<AppState> {
     let pages_here: Vec<AxumRouteListing> = listings
@@ -52,7 +65,7 @@ fn guarded(router: Router<AppState>, area: Area) -> Router<AppState> {
 }
 
 pub fn build_router(state: AppState) -> Router {
-    let listings = generate_route_list(App);
+    let listings = route_listings();
     let public = Router::new()
         .route(paths::HEALTHZ, get(health::healthz))
         .route(paths::READYZ, get(health::readyz))
@@ -99,15 +112,9 @@ pub fn build_router(state: AppState) -> Router {
         state.config.secure_cookies(),
     );
     let app = Router::new()
-        .merge(with_leptos(public, Area::Public, &listings))
-        .merge(guarded(
-            with_leptos(merchant, Area::Merchant, &listings),
-            Area::Merchant,
-        ))
-        .merge(guarded(
-            with_leptos(operator, Area::Operator, &listings),
-            Area::Operator,
-        ))
+        .merge(with_leptos(public, Area::Public, listings))
+        .merge(guarded(with_leptos(merchant, Area::Merchant, listings), Area::Merchant))
+        .merge(guarded(with_leptos(operator, Area::Operator, listings), Area::Operator))
         // Any other path: the app's own 404 page.
         .fallback(pages::page)
         .layer(axum::middleware::from_fn_with_state(

@@ -97,6 +97,11 @@ impl HashingPool {
         })
     }
 
+    /// Callers waiting for a slot right now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
     /// Runs `work` on the blocking pool once a slot is free, or refuses at once when too
     /// many are waiting already.
     pub async fn run<T: Send + 'static>(

@@ -364,9 +364,12 @@ impl Mailer {
         if status != "sent" {
             tracing::info!(message = message.id, attempts, status, answer = %answer, "email not sent");
         }
+        // A sent message keeps the instance that sent it in `lease_owner` (only queued
+        // messages are claimed, so it holds nothing back).
         let result = sqlx::query(
             "UPDATE mail_outbox SET status = $1, attempts = $2, last_answer = $3, next_attempt_at = $4, sent_at = $5, \
-             lease_owner = NULL, lease_until = NULL WHERE id = $6 AND lease_owner = $7",
+             lease_owner = CASE WHEN $1 = 'sent' THEN lease_owner END, lease_until = NULL \
+             WHERE id = $6 AND lease_owner = $7",
         )
         .bind(status)
         .bind(attempts)

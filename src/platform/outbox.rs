@@ -532,8 +532,10 @@ impl Deliverer {
             Ok(status) => {
                 crate::metrics::record_webhook_delivery("delivered");
                 sqlx::query(
+                    // A delivered row keeps the instance that delivered it in `lease_owner`
+                    // (only pending rows are claimed, so it holds nothing back).
                     "UPDATE webhook_deliveries SET status = 'delivered', attempts = $1, last_status = $2, \
-                     last_error = NULL, delivered_at = $3, lease_owner = NULL, lease_until = NULL \
+                     last_error = NULL, delivered_at = $3, lease_until = NULL \
                      WHERE id = $4 AND lease_owner = $5",
                 )
                 .bind(attempts)

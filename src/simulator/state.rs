@@ -205,6 +205,10 @@ impl SimState {
         self.lock().counters.clone()
     }
 
+    pub fn refreshes_in_flight(&self) -> usize {
+        self.lock().connections.values().filter(|c| c.refreshing).count()
+    }
+
     /// Removes every code, token, connection, fault, created account and count.
     pub fn reset(&self) {
         let mut data = self.lock();

@@ -22,6 +22,9 @@ pub enum Mode {
     Fail,
     /// Keeps the request open, unanswered, until the mode changes.
     Hold,
+    /// Keeps the request open until the mode changes, then answers it as the new mode does
+    /// (a slow platform: its sender is still waiting).
+    Park,
 }
 
 /// One request as it arrived.
@@ -92,7 +95,7 @@ impl WebhookReceiver {
         self.received().into_iter().filter(|r| r.answered == 204).collect()
     }
 
-    /// Requests open right now in [`Mode::Hold`].
+    /// Requests open right now in [`Mode::Hold`] or [`Mode::Park`].
     pub fn held(&self) -> usize {
         *self.inner.held.lock().unwrap()
     }
@@ -114,14 +117,17 @@ impl WebhookReceiver {
 
 async fn receive(State(receiver): State<WebhookReceiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let mut mode = receiver.mode.subscribe();
-    if *mode.borrow() == Mode::Hold {
+    let arrived_in = *mode.borrow();
+    if matches!(arrived_in, Mode::Hold | Mode::Park) {
         *receiver.inner.held.lock().unwrap() += 1;
         receiver.inner.arrived.notify_waiters();
-        let _ = mode.wait_for(|m| *m != Mode::Hold).await;
+        let _ = mode.wait_for(|m| *m != arrived_in).await;
         *receiver.inner.held.lock().unwrap() -= 1;
-        // The sender has long given up; a held request is recorded as never answered.
-        record(&receiver, &headers, &body, 0, false);
-        return StatusCode::SERVICE_UNAVAILABLE;
+        if arrived_in == Mode::Hold {
+            // The sender has long given up; a held request is recorded as never answered.
+            record(&receiver, &headers, &body, 0, false);
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
     }
     let verified = receiver
         .inner

@@ -140,3 +140,59 @@ async fn bodiless_errors_become_pages_in_the_app_style() {
     assert!(html.contains("Not allowed") && html.contains("/pkg/awx-onboard.css"));
     app.stop().await;
 }
+
+/// Leptos 0.8 keeps one process-wide flag that suppresses every resource while a route
+/// list is generated (`IS_SUPPRESSING_RESOURCE_LOAD` in leptos_server's `resource.rs`); a
+/// page whose resource first polls inside that window waits forever. Apps built while
+/// pages render (as the tests and benches do, one app each) must never leave a page
+/// without an answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_answer_while_other_apps_are_built() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let builder = std::thread::spawn({
+        let (stop, state, runtime) = (stop.clone(), app.state.clone(), tokio::runtime::Handle::current());
+        move || {
+            let _entered = runtime.enter();
+            let mut built = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                drop(awx_onboard_server::build_router(state.clone()));
+                built += 1;
+            }
+            built
+        }
+    });
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let requests = (0..24).map(|i| {
+        let (client, url) = (client.clone(), format!("{}/", app.base));
+        async move {
+            tokio::time::sleep(Duration::from_millis(25 * i)).await;
+            match client.get(&url).send().await {
+                Ok(response) if response.status() == 200 => None,
+                Ok(response) => Some(format!("request {i}: {}", response.status())),
+                Err(error) => Some(format!("request {i}: no answer within 10 s ({error})")),
+            }
+        }
+    });
+    let failures: Vec<String> = futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    stop.store(true, Ordering::Relaxed);
+    let built = builder.join().unwrap();
+    assert!(built > 0, "apps were built meanwhile");
+    assert!(
+        failures.is_empty(),
+        "{} of 24 pages failed: {failures:?}",
+        failures.len()
+    );
+    app.stop().await;
+}

@@ -97,7 +97,9 @@ async fn reconnect_email_after_revocation(engine: Engine) {
         .await
         .unwrap();
     assert!(!again, "the connection is not connected any more");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Nothing more can go out: the outbox holds the one message, sent.
+    let rows = outbox(&app).await;
+    assert_eq!((rows.len(), rows[0].0.as_str()), (1, "sent"), "{rows:?}");
     assert_eq!(sink.received().len(), 1, "still one email");
 
     // One-click unsubscribe as a mail provider does it: a POST without cookies or Origin.
@@ -143,7 +145,8 @@ async fn reconnect_email_after_revocation(engine: Engine) {
     )
     .await;
     assert_eq!(suppressed[1].0, "suppressed");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Nothing queued is left that could still go out.
+    assert!(outbox(&app).await.iter().all(|m| m.0 != "queued"));
     assert_eq!(sink.received().len(), 1, "no email after opting out");
 
     // The switch on /connection turns them back on.
@@ -220,7 +223,8 @@ async fn retries_until_the_server_takes_it() {
     })
     .await;
     assert!(sent.1 >= 3);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The message is recorded as sent, so it is never claimed again.
+    assert_eq!(outbox(&app).await.len(), 1);
     assert_eq!(sink.received().len(), 1, "sent exactly once");
 
     // A permanent refusal: failed at once, with the server's answer, on the outbox page.
@@ -285,7 +289,23 @@ async fn two_instances_send_each_message_once() {
     }
     let mails = sink.wait_for(MESSAGES, Duration::from_secs(60)).await;
     assert_eq!(mails.len(), MESSAGES);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every message recorded as sent: nothing is left that could be sent again.
+    let senders: Vec<(String, i64)> = eventually("every outcome recorded", Duration::from_secs(20), || async {
+        let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox WHERE status <> 'sent'")
+            .fetch_one(first.services().db.pool())
+            .await
+            .unwrap();
+        let senders: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT lease_owner, COUNT(*) FROM mail_outbox WHERE status = 'sent' GROUP BY lease_owner ORDER BY 1",
+        )
+        .fetch_all(first.services().db.pool())
+        .await
+        .unwrap();
+        (queued == 0).then_some(senders)
+    })
+    .await;
+    assert_eq!(senders.len(), 2, "both instances sent: {senders:?}");
+    assert_eq!(senders.iter().map(|(_, n)| *n as usize).sum::<usize>(), MESSAGES);
     let mut recipients: Vec<String> = sink.received().iter().map(|m| m.to[0].clone()).collect();
     assert_eq!(recipients.len(), MESSAGES, "no message sent twice");
     recipients.sort();
@@ -380,7 +400,8 @@ async fn without_a_mail_server_messages_wait() {
         (outbox(&app).await.len() == 1).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Without a mail server nothing claims it: rounds send nothing, and it stays as it was.
+    assert_eq!(app.services().mailer.run_once().await.unwrap(), 0);
     let rows = outbox(&app).await;
     assert_eq!((rows[0].0.as_str(), rows[0].1), ("queued", 0));
     app.create_operator("ops@example.com").await;

@@ -188,7 +188,22 @@ async fn operator_actions_are_logged_with_the_operator() {
 
 #[tokio::test]
 async fn metrics_are_served_to_loopback_in_prometheus_format() {
+    /// A series' value in a scrape (0 when it is not there yet).
+    fn value(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
     let app = TestApp::spawn(Engine::Sqlite).await;
+    let scrape = || async {
+        let response = reqwest::get(format!("{}/metrics", app.base)).await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    };
+    // The counters are the process's (other tests count too): only their growth is ours.
+    const FAILURES: &str = "awx_login_failures_total{reason=\"invalid_credentials\"}";
+    const SIGN_UPS: &str = "awx_http_requests_total{method=\"POST\",route=\"/signup\",status=\"303\"}";
+    let before = scrape().await;
     connected_merchant(&app, "shop@example.com").await;
     app.browser()
         .post(
@@ -196,20 +211,14 @@ async fn metrics_are_served_to_loopback_in_prometheus_format() {
             &[("email", "shop@example.com"), ("password", "wrong wrong wrong")],
         )
         .await;
-    let text = reqwest::get(format!("{}/metrics", app.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for needle in [
-        "awx_connections{status=\"connected\"} 1",
-        "awx_keeper_backlog",
-        "awx_refresh_duration_seconds_bucket",
-        "awx_login_failures_total{reason=\"invalid_credentials\"}",
-        "awx_http_requests_total{method=\"POST\",route=\"/signup\",status=\"303\"}",
-    ] {
-        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    let after = scrape().await;
+    assert!(value(&after, FAILURES) >= value(&before, FAILURES) + 1.0, "{after}");
+    assert!(value(&after, SIGN_UPS) >= value(&before, SIGN_UPS) + 1.0, "{after}");
+    // The gauges are this app's database's.
+    assert_eq!(value(&before, "awx_connections{status=\"connected\"}"), 0.0, "{before}");
+    assert_eq!(value(&after, "awx_connections{status=\"connected\"}"), 1.0, "{after}");
+    for needle in ["awx_keeper_backlog", "awx_refresh_duration_seconds_bucket"] {
+        assert!(after.contains(needle), "missing {needle} in\n{after}");
     }
     app.stop().await;
 }

@@ -133,12 +133,22 @@ async fn migrate_brings_the_schema_up_to_date_and_exits() {
     let (ok, text) = binary(&["migrate"], &[("DATABASE_URL", &db.url)], &dir);
     assert!(ok, "{text}");
     assert!(text.contains("up to date"), "{text}");
-    let pool = db.connect().await;
-    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-        .fetch_one(pool.pool())
+    // Opened without migrating: whatever is applied, the binary applied.
+    let pool = awx_onboard::db::Database::connect(&db.url).await.unwrap();
+    let applied: Vec<(i64, bool)> = sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(pool.pool())
         .await
         .unwrap();
-    assert!(applied >= 3);
+    let mut expected: Vec<i64> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/postgres"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".sql"))
+        .map(|name| name.split('_').next().unwrap().parse().unwrap())
+        .collect();
+    expected.sort();
+    assert!(expected.len() >= 6, "the migrations folder is read: {expected:?}");
+    assert_eq!(applied.iter().map(|(v, _)| *v).collect::<Vec<_>>(), expected);
+    assert!(applied.iter().all(|(_, success)| *success), "{applied:?}");
     pool.close().await;
     db.remove().await;
     std::fs::remove_dir_all(dir).unwrap();
@@ -171,6 +181,34 @@ async fn rotate_key_re_encrypts_everything_so_the_old_key_can_go() {
     // Again: nothing left to do.
     let (ok, text) = run(KEY_B, KEY_A);
     assert!(ok && text.contains("0 of 0"), "{text}");
+    // What the binary said is true: every stored token opens with the new key alone.
+    let key_b: [u8; 32] = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, KEY_B)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let new_only = awx_onboard::crypto::TokenCipher::new(&key_b, &[]);
+    let db = awx_onboard::db::Database::connect(&url).await.unwrap();
+    let rows = sqlx::query("SELECT id, key_id, access_token, refresh_token FROM connections")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        let id: i64 = sqlx::Row::get(row, "id");
+        let key_id: String = sqlx::Row::get(row, "key_id");
+        assert_eq!(key_id, new_only.current_key_id());
+        for field in ["access_token", "refresh_token"] {
+            let sealed: Vec<u8> = sqlx::Row::get(row, field);
+            new_only
+                .decrypt(
+                    &key_id,
+                    &sealed,
+                    &awx_onboard::crypto::associated_data("connections", id, field),
+                )
+                .unwrap_or_else(|e| panic!("connection {id} {field} after rotate-key: {e}"));
+        }
+    }
+    db.close().await;
     std::fs::remove_dir_all(dir).unwrap();
     app.stop().await;
 }
@@ -417,23 +455,44 @@ async fn on_shutdown_readyz_fails_at_once_requests_finish_then_connections_are_r
     let base = app.base.clone();
     // A slow request is in flight when the signal comes (Airwallex answers after 3 s).
     app.sim().inject(Endpoint::Account, FaultKind::Delay { ms: 3000 }, 1);
+    let calls = app.sim().counters().account_calls;
     let slow = {
         let browser = browser.clone();
         tokio::spawn(async move { browser.get("/connection").await.status() })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    awx_onboard::testing::wait_until("the slow page waits for Airwallex", || {
+        app.sim().counters().account_calls > calls
+    })
+    .await;
     let signalled = Instant::now();
     app.begin_shutdown();
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let fresh = || reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-    let ready = fresh().get(format!("{base}/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "not ready at once");
+    // The signal reaches the server task at once; its next /readyz answers 503.
+    let ready = loop {
+        let status = fresh().get(format!("{base}/readyz")).send().await.unwrap().status();
+        if status == StatusCode::SERVICE_UNAVAILABLE || signalled.elapsed() > Duration::from_secs(1) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(ready, StatusCode::SERVICE_UNAVAILABLE, "not ready at once");
     let home = fresh().get(format!("{base}/")).send().await.unwrap();
     assert_eq!(home.status(), StatusCode::OK, "still serving during the drain");
-    // After the drain delay: no new connections.
-    tokio::time::sleep(Duration::from_millis(2300).saturating_sub(signalled.elapsed())).await;
-    let refused = fresh().get(format!("{base}/")).send().await;
-    assert!(refused.is_err(), "new connections are refused after the drain");
+    // After the drain delay (2 s): no new connections.
+    let refused_after = loop {
+        if fresh().get(format!("{base}/")).send().await.is_err() {
+            break signalled.elapsed();
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "new connections still accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        refused_after >= Duration::from_secs(2),
+        "served throughout the drain: refused after {refused_after:?}"
+    );
     assert_eq!(slow.await.unwrap(), StatusCode::OK, "the request in flight finished");
     app.stop().await;
 }
