@@ -1,22 +1,21 @@
 //! Token vault figures on this machine: fresh-token lookups per second (1 and 64
 //! concurrent callers, SQLite and PostgreSQL) and the keeper's refresh rate over 10,000
-//! connections against the local simulator. Prints figures; asserts nothing.
+//! connections against the local simulator. Prints figures; fails when a lookup fails or
+//! the keeper rotates other than every due connection once.
 //!
 //! Run: `cargo bench --bench vault` (PostgreSQL from TEST_POSTGRES_URL).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use awx_onboard::airwallex::{AirwallexClient, AirwallexSettings};
 use awx_onboard::crypto::TokenCipher;
 use awx_onboard::db::{Database, Engine};
 use awx_onboard::keeper::{Keeper, KeeperSettings};
-use awx_onboard::simulator::{self, SimClient, SimConfig, Simulator};
+use awx_onboard::simulator::{SimClient, SimConfig, Simulator};
 use awx_onboard::store::ConnectionStore;
 use awx_onboard::testing::TestDatabase;
 use awx_onboard::time::Clock;
 use awx_onboard::vault::{TokenVault, VaultSettings};
-use secrecy::SecretString;
 
 const REDIRECT: &str = "http://127.0.0.1:9/oauth/callback";
 
@@ -36,14 +35,7 @@ async fn setup(engine: Engine) -> Setup {
     let addr = sim.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let test_db = TestDatabase::new(engine).await;
     let db = test_db.connect().await;
-    let client = AirwallexClient::new(AirwallexSettings {
-        api_url: format!("http://{addr}"),
-        client_id: simulator::DEFAULT_CLIENT_ID.into(),
-        client_secret: SecretString::from(simulator::DEFAULT_CLIENT_SECRET),
-        api_version: "2024-09-27".into(),
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(10),
-    });
+    let client = awx_onboard::testing::sim_client(&format!("http://{addr}"));
     let vault = Arc::new(TokenVault::new(
         ConnectionStore::new(db.clone()),
         Arc::new(TokenCipher::new(&[42; 32], &[])),
@@ -149,6 +141,9 @@ async fn bench_keeper(engine: Engine, count: usize) {
         report.rotated as f64 / elapsed,
         s.sim.counters().refreshes
     );
+    assert_eq!(report.due, count, "every connection is due");
+    assert_eq!(report.rotated, report.due, "every due connection is rotated");
+    assert_eq!(s.sim.counters().refreshes, report.rotated as u64, "one refresh each");
     s.db.close().await;
     s.test_db.remove().await;
 }

@@ -17,7 +17,8 @@ export default defineConfig({
   globalTeardown: './deploy/teardown.ts',
   use: {
     baseURL: `https://127.0.0.1:${port}`,
-    ignoreHTTPSErrors: true,
+    // The certificate is checked: deploy.spec.ts trusts the test's own certificate alone.
+    ignoreHTTPSErrors: false,
     trace: 'retain-on-failure',
     launchOptions: chromium,
   },

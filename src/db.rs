@@ -110,6 +110,23 @@ impl Database {
         Ok(())
     }
 
+    /// Begins a transaction that writes; every write transaction begins here.
+    ///
+    /// On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), waiting up to the
+    /// busy timeout for it. A deferred `BEGIN` (sqlx's default) takes no lock: the
+    /// transaction's first read (SQLite's own schema check when a pooled connection first
+    /// prepares a statement counts) pins a snapshot, and its first write must then upgrade.
+    /// An upgrade that meets another writer fails at once with `SQLITE_BUSY` ("database is
+    /// locked"): the busy timeout does not apply, since waiting could deadlock. Under a
+    /// burst of callbacks that lost merchants' consents (an authorization code is
+    /// exchanged once).
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Engine::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())

@@ -8,7 +8,11 @@
 //! ([`compose`]) and hands them to SMTP, retrying with backoff: at least once.
 
 pub mod compose;
+mod headers;
+mod planning;
+mod preferences;
 pub mod sender;
+mod smtp;
 
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, Row, Transaction};
@@ -17,17 +21,13 @@ use crate::db::Database;
 use crate::secret::random_urlsafe;
 use crate::time::Clock;
 
+pub use planning::{BrokenConnection, DigestContext};
+pub use preferences::EmailChoice;
 pub use sender::{MailSettings, Mailer, SmtpUrlError};
 
 /// Days before a refresh token dies when its merchant is warned (if the keeper could not
 /// rotate it by then).
 pub const EXPIRY_WARNING_DAYS: i64 = 7;
-const DAY: i64 = 86_400;
-
-/// Whether the account signed in on this request gets emails, as read with its session
-/// (left in the request's extensions by the server, read by the connection page).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EmailChoice(pub bool);
 
 /// What a message is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,31 +92,6 @@ impl MailStatus {
     }
 }
 
-/// What the digest says, fixed when it is queued.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DigestContext {
-    /// The day it covers (unix seconds of its midnight, UTC).
-    pub day: i64,
-    pub connected: i64,
-    pub disconnected: i64,
-    /// Connections needing reconnection by reason.
-    pub needs_reconnect: Vec<(String, i64)>,
-    /// Refresh tokens dying within [`EXPIRY_WARNING_DAYS`].
-    pub expiring_soon: i64,
-    /// Connections that broke in the 24 hours before the digest (at most 50 listed).
-    pub broke: Vec<BrokenConnection>,
-    pub broke_total: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BrokenConnection {
-    pub connection_id: i64,
-    pub email: String,
-    pub business_name: Option<String>,
-    pub reason: Option<String>,
-    pub at: i64,
-}
-
 /// A message as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
@@ -175,20 +150,20 @@ pub(crate) async fn enqueue_reconnect(
     .await
 }
 
-struct NewMail {
-    dedupe_key: String,
-    kind: MailKind,
-    reason: Option<String>,
-    account_id: i64,
-    connection_id: Option<i64>,
-    recipient: String,
-    context: Option<String>,
+pub(crate) struct NewMail {
+    pub(crate) dedupe_key: String,
+    pub(crate) kind: MailKind,
+    pub(crate) reason: Option<String>,
+    pub(crate) account_id: i64,
+    pub(crate) connection_id: Option<i64>,
+    pub(crate) recipient: String,
+    pub(crate) context: Option<String>,
     /// False when the recipient turned these emails off: kept, as suppressed.
-    wanted: bool,
+    pub(crate) wanted: bool,
 }
 
 /// Writes one message unless its dedupe key is already there.
-async fn insert<'e, E>(executor: E, mail: NewMail, now: i64) -> Result<(), sqlx::Error>
+pub(crate) async fn insert<'e, E>(executor: E, mail: NewMail, now: i64) -> Result<(), sqlx::Error>
 where
     E: sqlx::Executor<'e, Database = Any>,
 {
@@ -219,10 +194,10 @@ where
 /// The outbox as the rest of the app uses it: planning, the operators' view, opting out.
 #[derive(Debug, Clone)]
 pub struct MailOutbox {
-    db: Database,
-    clock: Clock,
+    pub(crate) db: Database,
+    pub(crate) clock: Clock,
     /// From this hour (UTC) on, the day's digest is due.
-    digest_hour: u32,
+    pub(crate) digest_hour: u32,
 }
 
 impl MailOutbox {
@@ -232,159 +207,6 @@ impl MailOutbox {
             clock,
             digest_hour: digest_hour.min(23),
         }
-    }
-
-    /// Queues what is due and not queued yet: expiry warnings, and the day's digest once
-    /// its hour has come (only when something needs attention). Safe on every instance at
-    /// once. Returns how many messages it wrote.
-    pub async fn plan(&self) -> Result<u64, sqlx::Error> {
-        let now = self.clock.now();
-        let mut written = self.plan_expiry_warnings(now).await?;
-        let day = now - now.rem_euclid(DAY);
-        if now - day >= i64::from(self.digest_hour) * 3600 {
-            written += self.plan_digest(day, now).await?;
-        }
-        Ok(written)
-    }
-
-    async fn plan_expiry_warnings(&self, now: i64) -> Result<u64, sqlx::Error> {
-        // The expression matches the index on (status, COALESCE(refresh_expires_at, …)).
-        let rows = sqlx::query(
-            "SELECT c.id, c.refresh_expires_at, m.id AS account_id, m.email, m.email_notifications \
-             FROM connections c JOIN merchants m ON m.id = c.merchant_id WHERE c.status = 'connected' \
-             AND COALESCE(c.refresh_expires_at, 9000000000000000000) > $1 \
-             AND COALESCE(c.refresh_expires_at, 9000000000000000000) <= $2 \
-             AND NOT EXISTS (SELECT 1 FROM mail_outbox o WHERE o.dedupe_key = \
-                 'expiry_warning:' || CAST(c.id AS TEXT) || ':' || CAST(c.refresh_expires_at AS TEXT))",
-        )
-        .bind(now)
-        .bind(now + EXPIRY_WARNING_DAYS * DAY)
-        .fetch_all(self.db.pool())
-        .await?;
-        let mut written = 0;
-        for row in rows {
-            let connection_id: i64 = row.try_get("id")?;
-            let expires_at: i64 = row.try_get("refresh_expires_at")?;
-            insert(
-                self.db.pool(),
-                NewMail {
-                    dedupe_key: format!("expiry_warning:{connection_id}:{expires_at}"),
-                    kind: MailKind::ExpiryWarning,
-                    reason: None,
-                    account_id: row.try_get("account_id")?,
-                    connection_id: Some(connection_id),
-                    recipient: row.try_get("email")?,
-                    context: Some(expires_at.to_string()),
-                    wanted: row.try_get::<i64, _>("email_notifications")? != 0,
-                },
-                now,
-            )
-            .await?;
-            written += 1;
-        }
-        Ok(written)
-    }
-
-    async fn plan_digest(&self, day: i64, now: i64) -> Result<u64, sqlx::Error> {
-        let operators = sqlx::query(
-            "SELECT m.id, m.email, m.email_notifications FROM merchants m WHERE m.role = 'operator' \
-             AND NOT EXISTS (SELECT 1 FROM mail_outbox o WHERE o.dedupe_key = \
-                 'digest:' || CAST($1 AS TEXT) || ':' || CAST(m.id AS TEXT))",
-        )
-        .bind(day)
-        .fetch_all(self.db.pool())
-        .await?;
-        if operators.is_empty() {
-            return Ok(0);
-        }
-        let context = self.digest_context(day, now).await?;
-        let needs_attention =
-            context.needs_reconnect.iter().any(|(_, n)| *n > 0) || context.expiring_soon > 0 || context.broke_total > 0;
-        if !needs_attention {
-            return Ok(0);
-        }
-        let json = serde_json::to_string(&context).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let mut written = 0;
-        for row in operators {
-            let id: i64 = row.try_get("id")?;
-            insert(
-                self.db.pool(),
-                NewMail {
-                    dedupe_key: format!("digest:{day}:{id}"),
-                    kind: MailKind::Digest,
-                    reason: None,
-                    account_id: id,
-                    connection_id: None,
-                    recipient: row.try_get("email")?,
-                    context: Some(json.clone()),
-                    wanted: row.try_get::<i64, _>("email_notifications")? != 0,
-                },
-                now,
-            )
-            .await?;
-            written += 1;
-        }
-        Ok(written)
-    }
-
-    /// What today's digest would say.
-    pub async fn digest_context(&self, day: i64, now: i64) -> Result<DigestContext, sqlx::Error> {
-        let mut context = DigestContext {
-            day,
-            ..Default::default()
-        };
-        let rows =
-            sqlx::query("SELECT status, status_reason, COUNT(*) AS n FROM connections GROUP BY status, status_reason")
-                .fetch_all(self.db.pool())
-                .await?;
-        for row in rows {
-            let status: String = row.try_get("status")?;
-            let n: i64 = row.try_get("n")?;
-            match status.as_str() {
-                "connected" => context.connected += n,
-                "disconnected" => context.disconnected += n,
-                _ => context.needs_reconnect.push((
-                    row.try_get::<Option<String>, _>("status_reason")?
-                        .unwrap_or_else(|| "unknown".into()),
-                    n,
-                )),
-            }
-        }
-        context.needs_reconnect.sort();
-        context.expiring_soon = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM connections WHERE status = 'connected' \
-             AND COALESCE(refresh_expires_at, 9000000000000000000) > $1 \
-             AND COALESCE(refresh_expires_at, 9000000000000000000) <= $2",
-        )
-        .bind(now)
-        .bind(now + EXPIRY_WARNING_DAYS * DAY)
-        .fetch_one(self.db.pool())
-        .await?;
-        let since = now - DAY;
-        let broke = sqlx::query(
-            "SELECT e.connection_id, e.reason, e.created_at, m.email, c.business_name FROM connection_events e \
-             JOIN connections c ON c.id = e.connection_id JOIN merchants m ON m.id = c.merchant_id \
-             WHERE e.kind IN ('revoked', 'needs_reconnect') AND e.created_at > $1 ORDER BY e.id DESC LIMIT 50",
-        )
-        .bind(since)
-        .fetch_all(self.db.pool())
-        .await?;
-        for row in broke {
-            context.broke.push(BrokenConnection {
-                connection_id: row.try_get("connection_id")?,
-                email: row.try_get("email")?,
-                business_name: row.try_get("business_name")?,
-                reason: row.try_get("reason")?,
-                at: row.try_get("created_at")?,
-            });
-        }
-        context.broke_total = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM connection_events WHERE kind IN ('revoked', 'needs_reconnect') AND created_at > $1",
-        )
-        .bind(since)
-        .fetch_one(self.db.pool())
-        .await?;
-        Ok(context)
     }
 
     /// The newest messages, newest first, before `before_id` if given.
@@ -449,73 +271,4 @@ impl MailOutbox {
         .await?;
         Ok(done.rows_affected() == 1)
     }
-
-    /// Whether the account gets these emails.
-    pub async fn emails_on(&self, account_id: i64) -> Result<bool, sqlx::Error> {
-        let on: Option<i64> = sqlx::query_scalar("SELECT email_notifications FROM merchants WHERE id = $1")
-            .bind(account_id)
-            .fetch_optional(self.db.pool())
-            .await?;
-        Ok(on.unwrap_or(0) != 0)
-    }
-
-    /// Turns the account's emails on or off; off also holds back what is queued for it.
-    pub async fn set_emails(&self, account_id: i64, on: bool) -> Result<(), sqlx::Error> {
-        let mut tx = self.db.pool().begin().await?;
-        sqlx::query("UPDATE merchants SET email_notifications = $1 WHERE id = $2")
-            .bind(i64::from(on))
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
-        if !on {
-            sqlx::query(
-                "UPDATE mail_outbox SET status = 'suppressed', lease_owner = NULL, lease_until = NULL \
-                 WHERE account_id = $1 AND status = 'queued'",
-            )
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await
-    }
-
-    /// The address a message's unsubscribe token belongs to (for the confirmation page).
-    pub async fn unsubscribe_target(&self, token: &str) -> Result<Option<(i64, String, bool)>, sqlx::Error> {
-        if !plausible_token(token) {
-            return Ok(None);
-        }
-        let row = sqlx::query(
-            "SELECT m.id, m.email, m.email_notifications FROM mail_outbox o JOIN merchants m ON m.id = o.account_id \
-             WHERE o.unsubscribe_token = $1",
-        )
-        .bind(token)
-        .fetch_optional(self.db.pool())
-        .await?;
-        row.map(|r| {
-            Ok((
-                r.try_get("id")?,
-                r.try_get("email")?,
-                r.try_get::<i64, _>("email_notifications")? != 0,
-            ))
-        })
-        .transpose()
-    }
-
-    /// RFC 8058 one-click unsubscribe: turns the emails of the token's account off.
-    /// Returns the address, or `None` for an unknown token.
-    pub async fn unsubscribe(&self, token: &str) -> Result<Option<String>, sqlx::Error> {
-        let Some((account_id, email, _)) = self.unsubscribe_target(token).await? else {
-            return Ok(None);
-        };
-        self.set_emails(account_id, false).await?;
-        Ok(Some(email))
-    }
-}
-
-/// Tokens are 32 URL-safe characters; anything else is not looked up.
-fn plausible_token(token: &str) -> bool {
-    token.len() == 32
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

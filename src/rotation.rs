@@ -27,6 +27,17 @@ pub struct Progress {
     pub unreadable: i64,
 }
 
+impl Progress {
+    /// Counts a conditional re-encryption: written, or changed by someone else meanwhile.
+    fn written(&mut self, rows: u64) {
+        if rows == 1 {
+            self.rotated += 1;
+        } else {
+            self.changed_meanwhile += 1;
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RotationError {
     #[error("database error: {0}")]
@@ -137,11 +148,7 @@ async fn rotate_connections(
             .bind(&key_id)
             .execute(db.pool())
             .await?;
-            if written.rows_affected() == 1 {
-                progress.rotated += 1;
-            } else {
-                progress.changed_meanwhile += 1;
-            }
+            progress.written(written.rows_affected());
         }
         report(progress);
     }
@@ -174,11 +181,7 @@ async fn rotate_states(
                 .bind(&key_id)
                 .execute(db.pool())
                 .await?;
-                if written.rows_affected() == 1 {
-                    progress.rotated += 1;
-                } else {
-                    progress.changed_meanwhile += 1;
-                }
+                progress.written(written.rows_affected());
             }
             _ => progress.unreadable += 1,
         }

@@ -11,11 +11,12 @@ use crate::keeper::Keeper;
 use crate::mail::{MailOutbox, MailSettings, Mailer, SmtpUrlError};
 use crate::oauth::{Authorization, OAuthSettings};
 use crate::operator::OperatorDesk;
+use crate::outbox_queue::Schedule;
 use crate::overview::MerchantConnections;
 use crate::platform::audit::TokenReads;
 use crate::platform::directory::Directory;
 use crate::platform::keys::ApiKeys;
-use crate::platform::outbox::{Deliverer, DeliverySettings, WebhookEndpoints};
+use crate::platform::outbox::{Deliverer, WebhookEndpoints};
 use crate::store::ConnectionStore;
 use crate::time::Clock;
 use crate::trends::Trends;
@@ -71,7 +72,7 @@ pub struct ServiceSettings {
     pub hashing_slots: usize,
     /// Sign-ups allowed per client address and hour.
     pub sign_ups_per_address_per_hour: i64,
-    pub deliveries: DeliverySettings,
+    pub deliveries: Schedule,
     pub mail: MailSettings,
     /// From this hour (UTC) on, the operators' daily digest is due.
     pub digest_hour: u32,

@@ -5,11 +5,18 @@
 //! Built only with the `simulator` feature.
 
 mod accounts;
+mod answers;
+mod api;
+mod authorize;
+mod authorize_request;
 mod controls;
-mod handlers;
+mod faults;
+mod merchant;
 mod pages;
 mod serve;
 mod state;
+mod token;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -131,7 +138,7 @@ impl Simulator {
             .collect();
         for id in &ids {
             if let Some(revocation) = self.inner.revoke(id) {
-                handlers::spawn_webhook(self.clone(), revocation);
+                webhooks::spawn_webhook(self.clone(), revocation);
             }
         }
         ids.len()
@@ -184,7 +191,7 @@ impl Simulator {
             .find(|e| e.id == event_id)
             .cloned()
             .ok_or_else(|| format!("no webhook event {event_id}"))?;
-        handlers::deliver(self, &event).await
+        webhooks::deliver(self, &event).await
     }
 
     /// A snapshot of the counters (also served at `GET /__sim/counters`).
@@ -203,13 +210,13 @@ impl Simulator {
         Router::new()
             .route(
                 "/oauth/authorize",
-                get(handlers::authorize_page).post(handlers::authorize_decision),
+                get(authorize::authorize_page).post(authorize::authorize_decision),
             )
-            .route("/oauth/token", post(handlers::token))
-            .route("/api/v1/account/", get(handlers::account))
-            .route("/merchant/apps", get(handlers::merchant_apps))
-            .route("/merchant/apps/disconnect", post(handlers::merchant_disconnect))
-            .route("/", get(handlers::index))
+            .route("/oauth/token", post(token::token))
+            .route("/api/v1/account/", get(api::account))
+            .route("/merchant/apps", get(merchant::merchant_apps))
+            .route("/merchant/apps/disconnect", post(merchant::merchant_disconnect))
+            .route("/", get(merchant::index))
             // Browsers ask every site for an icon; answer without an error.
             .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
             .nest(CONTROL_PREFIX, controls::router())

@@ -125,6 +125,18 @@ impl TestDatabase {
     }
 }
 
+/// An Airwallex client for the simulator at `sim_url`, with the simulator's credentials.
+pub fn sim_client(sim_url: &str) -> crate::airwallex::AirwallexClient {
+    crate::airwallex::AirwallexClient::new(crate::airwallex::AirwallexSettings {
+        api_url: sim_url.to_string(),
+        client_id: DEFAULT_CLIENT_ID.into(),
+        client_secret: secrecy::SecretString::from(crate::simulator::DEFAULT_CLIENT_SECRET),
+        api_version: "2024-09-27".into(),
+        connect_timeout: std::time::Duration::from_secs(2),
+        request_timeout: std::time::Duration::from_secs(5),
+    })
+}
+
 /// Waits until `condition` holds, checking every 5 ms; panics naming `what` after 20 s.
 /// What a test waits for instead of sleeping through a race it sets up.
 pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {

@@ -6,16 +6,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use awx_onboard::airwallex::{AirwallexClient, AirwallexSettings};
 use awx_onboard::crypto::{associated_data, TokenCipher};
 use awx_onboard::db::{Database, Engine};
 use awx_onboard::rotation;
-use awx_onboard::simulator::{self, SimClient, SimConfig, Simulator};
+use awx_onboard::simulator::{SimClient, SimConfig, Simulator};
 use awx_onboard::store::ConnectionStore;
 use awx_onboard::testing::TestDatabase;
 use awx_onboard::time::Clock;
 use awx_onboard::vault::{TokenVault, VaultSettings};
-use secrecy::SecretString;
 use sqlx::Row;
 
 const REDIRECT: &str = "http://127.0.0.1:9/oauth/callback";
@@ -29,14 +27,7 @@ fn vault(db: &Database, cipher: TokenCipher, sim_url: &str, clock: &Clock) -> Ar
     Arc::new(TokenVault::new(
         ConnectionStore::new(db.clone()),
         Arc::new(cipher),
-        AirwallexClient::new(AirwallexSettings {
-            api_url: sim_url.to_string(),
-            client_id: simulator::DEFAULT_CLIENT_ID.into(),
-            client_secret: SecretString::from(simulator::DEFAULT_CLIENT_SECRET),
-            api_version: "2024-09-27".into(),
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(5),
-        }),
+        awx_onboard::testing::sim_client(sim_url),
         clock.clone(),
         settings,
     ))

@@ -9,6 +9,12 @@ use awx_onboard::webhook_signature;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+/// An OAuth error answer: `status`, and `{"error": code}` in the body.
+#[track_caller]
+fn assert_oauth_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!((status, body["error"].as_str()), (expected, Some(code)), "{body}");
+}
+
 const REDIRECT: &str = "http://127.0.0.1:9/oauth/callback";
 const ACCOUNT: &str = "acct_hX2kq9TfRz3Lw8VbN4aP1c";
 
@@ -320,10 +326,7 @@ async fn codes_are_single_use_short_lived_and_bound_to_their_redirect_uri() {
     let code = sim.code(&[]).await;
     assert_eq!(sim.exchange(&code, None).await.0, StatusCode::OK);
     let (status, body) = sim.exchange(&code, None).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 
     let code = sim.code(&[]).await;
     let (status, body) = sim
@@ -332,18 +335,12 @@ async fn codes_are_single_use_short_lived_and_bound_to_their_redirect_uri() {
             "grant_type": "authorization_code", "code": code, "redirect_uri": "http://127.0.0.1:9/other",
         }))
         .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 
     let code = sim.code(&[]).await;
     sim.sim.clock().advance(601);
     let (status, body) = sim.exchange(&code, None).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
 #[tokio::test]
@@ -356,10 +353,7 @@ async fn client_credentials_are_checked() {
             "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
         }))
         .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
-    );
+    assert_oauth_error(status, &body, StatusCode::UNAUTHORIZED, "invalid_client");
 }
 
 #[tokio::test]
@@ -375,10 +369,7 @@ async fn pkce_is_verified_when_a_challenge_was_sent() {
     let (status, body) = sim
         .exchange(&code, Some("not-the-verifier-at-all-but-long-enough-000000"))
         .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 
     let code = sim.code(&pkce).await;
     let (status, _) = sim.exchange(&code, None).await;
@@ -430,17 +421,11 @@ async fn a_superseded_refresh_token_at_61_seconds_kills_the_whole_connection() {
     let (_, second) = sim.refresh(old).await;
     sim.sim.clock().advance(61);
     let (status, body) = sim.refresh(old).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
     assert_eq!(sim.sim.counters().reuse_detections, 1);
     // Both of the newest tokens are dead too.
     let (status, body) = sim.refresh(second["refresh_token"].as_str().unwrap()).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
     let (status, body) = sim.account(second["access_token"].as_str().unwrap()).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -520,10 +505,7 @@ async fn tokens_expire_by_the_clock() {
 
     sim.sim.clock().advance(60 * 86_400);
     let (status, body) = sim.refresh(tokens["refresh_token"].as_str().unwrap()).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
     assert_eq!(sim.sim.counters().reuse_detections, 0, "expiry is not reuse");
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use awx_onboard::airwallex::{AirwallexClient, AirwallexSettings};
+use awx_onboard::airwallex::AirwallexClient;
 use awx_onboard::crypto::TokenCipher;
 use awx_onboard::db::{Database, Engine};
 use awx_onboard::keeper::{Keeper, KeeperSettings};
@@ -15,7 +15,6 @@ use awx_onboard::testing::{insert_merchant, wait_until, TestDatabase};
 use awx_onboard::time::Clock;
 use awx_onboard::vault::{TokenVault, VaultError, VaultSettings};
 use awx_onboard::webhooks::{self, WebhookOutcome, WebhookRejection};
-use secrecy::SecretString;
 
 const REDIRECT: &str = "http://127.0.0.1:9/oauth/callback";
 
@@ -30,14 +29,7 @@ struct Harness {
 }
 
 fn client_for(sim_url: &str) -> AirwallexClient {
-    AirwallexClient::new(AirwallexSettings {
-        api_url: sim_url.to_string(),
-        client_id: simulator::DEFAULT_CLIENT_ID.into(),
-        client_secret: SecretString::from(simulator::DEFAULT_CLIENT_SECRET),
-        api_version: "2024-09-27".into(),
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(5),
-    })
+    awx_onboard::testing::sim_client(sim_url)
 }
 
 fn fast_settings() -> VaultSettings {
@@ -66,6 +58,13 @@ async fn harness(engine: Engine) -> Harness {
         cipher,
         vault,
     }
+}
+
+/// A harness with one merchant connected to the simulator's first account.
+async fn harness_with_merchant(engine: Engine) -> (Harness, i64) {
+    let h = harness(engine).await;
+    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    (h, merchant)
 }
 
 fn rand_key() -> [u8; 32] {
@@ -122,6 +121,11 @@ impl Harness {
         (row.status, row.status_reason)
     }
 
+    /// The merchant's connection timeline is exactly `kinds`, oldest first.
+    async fn assert_events(&self, merchant: i64, kinds: &[EventKind]) {
+        assert_eq!(self.event_kinds(merchant).await, kinds);
+    }
+
     async fn event_kinds(&self, merchant: i64) -> Vec<EventKind> {
         let row = self.vault.store().by_merchant(merchant).await.unwrap().unwrap();
         let mut events = self.vault.store().events(row.id, None, 1000).await.unwrap();
@@ -146,8 +150,7 @@ impl Harness {
 }
 
 async fn fresh_tokens_are_served_from_storage(engine: Engine) {
-    let h = harness(engine).await;
-    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let (h, merchant) = harness_with_merchant(engine).await;
     let first = h.vault.access_token_for(merchant).await.unwrap();
     let second = h.vault.access_token_for(merchant).await.unwrap();
     assert_eq!(first.token, second.token);
@@ -168,15 +171,8 @@ awx_onboard::both_engines!(fresh_tokens_are_served_from_storage);
 async fn many_authorizations_stored_at_once_all_succeed(engine: Engine) {
     let h = harness(engine).await;
     let account = h.sim.account_ids()[0].clone();
-    let merchants = awx_onboard::testing::connect_merchants(
-        &h.vault,
-        &h.sim,
-        REDIRECT,
-        &account,
-        std::env::var("N").map(|n| n.parse().unwrap()).unwrap_or(160),
-    )
-    .await;
-    assert!(merchants.len() >= 160);
+    let merchants = awx_onboard::testing::connect_merchants(&h.vault, &h.sim, REDIRECT, &account, 160).await;
+    assert_eq!(merchants.len(), 160);
     let store = h.vault.store();
     for merchant in merchants {
         let row = store.by_merchant(merchant).await.unwrap().expect("a connection row");
@@ -187,8 +183,7 @@ async fn many_authorizations_stored_at_once_all_succeed(engine: Engine) {
 awx_onboard::both_engines!(many_authorizations_stored_at_once_all_succeed);
 
 async fn two_hundred_callers_share_one_refresh(engine: Engine) {
-    let h = harness(engine).await;
-    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let (h, merchant) = harness_with_merchant(engine).await;
     h.clock.advance(300);
     let calls = (0..200).map(|_| {
         let vault = h.vault.clone();
@@ -205,10 +200,8 @@ async fn two_hundred_callers_share_one_refresh(engine: Engine) {
         "every caller got the same token"
     );
     assert_eq!(h.account_status_with(&tokens[0]).await, 200);
-    assert_eq!(
-        h.event_kinds(merchant).await,
-        vec![EventKind::Connected, EventKind::Refreshed]
-    );
+    h.assert_events(merchant, &[EventKind::Connected, EventKind::Refreshed])
+        .await;
     h.finish().await;
 }
 
@@ -216,8 +209,7 @@ awx_onboard::both_engines!(two_hundred_callers_share_one_refresh);
 
 #[tokio::test]
 async fn two_instances_on_postgres_share_one_refresh() {
-    let h = harness(Engine::Postgres).await;
-    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let (h, merchant) = harness_with_merchant(Engine::Postgres).await;
     // A second instance: its own pool, its own vault, the same database.
     let other_db = h.test_db.connect().await;
     let other = Arc::new(new_vault(&other_db, &h.cipher, &h.sim_url, &h.clock));
@@ -245,8 +237,7 @@ async fn two_instances_on_postgres_share_one_refresh() {
 }
 
 async fn a_dropped_answer_is_recovered_with_the_same_refresh_token(engine: Engine) {
-    let h = harness(engine).await;
-    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let (h, merchant) = harness_with_merchant(engine).await;
     h.clock.advance(300);
     h.sim.inject(Endpoint::Token, FaultKind::Drop, 1);
     let token = h.vault.access_token_for(merchant).await.expect("recovered");
@@ -266,8 +257,7 @@ awx_onboard::both_engines!(a_dropped_answer_is_recovered_with_the_same_refresh_t
 
 #[tokio::test]
 async fn server_errors_are_retried() {
-    let h = harness(Engine::Sqlite).await;
-    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let (h, merchant) = harness_with_merchant(Engine::Sqlite).await;
     h.clock.advance(300);
     h.sim.inject(Endpoint::Token, FaultKind::Error500, 2);
     let token = h
@@ -283,8 +273,7 @@ async fn server_errors_are_retried() {
 
 #[tokio::test]
 async fn too_many_server_errors_leave_the_connection_for_a_later_retry() {
-    let h = harness(Engine::Sqlite).await;
-    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let (h, merchant) = harness_with_merchant(Engine::Sqlite).await;
     h.clock.advance(300);
     h.sim.inject(Endpoint::Token, FaultKind::Error500, 5);
     assert_eq!(
@@ -302,8 +291,7 @@ async fn too_many_server_errors_leave_the_connection_for_a_later_retry() {
 
 #[tokio::test]
 async fn an_unconfirmed_refresh_is_never_resent_after_the_grace_window() {
-    let h = harness(Engine::Sqlite).await;
-    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let (h, merchant) = harness_with_merchant(Engine::Sqlite).await;
     h.clock.advance(300);
     // Airwallex rotates, the answer is lost, and every retry fails too.
     h.sim.inject(Endpoint::Token, FaultKind::Drop, 1);
@@ -329,8 +317,7 @@ async fn an_unconfirmed_refresh_is_never_resent_after_the_grace_window() {
 
 #[tokio::test]
 async fn a_concurrent_refresh_elsewhere_gets_429_then_success() {
-    let h = harness(Engine::Sqlite).await;
-    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let (h, merchant) = harness_with_merchant(Engine::Sqlite).await;
     // Someone else (outside this vault) is refreshing the same connection, slowly.
     let row = h.vault.store().by_merchant(merchant).await.unwrap().unwrap();
     let refresh_token = h
@@ -378,8 +365,7 @@ async fn a_concurrent_refresh_elsewhere_gets_429_then_success() {
 }
 
 async fn invalid_grant_means_reconnect(engine: Engine) {
-    let h = harness(engine).await;
-    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let (h, merchant) = harness_with_merchant(engine).await;
     // The refresh token runs out (61 days, no keeper).
     h.clock.advance(61 * 86_400);
     assert_eq!(
@@ -399,10 +385,8 @@ async fn invalid_grant_means_reconnect(engine: Engine) {
         row.refresh_token.is_none() && row.access_token.is_none(),
         "dead tokens are forgotten"
     );
-    assert_eq!(
-        h.event_kinds(merchant).await,
-        vec![EventKind::Connected, EventKind::NeedsReconnect]
-    );
+    h.assert_events(merchant, &[EventKind::Connected, EventKind::NeedsReconnect])
+        .await;
 
     // Reconnecting restores the same record, history kept.
     let code = h
@@ -412,10 +396,11 @@ async fn invalid_grant_means_reconnect(engine: Engine) {
     let again = h.vault.store().by_merchant(merchant).await.unwrap().unwrap();
     assert_eq!(again.id, row.id);
     assert_eq!(again.status, ConnectionStatus::Connected);
-    assert_eq!(
-        h.event_kinds(merchant).await,
-        vec![EventKind::Connected, EventKind::NeedsReconnect, EventKind::Reconnected]
-    );
+    h.assert_events(
+        merchant,
+        &[EventKind::Connected, EventKind::NeedsReconnect, EventKind::Reconnected],
+    )
+    .await;
     h.finish().await;
 }
 
@@ -423,8 +408,7 @@ awx_onboard::both_engines!(invalid_grant_means_reconnect);
 
 #[tokio::test]
 async fn revocation_is_detected_through_a_401() {
-    let h = harness(Engine::Sqlite).await;
-    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let (h, merchant) = harness_with_merchant(Engine::Sqlite).await;
     let (_, details) = h.vault.account_for(merchant).await.unwrap();
     assert_eq!(
         details.business_name.as_deref(),
@@ -439,10 +423,8 @@ async fn revocation_is_detected_through_a_401() {
         h.status(merchant).await,
         (ConnectionStatus::NeedsReconnect, Some("revoked".into()))
     );
-    assert_eq!(
-        h.event_kinds(merchant).await,
-        vec![EventKind::Connected, EventKind::Revoked]
-    );
+    h.assert_events(merchant, &[EventKind::Connected, EventKind::Revoked])
+        .await;
     assert_eq!(h.sim.counters().reuse_detections, 0);
     h.finish().await;
 }
@@ -454,8 +436,7 @@ fn signed(body: &str, secret: &str, at_millis: i64) -> (String, String) {
 }
 
 async fn webhooks_revoke_and_bad_ones_change_nothing(engine: Engine) {
-    let h = harness(engine).await;
-    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let (h, merchant) = harness_with_merchant(engine).await;
     let store = h.vault.store();
     let secret = "whsec_test";
     let now = h.clock.now();
@@ -512,10 +493,8 @@ async fn webhooks_revoke_and_bad_ones_change_nothing(engine: Engine) {
     // A repeated delivery of the same event is recognised and harmless.
     let again = webhooks::handle(store, secret.as_bytes(), Some(&ts), Some(&sig), body.as_bytes(), now).await;
     assert_eq!(again, Ok(WebhookOutcome::Duplicate));
-    assert_eq!(
-        h.event_kinds(merchant).await,
-        vec![EventKind::Connected, EventKind::Revoked]
-    );
+    h.assert_events(merchant, &[EventKind::Connected, EventKind::Revoked])
+        .await;
     h.finish().await;
 }
 
@@ -523,8 +502,7 @@ awx_onboard::both_engines!(webhooks_revoke_and_bad_ones_change_nothing);
 
 #[tokio::test]
 async fn the_keeper_rotates_idle_connections_before_they_expire() {
-    let h = harness(Engine::Sqlite).await;
-    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let (h, merchant) = harness_with_merchant(Engine::Sqlite).await;
     let keeper = Keeper::new(h.vault.clone(), KeeperSettings::default());
     assert_eq!(keeper.run_once().await.unwrap().due, 0, "a new connection is not due");
     // 41 of 60 days: less than a third of the refresh token's life is left.
@@ -539,15 +517,16 @@ async fn the_keeper_rotates_idle_connections_before_they_expire() {
     assert_eq!(keeper.run_once().await.unwrap().rotated, 1);
     let token = h.vault.access_token_for(merchant).await.unwrap();
     assert_eq!(h.account_status_with(&token.token).await, 200);
-    assert_eq!(
-        h.event_kinds(merchant).await,
-        vec![
+    h.assert_events(
+        merchant,
+        &[
             EventKind::Connected,
             EventKind::Refreshed,
             EventKind::Refreshed,
-            EventKind::Refreshed
-        ]
-    );
+            EventKind::Refreshed,
+        ],
+    )
+    .await;
     h.finish().await;
 }
 
@@ -684,7 +663,7 @@ impl Stall {
         let (held, is_held) = tokio::sync::oneshot::channel::<()>();
         let db = self.db.clone();
         tokio::spawn(async move {
-            let mut tx = db.pool().begin().await.unwrap();
+            let mut tx = db.begin().await.unwrap();
             sqlx::query("UPDATE connections SET updated_at = updated_at WHERE id = $1")
                 .bind(connection_id)
                 .execute(&mut *tx)
@@ -774,8 +753,7 @@ awx_onboard::both_engines!(a_resend_held_up_by_the_database_never_leaves_after_t
 
 #[tokio::test]
 async fn good_tokens_are_kept_when_the_lease_moved_during_a_slow_commit() {
-    let h = harness(Engine::Postgres).await;
-    let merchant = h.connected_merchant("a@x.example", &h.account()).await;
+    let (h, merchant) = harness_with_merchant(Engine::Postgres).await;
     let connection = h.vault.store().by_merchant(merchant).await.unwrap().unwrap().id;
     let vault_with_short_lease = |db: &Database| {
         let mut settings = fast_settings();

@@ -22,6 +22,87 @@ pub fn form_feedback() -> Resource<Option<FormFeedback>> {
     )
 }
 
+/// A loaded resource drawn by `view`, or the error that kept it away (announced).
+pub fn loaded<T>(result: Result<T, ServerFnError>, view: impl FnOnce(T) -> AnyView) -> AnyView {
+    match result {
+        Ok(data) => view(data),
+        Err(error) => view! { <p class="notice bad" role="alert">{crate::pages::error_text(&error)}</p> }.into_any(),
+    }
+}
+
+/// An operator's table: its caption, column headings (an empty heading is an action column,
+/// named for screen readers only) and rows; `empty` instead when there are no rows.
+#[component]
+pub fn DataTable(
+    caption: &'static str,
+    columns: &'static [&'static str],
+    empty: &'static str,
+    rows: Vec<AnyView>,
+) -> impl IntoView {
+    if rows.is_empty() {
+        return view! { <p class="muted">{empty}</p> }.into_any();
+    }
+    let headings = columns
+        .iter()
+        .map(|column| match *column {
+            "" => view! { <th scope="col"><span class="visually-hidden">"Action"</span></th> }.into_any(),
+            heading => view! { <th scope="col">{heading}</th> }.into_any(),
+        })
+        .collect_view();
+    view! {
+        <table class="data">
+            <caption>{caption}</caption>
+            <thead>
+                <tr>{headings}</tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+    .into_any()
+}
+
+/// A group of checkboxes named `name`, one per `(value, label)`.
+#[component]
+pub fn Checkboxes(
+    legend: &'static str,
+    name: &'static str,
+    options: &'static [(&'static str, &'static str)],
+    #[prop(optional)] checked: bool,
+) -> impl IntoView {
+    view! {
+        <fieldset>
+            <legend>{legend}</legend>
+            {options
+                .iter()
+                .map(|(value, label)| view! {
+                    <label class="check">
+                        <input type="checkbox" name=name value=*value checked=checked />
+                        {*label}
+                    </label>
+                })
+                .collect_view()}
+        </fieldset>
+    }
+}
+
+/// A small button that posts to `action` (Resend, Revoke, Disable): `tone` is `secondary`
+/// or `danger`; `name` tells screen readers what it acts on.
+#[component]
+pub fn PostButton(
+    action: String,
+    label: &'static str,
+    tone: &'static str,
+    #[prop(optional)] name: Option<String>,
+) -> impl IntoView {
+    view! {
+        <form method="post" action=action>
+            <button type="submit" class=format!("button small {tone}") aria-label=name>
+                {label}
+            </button>
+        </form>
+    }
+}
+
 /// A one-line message chosen by the `notice` query parameter, among those this page shows.
 #[component]
 pub fn QueryNotice(notices: &'static [Notice]) -> impl IntoView {

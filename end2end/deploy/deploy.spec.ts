@@ -1,10 +1,20 @@
 import { test, expect } from '@playwright/test';
+import * as fs from 'node:fs';
 import * as https from 'node:https';
+import * as path from 'node:path';
+import { chromium } from '../chromium';
 import { consent, signUp, uniqueEmail, PASSWORD } from '../tests/helpers';
 import { baseUrl, OPERATOR, readStack, startInstance, stopProcess, waitFor, writeStack } from './stack';
 
 const stack = readStack();
 test.skip(!!stack.skip, stack.skip ?? '');
+// The browser trusts the deployment's certificate (by its public key) and no other;
+// certificate errors are not ignored.
+test.use({
+  launchOptions: { ...chromium, args: [...chromium.args, `--ignore-certificate-errors-spki-list=${stack.spki ?? ''}`] },
+});
+/** The deployment's certificate, the only one Node's requests trust. */
+const ca = stack.skip ? undefined : fs.readFileSync(path.join(stack.dir, 'cert.pem'));
 
 /** A form post over TLS from a chosen local address (the machine's other loopback addresses). */
 function post(from: string, path: string, form: Record<string, string>, headers: Record<string, string> = {}) {
@@ -15,7 +25,7 @@ function post(from: string, path: string, form: Record<string, string>, headers:
       {
         method: 'POST',
         localAddress: from,
-        rejectUnauthorized: false,
+        ca,
         headers: {
           'content-type': 'application/x-www-form-urlencoded',
           'content-length': Buffer.byteLength(body),
@@ -52,7 +62,7 @@ test('a merchant connects Airwallex through https', async ({ page, context }) =>
 });
 
 test('an operator works through https', async ({ page }) => {
-  const merchant = await page.context().browser()!.newPage({ ignoreHTTPSErrors: true, baseURL: baseUrl(stack) });
+  const merchant = await page.context().browser()!.newPage({ baseURL: baseUrl(stack) });
   const email = await signUp(merchant, uniqueEmail('tls-shop'));
   await merchant.getByRole('button', { name: 'Connect Airwallex' }).click();
   await consent(merchant, 'Authorize', { existing: 'Lim Wei Ling' });
@@ -89,7 +99,7 @@ test('throttling keys on the real client address, whatever the client claims', a
 });
 
 test('a rolling restart of both instances under steady load loses no request', async () => {
-  const agent = new https.Agent({ keepAlive: true, rejectUnauthorized: false, maxSockets: 8 });
+  const agent = new https.Agent({ keepAlive: true, ca, maxSockets: 8 });
   let sent = 0;
   const failures: string[] = [];
   let running = true;
@@ -130,4 +140,15 @@ test('a rolling restart of both instances under steady load loses no request', a
   agent.destroy();
   expect(failures).toEqual([]);
   expect(sent).toBeGreaterThan(200);
+});
+
+test('the certificate is checked: a client that does not trust it is refused', async () => {
+  const trusted = await new Promise<number>((resolve, reject) => {
+    https.get(`${baseUrl(stack)}/healthz`, { ca }, (r) => { r.resume(); resolve(r.statusCode ?? 0); }).on('error', reject);
+  });
+  expect(trusted).toBe(200);
+  const refused = await new Promise<Error | undefined>((resolve) => {
+    https.get(`${baseUrl(stack)}/healthz`, (r) => { r.resume(); resolve(undefined); }).on('error', resolve);
+  });
+  expect(refused?.message ?? 'accepted without trusting the certificate').toMatch(/self[- ]signed|certificate/i);
 });

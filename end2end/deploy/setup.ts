@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -34,6 +35,11 @@ export default async function setup() {
     '-addext', 'subjectAltName=IP:127.0.0.1',
     '-keyout', path.join(stack.dir, 'key.pem'), '-out', path.join(stack.dir, 'cert.pem'),
   ], { stdio: 'ignore' });
+  // Chromium trusts exactly this certificate (by its public key), and nothing else.
+  const publicKey = execFileSync('openssl', ['x509', '-in', path.join(stack.dir, 'cert.pem'), '-pubkey', '-noout']);
+  const der = execFileSync('openssl', ['pkey', '-pubin', '-outform', 'der'], { input: publicKey });
+  stack.spki = crypto.createHash('sha256').update(der).digest('base64');
+  writeStack(stack);
 
   // The instances' database on the local PostgreSQL, with one operator.
   execFileSync('psql', [stack.adminUrl, '-qc', `CREATE DATABASE ${stack.database}`], { stdio: 'inherit' });
@@ -60,6 +66,6 @@ export default async function setup() {
   startProcess(stack, 'nginx', '/usr/sbin/nginx', ['-c', path.join(stack.dir, 'nginx.conf'), '-g', 'daemon off;'], {
     PATH: process.env.PATH,
   });
-  // Ready through the proxy (the certificate is checked by the tests, not here).
+  // Ready through the proxy (the certificate itself is checked by the tests).
   await waitFor(`https://127.0.0.1:${stack.https}/readyz`, 30_000);
 }

@@ -16,6 +16,8 @@ export const OPERATOR = { email: 'ops@example.com', password: 'operator pass phr
 export interface Stack {
   skip?: string;
   dir: string;
+  /** base64 SHA-256 of the throw-away certificate's public key: the one certificate trusted. */
+  spki?: string;
   https: number;
   sim: number;
   apps: number[];

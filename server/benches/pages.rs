@@ -1,7 +1,7 @@
 //! Page figures under load, measured against the real server (release build) on this
 //! machine: `/connection` for a signed-in, connected merchant beside pages without
 //! per-merchant data, at 64 concurrent connections; then `/connection` at a light load,
-//! idle and while 50 logins run at once. Prints figures; asserts nothing.
+//! idle and while 50 logins run at once. Prints figures; fails when a request fails.
 //!
 //! Run: `cargo bench -p awx-onboard-server --bench pages`.
 

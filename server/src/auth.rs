@@ -48,7 +48,7 @@ async fn refused(
     error: AccountError,
 ) -> Result<Response, AppError> {
     if error == AccountError::Busy {
-        let mut response = crate::pages::plain_page(StatusCode::SERVICE_UNAVAILABLE, "Busy", &error.to_string());
+        let mut response = crate::problem::plain_page(StatusCode::SERVICE_UNAVAILABLE, "Busy", &error.to_string());
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(5));
         return Ok(response);
     }

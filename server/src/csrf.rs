@@ -32,7 +32,7 @@ pub async fn check(State(state): State<AppState>, request: Request<Body>, next: 
         return next.run(request).await;
     }
     tracing::warn!(path = request.uri().path(), "refused a cross-site request");
-    crate::pages::plain_page(
+    crate::problem::plain_page(
         StatusCode::FORBIDDEN,
         "Request refused",
         "This request did not come from an awx-onboard page, so we did not act on it.",

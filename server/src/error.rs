@@ -53,28 +53,30 @@ impl IntoResponse for AppError {
             AppError::LoginRequired { next, notice } => {
                 Redirect::to(&paths::login_then(&next, Some(notice))).into_response()
             }
-            AppError::OperatorsOnly => crate::pages::plain_page(
+            AppError::OperatorsOnly => crate::problem::plain_page(
                 StatusCode::FORBIDDEN,
                 "Operators only",
                 "This part of awx-onboard is for the people who run it. Your connection is on the Connection page.",
             ),
-            AppError::NotFound(text) => crate::pages::plain_page(StatusCode::NOT_FOUND, "We could not find that", text),
+            AppError::NotFound(text) => {
+                crate::problem::plain_page(StatusCode::NOT_FOUND, "We could not find that", text)
+            }
             AppError::BadForm(what) => {
                 tracing::info!(what, "malformed form refused");
-                crate::pages::plain_page(
+                crate::problem::plain_page(
                     StatusCode::BAD_REQUEST,
                     "That did not work",
                     "The form could not be read. Please go back and try again.",
                 )
             }
-            AppError::FormTooLarge => crate::pages::plain_page(
+            AppError::FormTooLarge => crate::problem::plain_page(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Too much data",
                 "The form sent more than we accept.",
             ),
             AppError::Unavailable(cause) => {
                 tracing::warn!(%cause, "answered 503");
-                crate::pages::plain_page(
+                crate::problem::plain_page(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Not available right now",
                     "Something we depend on is not answering. Please try again in a moment.",
@@ -82,7 +84,7 @@ impl IntoResponse for AppError {
             }
             AppError::Internal(cause) => {
                 tracing::error!(%cause, "answered 500");
-                crate::pages::plain_page(
+                crate::problem::plain_page(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Something went wrong",
                     "It is on our side, not yours. Please try again in a moment.",

@@ -12,11 +12,14 @@ pub mod error;
 pub mod form;
 pub mod health;
 pub mod mail;
+pub mod net;
 pub mod operator;
 pub mod operator_platform;
 pub mod pages;
 pub mod platform;
+pub mod problem;
 pub mod proxy;
+pub mod rate_limit;
 pub mod router;
 pub mod security;
 pub mod sessions;
@@ -76,9 +79,9 @@ impl Application {
             .context("database start-up failed")?;
         tracing::info!(database = %config::shown_database_url(&config), "database ready");
 
-        let listener = tokio::net::TcpListener::bind(config.site_addr)
+        let listener = tokio::net::TcpListener::bind(config.network.site_addr)
             .await
-            .with_context(|| format!("could not listen on {} (LEPTOS_SITE_ADDR)", config.site_addr))?;
+            .with_context(|| format!("could not listen on {} (LEPTOS_SITE_ADDR)", config.network.site_addr))?;
         let local_addr = listener.local_addr()?;
 
         let (airwallex, simulator) = match &config.airwallex.endpoints {
@@ -100,7 +103,7 @@ impl Application {
 
         let mut leptos_options = get_configuration(None).context("Leptos configuration")?.leptos_options;
         leptos_options.site_addr = local_addr;
-        find_site(&mut leptos_options, config.site_root.as_deref());
+        find_site(&mut leptos_options, config.network.site_root.as_deref());
         assets::set_stylesheet(assets::stylesheet_href(&leptos_options));
         tracing::info!(site = %leptos_options.site_root, hashed = leptos_options.hash_files, "site files");
 
@@ -143,7 +146,7 @@ impl Application {
         let sweeper = tokio::spawn(sweep_periodically(self.state.services.clone(), keeper_stopped));
         let (closing, close_started) = tokio::sync::oneshot::channel::<()>();
         let draining = self.state.draining.clone();
-        let drain = self.state.config.drain;
+        let drain = self.state.config.network.drain;
         // No Nagle delay: a response written in two parts (headers, then a file's body)
         // would otherwise wait for the client's delayed ACK, 40 ms.
         let listener = self.listener.tap_io(|stream| {
@@ -233,7 +236,7 @@ fn build_services(
         cipher,
         client,
         clock.clone(),
-        VaultSettings::new(config.refresh_margin.as_secs() as i64, request_timeout),
+        VaultSettings::new(config.airwallex.refresh_margin.as_secs() as i64, request_timeout),
     ));
     let keeper = Arc::new(Keeper::new(vault.clone(), KeeperSettings::default()));
     // Password hashing may use all cores but one, so pages stay quick during a login rush.
@@ -252,20 +255,20 @@ fn build_services(
                 client_id: config.airwallex.client_id.clone(),
                 scopes: config.airwallex.scopes.clone(),
             },
-            account_cache_seconds: config.account_cache.as_secs() as i64,
+            account_cache_seconds: config.airwallex.account_cache.as_secs() as i64,
             webhook_secret: config.airwallex.webhook_secret.clone(),
             hashing_slots,
-            sign_ups_per_address_per_hour: config.sign_ups_per_address_per_hour,
-            deliveries: awx_onboard::platform::outbox::DeliverySettings {
-                lease: config.webhook_delivery_lease,
-                ..Default::default()
+            sign_ups_per_address_per_hour: config.network.sign_ups_per_address_per_hour,
+            deliveries: awx_onboard::outbox_queue::Schedule {
+                lease: config.platform.webhook_delivery_lease,
+                ..awx_onboard::platform::outbox::WEBHOOK_SCHEDULE
             },
             mail: awx_onboard::mail::MailSettings::new(
-                config.smtp_url.clone(),
-                config.mail_from.clone(),
+                config.mail.smtp_url.clone(),
+                config.mail.from.clone(),
                 config.public_origin(),
             ),
-            digest_hour: config.digest_hour,
+            digest_hour: config.mail.digest_hour,
         },
     )
     .context("mail settings (SMTP_URL, MAIL_FROM)")

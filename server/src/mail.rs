@@ -13,7 +13,7 @@ use awx_onboard::html::escape;
 use crate::access::{OperatorUser, SignedIn};
 use crate::error::AppError;
 use crate::form::HtmlForm;
-use crate::pages::{page_with_body, plain_page};
+use crate::problem::{page_with_body, plain_page};
 use crate::state::AppState;
 
 #[derive(Deserialize)]

@@ -52,7 +52,7 @@ pub async fn check(
 
 /// `GET /metrics`: Prometheus text, for loopback callers or with the configured bearer token.
 pub async fn metrics(State(state): State<AppState>, client: ClientAddr, headers: HeaderMap) -> Response {
-    let token_ok = state.config.metrics_token.as_ref().is_some_and(|token| {
+    let token_ok = state.config.network.metrics_token.as_ref().is_some_and(|token| {
         headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())

@@ -45,7 +45,7 @@ async fn render(
         .get::<axum::extract::MatchedPath>()
         .map(|matched| matched.as_str().to_string())
         .unwrap_or_else(|| request.uri().path().to_string());
-    let deadline = state.config.render_deadline;
+    let deadline = state.config.network.render_deadline;
     // Async rendering collects the whole page before the headers go out: a render that
     // never finishes would leave the client with nothing at all.
     match tokio::time::timeout(deadline, render(request)).await {
@@ -56,7 +56,7 @@ async fn render(
                 deadline_seconds = deadline.as_secs(),
                 "the page did not finish rendering in time; answered 503"
             );
-            plain_page(
+            crate::problem::plain_page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "This page is taking too long",
                 "We could not put this page together in time. Please try again in a moment.",
@@ -97,28 +97,4 @@ pub async fn render_page_with(
     let mut response = render(state, Request::from_parts(parts, Body::empty()), feedback, revealed).await;
     *response.status_mut() = status;
     Ok(response)
-}
-
-/// A small page in the app's style for refusals that happen before any page is rendered
-/// (no data, no scripts).
-pub fn plain_page(status: StatusCode, title: &str, text: &str) -> Response {
-    page_with_body(
-        status,
-        title,
-        &format!("<p class=\"muted\">{text}</p><a class=\"button\" href=\"/\">Back to the home page</a>"),
-    )
-}
-
-/// A page outside the Leptos app around `body` (trusted HTML: escape what goes into it).
-pub fn page_with_body(status: StatusCode, title: &str, body: &str) -> Response {
-    let body = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · awx-onboard</title><link rel=\"stylesheet\" href=\"{css}\"></head>\
-         <body><main class=\"container main\"><section class=\"card narrow center\">\
-         <p class=\"eyebrow\">{code}</p><h1>{title}</h1>{body}</section></main></body></html>",
-        code = status.as_u16(),
-        css = crate::assets::stylesheet(),
-    );
-    (status, axum::response::Html(body)).into_response()
 }

@@ -63,5 +63,5 @@ fn with_error_page(response: Response) -> Response {
             "The request could not be handled. Please go back and try again.",
         ),
     };
-    crate::pages::plain_page(status, title, text)
+    crate::problem::plain_page(status, title, text)
 }

@@ -34,7 +34,7 @@ pub struct AppState {
     /// computed once.
     pub default_csp: http::HeaderValue,
     /// The platform API's per-key request budget on this instance.
-    pub rate_limiter: crate::platform::SharedRateLimiter,
+    pub rate_limiter: crate::rate_limit::SharedRateLimiter,
 }
 
 impl AppState {

@@ -174,6 +174,29 @@ impl TestApp {
         browser
     }
 
+    /// Requests `path` in `browser` with Airwallex's next account answer `delay_ms` late;
+    /// returns once the request waits at the simulator, with its status to come.
+    pub async fn slow_page_in_flight(
+        &self,
+        browser: &Browser,
+        path: &str,
+        delay_ms: u64,
+    ) -> tokio::task::JoinHandle<StatusCode> {
+        use awx_onboard::simulator::{Endpoint, FaultKind};
+        self.sim()
+            .inject(Endpoint::Account, FaultKind::Delay { ms: delay_ms }, 1);
+        let calls = self.sim().counters().account_calls;
+        let slow = {
+            let (browser, path) = (browser.clone(), path.to_string());
+            tokio::spawn(async move { browser.get(&path).await.status() })
+        };
+        awx_onboard::testing::wait_until("the slow page waits for Airwallex", || {
+            self.sim().counters().account_calls > calls
+        })
+        .await;
+        slow
+    }
+
     /// Signals shutdown (as SIGTERM would): the drain begins; [`stop`](Self::stop) waits.
     pub fn begin_shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {

@@ -107,7 +107,7 @@ impl Throttle {
     /// Keys are always locked in the same order (address, then account and address).
     pub(super) async fn reserve_login(&self, email: &str, ip: &str, now: i64) -> Result<Option<Reserved>, sqlx::Error> {
         let since = now - THROTTLE_WINDOW_SECONDS;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         lock_key(&mut tx, &format!("login-ip:{ip}"), now).await?;
         lock_key(&mut tx, &format!("login:{email}|{ip}"), now).await?;
         let by_address = count(&mut tx, Kind::Login, None, ip, since).await?;
@@ -128,7 +128,7 @@ impl Throttle {
         ip: &str,
         now: i64,
     ) -> Result<Option<Reserved>, sqlx::Error> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         lock_key(&mut tx, &format!("signup-ip:{ip}"), now).await?;
         if count(&mut tx, Kind::SignUp, None, ip, now - SIGN_UP_WINDOW_SECONDS).await? >= self.sign_ups_per_address {
             tx.commit().await?;

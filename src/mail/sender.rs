@@ -6,11 +6,9 @@
 //! receiving system can tell.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
@@ -18,56 +16,14 @@ use sqlx::Row;
 use tokio::sync::watch;
 
 use super::compose::{compose, Letter};
+use super::headers::{AutoSubmitted, ListUnsubscribe, ListUnsubscribePost};
+use super::smtp::transport;
+pub use super::smtp::{check_smtp_url, parse_from, SmtpUrlError, CONNECTIONS, NOT_CONFIGURED};
 use super::{MailKind, MailOutbox};
 use crate::db::Database;
+use crate::outbox_queue::{Courier, Schedule};
 use crate::secret::random_urlsafe;
 use crate::time::Clock;
-
-/// The answer recorded for messages while no SMTP server is configured.
-pub const NOT_CONFIGURED: &str = "not sent: no mail server configured";
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SmtpUrlError {
-    #[error("must look like smtp://host:25, smtp://host:587?tls=required or smtps://user:password@host:465 ({0})")]
-    BadUrl(String),
-    #[error("must be an address like \"awx-onboard <no-reply@example.com>\" ({0})")]
-    BadFrom(String),
-}
-
-/// Checks an `SMTP_URL` (without connecting, and outside a runtime too).
-pub fn check_smtp_url(url: &str) -> Result<(), SmtpUrlError> {
-    transport_builder(url).map(|_| ())
-}
-
-/// Checks a `MAIL_FROM`.
-pub fn parse_from(from: &str) -> Result<Mailbox, SmtpUrlError> {
-    from.parse::<Mailbox>()
-        .map_err(|e| SmtpUrlError::BadFrom(e.to_string()))
-}
-
-/// SMTP connections kept open, and messages in flight at once. lettre writes a message's
-/// end-of-data marker in a write of its own without `TCP_NODELAY`, so each message waits
-/// for the server's delayed ACK (~40 ms on Linux): one connection carries at most ~25
-/// messages a second, and throughput comes from parallel connections.
-pub const CONNECTIONS: u32 = 16;
-
-/// The transport; its connection pool needs the tokio runtime.
-fn transport(url: &str, timeout: Duration) -> Result<AsyncSmtpTransport<Tokio1Executor>, SmtpUrlError> {
-    Ok(transport_builder(url)?
-        .timeout(Some(timeout))
-        .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(CONNECTIONS))
-        .build())
-}
-
-fn transport_builder(url: &str) -> Result<lettre::transport::smtp::AsyncSmtpTransportBuilder, SmtpUrlError> {
-    let parsed = url::Url::parse(url).map_err(|e| SmtpUrlError::BadUrl(e.to_string()))?;
-    if !matches!(parsed.scheme(), "smtp" | "smtps") || parsed.host_str().is_none_or(str::is_empty) {
-        return Err(SmtpUrlError::BadUrl("scheme smtp or smtps, and a host".into()));
-    }
-    AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-        // lettre's message names the part that is wrong, never the password.
-        .map_err(|e| SmtpUrlError::BadUrl(e.to_string()))
-}
 
 /// How the mailer works.
 #[derive(Clone)]
@@ -78,19 +34,8 @@ pub struct MailSettings {
     pub from: String,
     /// `PUBLIC_URL` without a trailing slash: links in messages point there.
     pub public_url: String,
-    /// A claimed message is another instance's to send after this (real time).
-    pub lease: Duration,
-    /// Per SMTP conversation.
-    pub timeout: Duration,
-    pub batch: i64,
-    /// Messages in flight at once.
-    pub concurrency: usize,
-    /// First retry after this; doubling, at most an hour.
-    pub retry_base: Duration,
-    /// Retries stop this long after the message was queued.
-    pub give_up_after: Duration,
-    /// How often to look for due messages when there were none.
-    pub poll: Duration,
+    /// Leases, pace and retries; the timeout is per SMTP conversation.
+    pub schedule: Schedule,
     /// How often to look for expiry warnings and the digest.
     pub plan_every: Duration,
 }
@@ -101,9 +46,7 @@ impl fmt::Debug for MailSettings {
             .field("smtp_url", &self.smtp_url.as_ref().map(|_| "[redacted]"))
             .field("from", &self.from)
             .field("public_url", &self.public_url)
-            .field("lease", &self.lease)
-            .field("retry_base", &self.retry_base)
-            .field("give_up_after", &self.give_up_after)
+            .field("schedule", &self.schedule)
             .finish_non_exhaustive()
     }
 }
@@ -114,20 +57,22 @@ impl MailSettings {
             smtp_url,
             from,
             public_url: public_url.trim_end_matches('/').to_string(),
-            lease: Duration::from_secs(60),
-            timeout: Duration::from_secs(20),
-            batch: 200,
-            concurrency: CONNECTIONS as usize,
-            retry_base: Duration::from_secs(10),
-            give_up_after: Duration::from_secs(3 * 86_400),
-            poll: Duration::from_millis(500),
+            schedule: Schedule {
+                lease: Duration::from_secs(60),
+                timeout: Duration::from_secs(20),
+                batch: 200,
+                concurrency: CONNECTIONS as usize,
+                poll: Duration::from_millis(500),
+                retry_base: Duration::from_secs(10),
+                give_up_after: Duration::from_secs(3 * 86_400),
+            },
             plan_every: Duration::from_secs(60),
         }
     }
 }
 
 /// A claimed message with what sending it needs.
-struct Claimed {
+pub struct Claimed {
     id: i64,
     kind: MailKind,
     reason: Option<String>,
@@ -161,6 +106,8 @@ pub struct Mailer {
     settings: MailSettings,
     instance: String,
     host: String,
+    /// When expiry warnings and the digest were last planned.
+    planned: Mutex<Option<Instant>>,
 }
 
 impl fmt::Debug for Mailer {
@@ -176,7 +123,7 @@ impl Mailer {
         let transport = settings
             .smtp_url
             .as_ref()
-            .map(|url| transport(url.expose_secret(), settings.timeout))
+            .map(|url| transport(url.expose_secret(), settings.schedule.timeout))
             .transpose()?;
         let from = parse_from(&settings.from)?;
         let host = url::Url::parse(&settings.public_url)
@@ -192,6 +139,7 @@ impl Mailer {
             settings,
             instance: format!("mailer-{}", random_urlsafe(6)),
             host,
+            planned: Mutex::new(None),
         })
     }
 
@@ -204,90 +152,16 @@ impl Mailer {
         &self.outbox
     }
 
-    /// Rounds until `stop` turns true; a round in progress finishes what it sent.
-    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let mut planned: Option<Instant> = None;
-        loop {
-            if *stop.borrow() {
-                break;
-            }
-            if planned.is_none_or(|at| at.elapsed() >= self.settings.plan_every) {
-                planned = Some(Instant::now());
-                if let Err(error) = self.outbox.plan().await {
-                    tracing::warn!(%error, "planning emails failed; trying again later");
-                }
-            }
-            let pause = match self.run_once().await {
-                Ok(sent) if sent as i64 >= self.settings.batch => Duration::ZERO,
-                Ok(_) => self.settings.poll,
-                Err(error) => {
-                    tracing::warn!(%error, "mail round failed");
-                    self.settings.poll * 4
-                }
-            };
-            if !pause.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = stop.changed() => {}
-                }
-            }
-        }
+    /// Delivery rounds until `stop` turns true ([`crate::outbox_queue::run`]), planning
+    /// expiry warnings and the digest between them.
+    pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        crate::outbox_queue::run(self, stop).await
     }
 
     /// One round: claims due messages and sends them. Returns how many it claimed (none
     /// without an SMTP server).
     pub async fn run_once(&self) -> Result<usize, sqlx::Error> {
-        let Some(transport) = &self.transport else {
-            return Ok(0);
-        };
-        let claimed = self.claim().await?;
-        let count = claimed.len();
-        futures::stream::iter(claimed)
-            .map(|message| self.deliver(transport, message))
-            .buffer_unordered(self.settings.concurrency.max(1))
-            .collect::<Vec<()>>()
-            .await;
-        Ok(count)
-    }
-
-    async fn claim(&self) -> Result<Vec<Claimed>, sqlx::Error> {
-        let ids = crate::outbox_queue::claim_due(
-            &self.db,
-            "mail_outbox",
-            "queued",
-            &self.instance,
-            self.settings.lease,
-            self.clock.now(),
-            self.settings.batch,
-        )
-        .await?;
-        let mut claimed = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-            let rows = sqlx::query(&format!(
-                "SELECT o.id, o.kind, o.reason, o.recipient, o.context, o.unsubscribe_token, o.attempts, o.created_at, \
-                 m.email_notifications, c.business_name FROM mail_outbox o JOIN merchants m ON m.id = o.account_id \
-                 LEFT JOIN connections c ON c.id = o.connection_id WHERE o.id IN ({list})"
-            ))
-            .fetch_all(self.db.pool())
-            .await?;
-            for r in rows {
-                let kind: String = r.try_get("kind")?;
-                claimed.push(Claimed {
-                    id: r.try_get("id")?,
-                    kind: MailKind::parse(&kind).unwrap_or(MailKind::Reconnect),
-                    reason: r.try_get("reason")?,
-                    recipient: r.try_get("recipient")?,
-                    context: r.try_get("context")?,
-                    unsubscribe_token: r.try_get("unsubscribe_token")?,
-                    business_name: r.try_get("business_name")?,
-                    wanted: r.try_get::<i64, _>("email_notifications")? != 0,
-                    attempts: r.try_get("attempts")?,
-                    created_at: r.try_get("created_at")?,
-                });
-            }
-        }
-        Ok(claimed)
+        crate::outbox_queue::round(self).await
     }
 
     /// The unsubscribe link of a message.
@@ -339,10 +213,83 @@ impl Mailer {
             Err(error) => Outcome::Retry(error.to_string()),
         }
     }
+}
+
+#[async_trait::async_trait]
+impl Courier for Mailer {
+    type Claimed = Claimed;
+    const WHAT: &'static str = "email";
+
+    fn schedule(&self) -> &Schedule {
+        &self.settings.schedule
+    }
+
+    /// Expiry warnings and the digest are planned at most every `plan_every`.
+    async fn before_round(&self) {
+        let due = {
+            let mut planned = self.planned.lock().unwrap_or_else(|p| p.into_inner());
+            let due = planned.is_none_or(|at| at.elapsed() >= self.settings.plan_every);
+            if due {
+                *planned = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            if let Err(error) = self.outbox.plan().await {
+                tracing::warn!(%error, "planning emails failed; trying again later");
+            }
+        }
+    }
+
+    async fn claim(&self) -> Result<Vec<Claimed>, sqlx::Error> {
+        if self.transport.is_none() {
+            return Ok(Vec::new());
+        }
+
+        let ids = crate::outbox_queue::claim_due(
+            &self.db,
+            "mail_outbox",
+            "queued",
+            &self.instance,
+            &self.settings.schedule,
+            self.clock.now(),
+        )
+        .await?;
+        let rows = crate::outbox_queue::fetch_claimed(
+            &self.db,
+            "SELECT o.id, o.kind, o.reason, o.recipient, o.context, o.unsubscribe_token, o.attempts, o.created_at, \
+             m.email_notifications, c.business_name FROM mail_outbox o JOIN merchants m ON m.id = o.account_id \
+             LEFT JOIN connections c ON c.id = o.connection_id WHERE o.id IN",
+            &ids,
+        )
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        {
+            for r in rows {
+                let kind: String = r.try_get("kind")?;
+                claimed.push(Claimed {
+                    id: r.try_get("id")?,
+                    kind: MailKind::parse(&kind).unwrap_or(MailKind::Reconnect),
+                    reason: r.try_get("reason")?,
+                    recipient: r.try_get("recipient")?,
+                    context: r.try_get("context")?,
+                    unsubscribe_token: r.try_get("unsubscribe_token")?,
+                    business_name: r.try_get("business_name")?,
+                    wanted: r.try_get::<i64, _>("email_notifications")? != 0,
+                    attempts: r.try_get("attempts")?,
+                    created_at: r.try_get("created_at")?,
+                });
+            }
+        }
+        Ok(claimed)
+    }
 
     /// Sends one message and records the outcome (only while this instance holds it).
-    async fn deliver(&self, transport: &AsyncSmtpTransport<Tokio1Executor>, message: Claimed) {
-        let outcome = self.attempt(transport, &message).await;
+    async fn deliver(&self, message: Claimed) {
+        let outcome = match &self.transport {
+            Some(transport) => self.attempt(transport, &message).await,
+            None => return,
+        };
         let now = self.clock.now();
         let attempts = message.attempts + 1;
         let (status, answer, next, sent_at) = match outcome {
@@ -354,11 +301,10 @@ impl Mailer {
                 None,
             ),
             Outcome::Refused(answer) => ("failed", answer, now, None),
-            Outcome::Retry(answer) => {
-                let give_up = now - message.created_at >= self.settings.give_up_after.as_secs() as i64;
-                let backoff = crate::outbox_queue::backoff_seconds(self.settings.retry_base, attempts);
-                (if give_up { "failed" } else { "queued" }, answer, now + backoff, None)
-            }
+            Outcome::Retry(answer) => match self.settings.schedule.retry_at(attempts, message.created_at, now) {
+                Some(at) => ("queued", answer, at, None),
+                None => ("failed", answer, now, None),
+            },
         };
         crate::metrics::record_mail(status);
         if status != "sent" {
@@ -385,53 +331,6 @@ impl Mailer {
         }
     }
 }
-
-/// Defines a header lettre does not know, with its fixed name.
-macro_rules! simple_header {
-    ($type:ident, $name:literal) => {
-        impl Header for $type {
-            fn name() -> HeaderName {
-                HeaderName::new_from_ascii_str($name)
-            }
-            fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-                Err(concat!($name, " is only written").into())
-            }
-            fn display(&self) -> HeaderValue {
-                HeaderValue::new(Self::name(), self.value())
-            }
-        }
-    };
-}
-
-/// `List-Unsubscribe: <https://…>` (RFC 2369).
-#[derive(Clone)]
-struct ListUnsubscribe(String);
-impl ListUnsubscribe {
-    fn value(&self) -> String {
-        self.0.clone()
-    }
-}
-simple_header!(ListUnsubscribe, "List-Unsubscribe");
-
-/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
-#[derive(Clone)]
-struct ListUnsubscribePost;
-impl ListUnsubscribePost {
-    fn value(&self) -> String {
-        "List-Unsubscribe=One-Click".into()
-    }
-}
-simple_header!(ListUnsubscribePost, "List-Unsubscribe-Post");
-
-/// `Auto-Submitted: auto-generated` (RFC 3834): no out-of-office replies.
-#[derive(Clone)]
-struct AutoSubmitted;
-impl AutoSubmitted {
-    fn value(&self) -> String {
-        "auto-generated".into()
-    }
-}
-simple_header!(AutoSubmitted, "Auto-Submitted");
 
 #[cfg(test)]
 mod tests {

@@ -9,8 +9,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::handlers::spawn_webhook;
 use super::state::{ConnectionStatus, Endpoint, FaultKind, RandomFaults};
+use super::webhooks::spawn_webhook;
 use super::Simulator;
 
 pub fn router() -> Router<Simulator> {

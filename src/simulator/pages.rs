@@ -1,7 +1,7 @@
 //! The simulator's HTML: Airwallex's consent screen and the merchant's connected-apps page.
 
 use super::accounts::SimAccount;
-use super::handlers::{AuthorizeParams, ValidAuthorize};
+use super::authorize_request::{AuthorizeParams, ValidAuthorize};
 use super::state::SimConnection;
 use crate::html::escape as esc;
 use crate::time::rfc3339;

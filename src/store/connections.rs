@@ -45,13 +45,11 @@ impl ConnectionStore {
         actor: &str,
         now: i64,
     ) -> Result<EventKind, sqlx::Error> {
-        // Read before the transaction: on SQLite a transaction that reads first cannot
-        // upgrade to a write once another writer has committed (SQLITE_BUSY_SNAPSHOT).
         let previous: Option<i64> = sqlx::query_scalar("SELECT connected_at FROM connections WHERE id = $1")
             .bind(connection_id)
             .fetch_one(self.db.pool())
             .await?;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         sqlx::query(
             "UPDATE connections SET status = 'connected', status_reason = NULL, account_id = $2, business_name = $3, \
              account_json = $4, account_fetched_at = $5, scope = $6, key_id = $7, access_token = $8, \
@@ -117,7 +115,7 @@ impl ConnectionStore {
         real_now: i64,
         recovered: bool,
     ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         let result = sqlx::query(
             "UPDATE connections SET key_id = $1, access_token = $2, access_expires_at = $3, refresh_token = $4, \
              refresh_issued_at = $5, refresh_expires_at = $6, rotate_due_at = $7, scope = COALESCE($8, scope), \
@@ -161,7 +159,7 @@ impl ConnectionStore {
         actor: &str,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         sqlx::query(
             "UPDATE connections SET last_refresh_at = $1, last_refresh_result = 'failed', last_error = $2, \
              lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE id = $3 AND lease_owner = $4",
@@ -216,7 +214,7 @@ impl ConnectionStore {
         } else {
             (EventKind::NeedsReconnect, Some("failed"))
         };
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         let result = sqlx::query(
             "UPDATE connections SET status = 'needs_reconnect', status_reason = $1, access_token = NULL, \
              refresh_token = NULL, access_expires_at = NULL, refresh_sent_at = NULL, rotate_due_at = NULL, \
@@ -245,7 +243,7 @@ impl ConnectionStore {
 
     /// The merchant disconnected: tokens deleted, history kept.
     pub async fn disconnect(&self, connection_id: i64, actor: &str, now: i64) -> Result<bool, sqlx::Error> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         let result = sqlx::query(
             "UPDATE connections SET status = 'disconnected', status_reason = NULL, access_token = NULL, \
              refresh_token = NULL, access_expires_at = NULL, refresh_expires_at = NULL, refresh_sent_at = NULL, \

@@ -154,7 +154,7 @@ pub(super) async fn commit_with_event(
 impl ConnectionStore {
     /// Appends one event on its own (an operator's action, for instance).
     pub async fn log_event(&self, connection_id: i64, event: NewEvent<'_>, now: i64) -> Result<(), sqlx::Error> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         append_event(&mut tx, connection_id, event, now).await?;
         tx.commit().await
     }

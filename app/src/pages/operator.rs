@@ -54,13 +54,9 @@ pub fn OperatorPage() -> impl IntoView {
         <h1>"Connections"</h1>
         <Suspense fallback=|| view! { <p class="muted">"Loading connections…"</p> }>
             {move || Suspend::new(async move {
-                match data.await {
-                    Ok(overview) => view! {
-                        <Dashboard overview status=status() search=search() sort=sort() />
-                    }
-                    .into_any(),
-                    Err(error) => view! { <p class="notice bad" role="alert">{crate::pages::error_text(&error)}</p> }.into_any(),
-                }
+                crate::components::loaded(data.await, |overview| {
+                    view! { <Dashboard overview status=status() search=search() sort=sort() /> }.into_any()
+                })
             })}
         </Suspense>
         <Trends />
@@ -95,16 +91,15 @@ fn Trends() -> impl IntoView {
             <h2 id="trends-title">"Trends"</h2>
             <Suspense fallback=|| view! { <p class="muted">"Loading trends…"</p> }>
                 {move || Suspend::new(async move {
-                    match trends.await {
-                        Ok(trends) => view! {
+                    crate::components::loaded(trends.await, |trends| {
+                        view! {
                             <p class=expiring_class(trends.expiring_soon) data-count="expiring_soon">
                                 {expiring_text(trends.expiring_soon)}
                             </p>
                             {trends.charts.into_iter().map(|chart| view! { <crate::charts::BarChart chart /> }).collect_view()}
                         }
-                        .into_any(),
-                        Err(error) => view! { <p class="notice bad" role="alert">{crate::pages::error_text(&error)}</p> }.into_any(),
-                    }
+                        .into_any()
+                    })
                 })}
             </Suspense>
         </section>

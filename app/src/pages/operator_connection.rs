@@ -32,10 +32,7 @@ pub fn OperatorConnectionPage() -> impl IntoView {
         <QueryNotice notices=NOTICES />
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match data.await {
-                    Ok(view) => view! { <Detail_ view /> }.into_any(),
-                    Err(error) => view! { <p class="notice bad" role="alert">{crate::pages::error_text(&error)}</p> }.into_any(),
-                }
+                crate::components::loaded(data.await, |view| view! { <Detail_ view /> }.into_any())
             })}
         </Suspense>
     }

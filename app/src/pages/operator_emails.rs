@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::components::{OperatorNav, QueryNotice};
+use crate::components::{loaded, DataTable, OperatorNav, PostButton, QueryNotice};
 use crate::dto::OutboxView;
 use crate::operator_api::load_outbox;
 use crate::paths::{self, Notice};
@@ -20,12 +20,7 @@ pub fn OperatorEmailsPage() -> impl IntoView {
         <h1>"Emails"</h1>
         <QueryNotice notices=&[Notice::Resent] />
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Ok(outbox) => view! { <Outbox outbox /> }.into_any(),
-                    Err(error) => view! { <p class="notice bad" role="alert">{crate::pages::error_text(&error)}</p> }.into_any(),
-                }
-            })}
+            {move || Suspend::new(async move { loaded(data.await, |outbox| view! { <Outbox outbox /> }.into_any()) })}
         </Suspense>
     }
 }
@@ -41,6 +36,31 @@ fn Outbox(outbox: OutboxView) -> impl IntoView {
         messages,
         older_before,
     } = outbox;
+    let rows = messages
+        .into_iter()
+        .map(|m| {
+            let about = match m.connection_id {
+                Some(id) => view! { <a href=paths::operator_connection(id)>{m.about.clone()}</a> }.into_any(),
+                None => view! { <span>{m.about.clone()}</span> }.into_any(),
+            };
+            let resendable = m.status != "queued";
+            view! {
+                <tr data-mail=m.id data-status=m.status.clone()>
+                    <td>{about}<br /><small class="muted">{m.created.clone()}</small></td>
+                    <td>{m.recipient.clone()}</td>
+                    <td>{m.status.clone()}<br /><small class="muted">{m.when.clone().unwrap_or_default()}</small></td>
+                    <td>{m.attempts}</td>
+                    <td class="answer">{m.answer.clone().unwrap_or_else(|| "—".to_string())}</td>
+                    <td>
+                        {resendable.then(|| view! {
+                            <PostButton action=paths::operator_email_resend(m.id) label="Resend" tone="secondary" />
+                        })}
+                    </td>
+                </tr>
+            }
+            .into_any()
+        })
+        .collect();
     view! {
         {(!configured).then(|| view! {
             <p class="notice warn" role="status">
@@ -54,56 +74,14 @@ fn Outbox(outbox: OutboxView) -> impl IntoView {
             <span data-count="failed">{format!("Failed: {failed}")}</span>" · "
             <span data-count="suppressed">{format!("Turned off by the recipient: {suppressed}")}</span>
         </p>
-        {if messages.is_empty() {
-            view! { <p class="muted">"No email yet. Merchants are written to when a connection needs them."</p> }.into_any()
-        } else {
-            view! {
-                <table class="data">
-                    <caption>"Messages, newest first"</caption>
-                    <thead>
-                        <tr>
-                            <th scope="col">"About"</th>
-                            <th scope="col">"To"</th>
-                            <th scope="col">"Status"</th>
-                            <th scope="col">"Attempts"</th>
-                            <th scope="col">"Last answer"</th>
-                            <th scope="col"><span class="visually-hidden">"Action"</span></th>
-                        </tr>
-                    </thead>
-                    <tbody>
-                        {messages
-                            .into_iter()
-                            .map(|m| {
-                                let about = match m.connection_id {
-                                    Some(id) => view! { <a href=paths::operator_connection(id)>{m.about.clone()}</a> }.into_any(),
-                                    None => view! { <span>{m.about.clone()}</span> }.into_any(),
-                                };
-                                let resendable = m.status != "queued";
-                                view! {
-                                    <tr data-mail=m.id data-status=m.status.clone()>
-                                        <td>{about}<br /><small class="muted">{m.created.clone()}</small></td>
-                                        <td>{m.recipient.clone()}</td>
-                                        <td>{m.status.clone()}<br /><small class="muted">{m.when.clone().unwrap_or_default()}</small></td>
-                                        <td>{m.attempts}</td>
-                                        <td class="answer">{m.answer.clone().unwrap_or_else(|| "—".to_string())}</td>
-                                        <td>
-                                            {resendable.then(|| view! {
-                                                <form method="post" action=paths::operator_email_resend(m.id)>
-                                                    <button type="submit" class="button small secondary">"Resend"</button>
-                                                </form>
-                                            })}
-                                        </td>
-                                    </tr>
-                                }
-                            })
-                            .collect_view()}
-                    </tbody>
-                </table>
-                {older_before.map(|before| view! {
-                    <p><a href=format!("{}?before={before}", paths::OPERATOR_EMAILS)>"Older messages →"</a></p>
-                })}
-            }
-            .into_any()
-        }}
+        <DataTable
+            caption="Messages, newest first"
+            columns=&["About", "To", "Status", "Attempts", "Last answer", ""]
+            empty="No email yet. Merchants are written to when a connection needs them."
+            rows
+        />
+        {older_before.map(|before| view! {
+            <p><a href=format!("{}?before={before}", paths::OPERATOR_EMAILS)>"Older messages →"</a></p>
+        })}
     }
 }

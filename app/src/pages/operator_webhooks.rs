@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::components::{OperatorNav, PostOutcome, QueryNotice};
+use crate::components::{loaded, Checkboxes, DataTable, OperatorNav, PostButton, PostOutcome, QueryNotice};
 use crate::dto::{EndpointDetailView, EndpointView};
 use crate::operator_api::{load_webhook, load_webhooks};
 use crate::paths::{self, Notice};
@@ -41,27 +41,13 @@ pub fn OperatorWebhooksPage() -> impl IntoView {
                     "URL"
                     <input type="url" name="url" required placeholder="https://platform.example.com/hooks/awx" />
                 </label>
-                <fieldset>
-                    <legend>"Events"</legend>
-                    {EVENTS
-                        .iter()
-                        .map(|(event, label)| view! {
-                            <label class="check">
-                                <input type="checkbox" name="event" value=*event checked />
-                                {*label}
-                            </label>
-                        })
-                        .collect_view()}
-                </fieldset>
+                <Checkboxes legend="Events" name="event" options=&EVENTS checked=true />
                 <button type="submit" class="button">"Add endpoint"</button>
             </form>
         </section>
         <Suspense fallback=|| view! { <p class="muted">"Loading endpoints…"</p> }>
             {move || Suspend::new(async move {
-                match endpoints.await {
-                    Ok(endpoints) => view! { <EndpointTable endpoints /> }.into_any(),
-                    Err(error) => view! { <p class="notice bad" role="alert">{crate::pages::error_text(&error)}</p> }.into_any(),
-                }
+                loaded(endpoints.await, |endpoints| view! { <EndpointTable endpoints /> }.into_any())
             })}
         </Suspense>
     }
@@ -69,49 +55,40 @@ pub fn OperatorWebhooksPage() -> impl IntoView {
 
 #[component]
 fn EndpointTable(endpoints: Vec<EndpointView>) -> impl IntoView {
-    if endpoints.is_empty() {
-        return view! { <p class="muted">"No endpoints yet."</p> }.into_any();
-    }
-    view! {
-        <table class="data">
-            <caption>"Endpoints"</caption>
-            <thead>
-                <tr>
-                    <th scope="col">"URL"</th>
-                    <th scope="col">"Events"</th>
-                    <th scope="col">"Delivered / pending / failed"</th>
-                    <th scope="col">"Status"</th>
+    let rows = endpoints
+        .into_iter()
+        .map(|e| {
+            let status = match &e.disabled {
+                Some(at) => view! { <span class="badge none">"Disabled " {at.clone()}</span> }.into_any(),
+                None => view! {
+                    <PostButton
+                        action=paths::operator_webhook_disable(e.id)
+                        label="Disable"
+                        tone="danger"
+                        name=format!("Disable {}", e.url)
+                    />
+                }
+                .into_any(),
+            };
+            view! {
+                <tr data-endpoint=e.id>
+                    <td><a href=paths::operator_webhook(e.id)>{e.url.clone()}</a></td>
+                    <td>{e.events.join(", ")}</td>
+                    <td>{format!("{} / {} / {}", e.delivered, e.pending, e.failed)}</td>
+                    <td>{status}</td>
                 </tr>
-            </thead>
-            <tbody>
-                {endpoints
-                    .into_iter()
-                    .map(|e| {
-                        let status = match &e.disabled {
-                            Some(at) => view! { <span class="badge none">"Disabled " {at.clone()}</span> }.into_any(),
-                            None => view! {
-                                <form method="post" action=paths::operator_webhook_disable(e.id)>
-                                    <button type="submit" class="button small danger" aria-label=format!("Disable {}", e.url)>
-                                        "Disable"
-                                    </button>
-                                </form>
-                            }
-                            .into_any(),
-                        };
-                        view! {
-                            <tr data-endpoint=e.id>
-                                <td><a href=paths::operator_webhook(e.id)>{e.url.clone()}</a></td>
-                                <td>{e.events.join(", ")}</td>
-                                <td>{format!("{} / {} / {}", e.delivered, e.pending, e.failed)}</td>
-                                <td>{status}</td>
-                            </tr>
-                        }
-                    })
-                    .collect_view()}
-            </tbody>
-        </table>
+            }
+            .into_any()
+        })
+        .collect();
+    view! {
+        <DataTable
+            caption="Endpoints"
+            columns=&["URL", "Events", "Delivered / pending / failed", "Status"]
+            empty="No endpoints yet."
+            rows
+        />
     }
-    .into_any()
 }
 
 #[component]
@@ -130,12 +107,7 @@ pub fn OperatorWebhookPage() -> impl IntoView {
         <p><a href=paths::OPERATOR_WEBHOOKS>"← All endpoints"</a></p>
         <QueryNotice notices=&[Notice::Resent] />
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Ok(detail) => view! { <Deliveries detail /> }.into_any(),
-                    Err(error) => view! { <p class="notice bad" role="alert">{crate::pages::error_text(&error)}</p> }.into_any(),
-                }
-            })}
+            {move || Suspend::new(async move { loaded(data.await, |detail| view! { <Deliveries detail /> }.into_any()) })}
         </Suspense>
     }
 }
@@ -144,59 +116,43 @@ pub fn OperatorWebhookPage() -> impl IntoView {
 fn Deliveries(detail: EndpointDetailView) -> impl IntoView {
     let EndpointDetailView { endpoint, deliveries } = detail;
     let disabled = endpoint.disabled.is_some();
+    let rows = deliveries
+        .into_iter()
+        .map(|d| {
+            let answer = match (d.last_status, d.last_error.clone()) {
+                (_, Some(error)) => error,
+                (Some(status), None) => format!("HTTP {status}"),
+                (None, None) => "—".to_string(),
+            };
+            let when = d
+                .delivered
+                .clone()
+                .or_else(|| d.next_attempt.clone().map(|at| format!("next attempt {at}")))
+                .unwrap_or_default();
+            view! {
+                <tr data-delivery=d.id data-status=d.status.clone()>
+                    <td>{d.kind.clone()}<br /><small class="muted"><code>{d.event_id.clone()}</code> " · " {d.created.clone()}</small></td>
+                    <td>{d.status.clone()}<br /><small class="muted">{when}</small></td>
+                    <td>{d.attempts}</td>
+                    <td>{answer}</td>
+                    <td>
+                        {(!disabled).then(|| view! {
+                            <PostButton action=paths::operator_delivery_resend(d.id) label="Resend" tone="secondary" />
+                        })}
+                    </td>
+                </tr>
+            }
+            .into_any()
+        })
+        .collect();
     view! {
         <h1>{endpoint.url.clone()}</h1>
         <p class="muted">{endpoint.events.join(", ")}</p>
-        {if deliveries.is_empty() {
-            view! { <p class="muted">"Nothing delivered yet."</p> }.into_any()
-        } else {
-            view! {
-                <table class="data">
-                    <caption>"Deliveries, newest first"</caption>
-                    <thead>
-                        <tr>
-                            <th scope="col">"Event"</th>
-                            <th scope="col">"Status"</th>
-                            <th scope="col">"Attempts"</th>
-                            <th scope="col">"Last answer"</th>
-                            <th scope="col"><span class="visually-hidden">"Action"</span></th>
-                        </tr>
-                    </thead>
-                    <tbody>
-                        {deliveries
-                            .into_iter()
-                            .map(|d| {
-                                let answer = match (d.last_status, d.last_error.clone()) {
-                                    (_, Some(error)) => error,
-                                    (Some(status), None) => format!("HTTP {status}"),
-                                    (None, None) => "—".to_string(),
-                                };
-                                let when = d
-                                    .delivered
-                                    .clone()
-                                    .or_else(|| d.next_attempt.clone().map(|at| format!("next attempt {at}")))
-                                    .unwrap_or_default();
-                                view! {
-                                    <tr data-delivery=d.id data-status=d.status.clone()>
-                                        <td>{d.kind.clone()}<br /><small class="muted"><code>{d.event_id.clone()}</code> " · " {d.created.clone()}</small></td>
-                                        <td>{d.status.clone()}<br /><small class="muted">{when}</small></td>
-                                        <td>{d.attempts}</td>
-                                        <td>{answer}</td>
-                                        <td>
-                                            {(!disabled).then(|| view! {
-                                                <form method="post" action=paths::operator_delivery_resend(d.id)>
-                                                    <button type="submit" class="button small secondary">"Resend"</button>
-                                                </form>
-                                            })}
-                                        </td>
-                                    </tr>
-                                }
-                            })
-                            .collect_view()}
-                    </tbody>
-                </table>
-            }
-            .into_any()
-        }}
+        <DataTable
+            caption="Deliveries, newest first"
+            columns=&["Event", "Status", "Attempts", "Last answer", ""]
+            empty="Nothing delivered yet."
+            rows
+        />
     }
 }

@@ -1,5 +1,6 @@
 //! What the bench binaries share: the entry point (both engines, the built site), an HTTP
-//! load generator and latency figures. Benches print figures; they assert nothing.
+//! load generator and latency figures. Benches print figures, and fail rather than print
+//! one when the work they measured went wrong (an error answer, nothing served).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -126,7 +127,8 @@ pub async fn load_with(
     }
 }
 
-/// One line of figures.
+/// One line of figures; panics after printing it when any request failed or none was
+/// served (a figure of failed work measures nothing).
 pub fn show(label: &str, f: &Figures) {
     println!(
         "  {label:<44} {:>7.0} req/s  p50 {:>6.1} ms  p99 {:>6.1} ms  ({} requests, {} errors)",
@@ -135,6 +137,12 @@ pub fn show(label: &str, f: &Figures) {
         f.p99.as_secs_f64() * 1000.0,
         f.requests,
         f.errors
+    );
+    assert!(
+        f.errors == 0 && f.requests > 0,
+        "{label}: {} of {} requests failed; the figure above measures nothing",
+        f.errors,
+        f.errors + f.requests
     );
 }
 

@@ -58,6 +58,22 @@ pub struct WebhookReceiver {
 }
 
 impl WebhookReceiver {
+    /// A receiver registered as `services`' webhook endpoint for `events`, verifying with
+    /// its signing secret; returns the endpoint's id too.
+    pub async fn subscribed(
+        services: &awx_onboard::services::Services,
+        events: &[awx_onboard::platform::outbox::PlatformEvent],
+    ) -> (i64, WebhookReceiver) {
+        let receiver = WebhookReceiver::start().await;
+        let (endpoint, secret) = services
+            .webhooks
+            .create(&receiver.url, events, "test")
+            .await
+            .expect("the endpoint is registered");
+        receiver.verify_with(secret.expose());
+        (endpoint, receiver)
+    }
+
     pub async fn start() -> WebhookReceiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let addr: SocketAddr = listener.local_addr().expect("an address");

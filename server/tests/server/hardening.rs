@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use awx_onboard::db::Engine;
-use awx_onboard::simulator::{Endpoint, FaultKind, DEFAULT_WEBHOOK_SECRET};
+use awx_onboard::simulator::DEFAULT_WEBHOOK_SECRET;
 use awx_onboard::store::ConnectionStatus;
 use awx_onboard::webhook_signature;
 use awx_onboard_server::testing::{eventually, location, Browser, TestApp, HARBOUR_COFFEE, PASSWORD};
@@ -204,16 +204,7 @@ async fn a_request_in_flight_during_logout_does_not_bring_the_session_back() {
     // Past the keep-alive interval: the next request saves the session again at its end.
     app.services().clock.advance(11 * 60);
     // A slow page (Airwallex answers after 1.5 s) is in flight while the merchant logs out.
-    app.sim().inject(Endpoint::Account, FaultKind::Delay { ms: 1500 }, 1);
-    let calls = app.sim().counters().account_calls;
-    let slow = {
-        let browser = browser.clone();
-        tokio::spawn(async move { browser.get("/connection").await.status() })
-    };
-    awx_onboard::testing::wait_until("the slow page waits for Airwallex", || {
-        app.sim().counters().account_calls > calls
-    })
-    .await;
+    let slow = app.slow_page_in_flight(&browser, "/connection", 1500).await;
     let logout = browser.post("/logout", &[]).await;
     assert_eq!(logout.status(), StatusCode::SEE_OTHER);
     assert_eq!(slow.await.unwrap(), StatusCode::OK);

@@ -403,3 +403,45 @@ async fn the_connection_page_shows_revocation_and_reconnecting_keeps_history() {
     );
     app.stop().await;
 }
+
+/// A platform's launch day on the embedded SQLite: 64 signed-up merchants click
+/// **Connect Airwallex** at once, 32 in parallel. An authorization code is exchanged once
+/// only, so every callback that fails loses that merchant's consent.
+async fn merchants_connecting_at_once_all_connect(engine: Engine) {
+    use futures::StreamExt;
+    const MERCHANTS: usize = 64;
+    let app = TestApp::spawn_with(engine, &[("SIGN_UPS_PER_ADDRESS_PER_HOUR", "1000")]).await;
+    let mut browsers = Vec::new();
+    for i in 0..MERCHANTS {
+        let browser = app.browser();
+        browser.sign_up(&format!("launch{i}@example.com")).await;
+        browsers.push(browser);
+    }
+    let outcomes: Vec<String> = futures::stream::iter(browsers)
+        .map(|browser| async move {
+            let authorize = browser.start("existing").await;
+            let callback = browser.consent(&authorize, "authorize", ACCOUNT).await;
+            let response = browser.get(&callback).await;
+            format!("{} {}", response.status().as_u16(), location(&response))
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let failed: Vec<&String> = outcomes
+        .iter()
+        .filter(|o| *o != "303 /connection?notice=connected")
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {MERCHANTS} callbacks failed: {failed:?}",
+        failed.len()
+    );
+    for i in 0..MERCHANTS {
+        assert_eq!(
+            app.connection_status(&format!("launch{i}@example.com")).await,
+            Some(ConnectionStatus::Connected)
+        );
+    }
+    app.stop().await;
+}
+awx_onboard::both_engines!(merchants_connecting_at_once_all_connect);

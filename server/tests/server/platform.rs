@@ -245,7 +245,8 @@ async fn every_endpoint_answers_as_documented(engine: Engine) {
     )
     .unwrap();
     assert!(
-        expires.unix_timestamp() >= app.services().clock.now() + app.state.config.refresh_margin.as_secs() as i64,
+        expires.unix_timestamp()
+            >= app.services().clock.now() + app.state.config.airwallex.refresh_margin.as_secs() as i64,
         "the token has at least the margin left"
     );
     let not_connected = api.post(&token_path(ben)).await;
@@ -441,14 +442,7 @@ both_engines!(tokens_work_on_airwallex_and_every_read_is_audited);
 async fn two_hundred_token_requests_over_two_instances_cause_one_refresh() {
     let first = TestApp::spawn(Engine::Postgres).await;
     let second = first.another_instance(&[]).await;
-    let receiver = WebhookReceiver::start().await;
-    let (_, secret) = first
-        .services()
-        .webhooks
-        .create(&receiver.url, &PlatformEvent::ALL, "test")
-        .await
-        .unwrap();
-    receiver.verify_with(secret.expose());
+    let (_, receiver) = WebhookReceiver::subscribed(first.services(), &PlatformEvent::ALL).await;
     let (key, secret_key) = first
         .services()
         .api_keys
@@ -542,14 +536,7 @@ async fn two_hundred_token_requests_over_two_instances_cause_one_refresh() {
 
 async fn the_platform_hears_of_every_change_signed(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let receiver = WebhookReceiver::start().await;
-    let (_, secret) = app
-        .services()
-        .webhooks
-        .create(&receiver.url, &PlatformEvent::ALL, "test")
-        .await
-        .unwrap();
-    receiver.verify_with(secret.expose());
+    let (_, receiver) = WebhookReceiver::subscribed(app.services(), &PlatformEvent::ALL).await;
     let api = Platform::new(&app, &new_key(&app, "backend", &Scope::ALL).await);
     let browser = app.connected_merchant("ana@example.com", HARBOUR_COFFEE).await;
     let ana = app.merchant_id("ana@example.com").await;
@@ -624,14 +611,7 @@ both_engines!(the_platform_hears_of_every_change_signed);
 
 async fn a_receiver_that_was_down_gets_every_event_once_back(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let receiver = WebhookReceiver::start().await;
-    let (endpoint, secret) = app
-        .services()
-        .webhooks
-        .create(&receiver.url, &[PlatformEvent::Connected], "test")
-        .await
-        .unwrap();
-    receiver.verify_with(secret.expose());
+    let (endpoint, receiver) = WebhookReceiver::subscribed(app.services(), &[PlatformEvent::Connected]).await;
     receiver.set_mode(Mode::Fail);
     for (i, account) in [HARBOUR_COFFEE, MAPLE_FINCH, HARBOUR_COFFEE].iter().enumerate() {
         app.connected_merchant(&format!("m{i}@example.com"), account).await;
@@ -722,14 +702,7 @@ async fn killing_the_delivering_instance_mid_delivery_loses_nothing() {
     let vault = std::sync::Arc::new(awx_onboard::vault::TokenVault::new(
         awx_onboard::store::ConnectionStore::new(db.clone()),
         cipher.clone(),
-        awx_onboard::airwallex::AirwallexClient::new(awx_onboard::airwallex::AirwallexSettings {
-            api_url: sim_url.clone(),
-            client_id: awx_onboard::simulator::DEFAULT_CLIENT_ID.into(),
-            client_secret: secrecy::SecretString::from(awx_onboard::simulator::DEFAULT_CLIENT_SECRET),
-            api_version: "2024-09-27".into(),
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(5),
-        }),
+        awx_onboard::testing::sim_client(&sim_url),
         clock.clone(),
         awx_onboard::vault::VaultSettings::new(60, Duration::from_secs(5)),
     ));

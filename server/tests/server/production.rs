@@ -6,7 +6,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use awx_onboard::db::Engine;
-use awx_onboard::simulator::{Endpoint, FaultKind};
 use awx_onboard::testing::TestDatabase;
 use awx_onboard_server::testing::{Browser, TestApp, HARBOUR_COFFEE, PASSWORD};
 use reqwest::StatusCode;
@@ -454,16 +453,7 @@ async fn on_shutdown_readyz_fails_at_once_requests_finish_then_connections_are_r
     let browser = app.connected_merchant("ana@example.com", HARBOUR_COFFEE).await;
     let base = app.base.clone();
     // A slow request is in flight when the signal comes (Airwallex answers after 3 s).
-    app.sim().inject(Endpoint::Account, FaultKind::Delay { ms: 3000 }, 1);
-    let calls = app.sim().counters().account_calls;
-    let slow = {
-        let browser = browser.clone();
-        tokio::spawn(async move { browser.get("/connection").await.status() })
-    };
-    awx_onboard::testing::wait_until("the slow page waits for Airwallex", || {
-        app.sim().counters().account_calls > calls
-    })
-    .await;
+    let slow = app.slow_page_in_flight(&browser, "/connection", 3000).await;
     let signalled = Instant::now();
     app.begin_shutdown();
     let fresh = || reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();

@@ -1,0 +1,151 @@
+//! The API's errors: one JSON shape, `{"code", "message"}` (with `reason` and
+//! `reconnect_url` where they help), and the status that goes with each.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use awx_onboard::platform::keys::Scope;
+
+/// Seconds a caller should wait when Airwallex is unreachable.
+const RETRY_UNAVAILABLE_SECONDS: u64 = 5;
+
+/// An error as the API answers it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// `unauthorized`, `forbidden`, `rate_limited`, `bad_request`, `not_found`,
+    /// `method_not_allowed`, `not_connected`, `needs_reconnect`, `airwallex_unavailable`, `internal`.
+    pub code: String,
+    pub message: String,
+    /// With `needs_reconnect`: why (`revoked`, `refresh_rejected`, `refresh_expired`,
+    /// `refresh_unconfirmed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// With `needs_reconnect` and `not_connected`: the merchant's connection page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconnect_url: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    Unauthorized,
+    Forbidden(Scope),
+    RateLimited {
+        retry_after: u64,
+    },
+    BadRequest(String),
+    NotFound,
+    NotFoundRoute,
+    MethodNotAllowed,
+    NotConnected {
+        message: &'static str,
+        reconnect_url: String,
+    },
+    NeedsReconnect {
+        reason: String,
+        reconnect_url: String,
+    },
+    Unavailable,
+    Internal,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = |code: &str, message: String| ErrorBody {
+            code: code.to_string(),
+            message,
+            reason: None,
+            reconnect_url: None,
+        };
+        let (status, body, retry_after) = match self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                body(
+                    "unauthorized",
+                    "A valid API key is required: Authorization: Bearer awx_pk_…".into(),
+                ),
+                None,
+            ),
+            ApiError::Forbidden(scope) => (
+                StatusCode::FORBIDDEN,
+                body("forbidden", format!("This key lacks the {} scope.", scope.as_str())),
+                None,
+            ),
+            ApiError::RateLimited { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                body("rate_limited", "Too many requests with this key; slow down.".into()),
+                Some(retry_after),
+            ),
+            ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, body("bad_request", message), None),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                body("not_found", "No merchant with this id.".into()),
+                None,
+            ),
+            ApiError::NotFoundRoute => (
+                StatusCode::NOT_FOUND,
+                body(
+                    "not_found",
+                    "No such endpoint; see /api/platform/v1/openapi.json.".into(),
+                ),
+                None,
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                body(
+                    "method_not_allowed",
+                    "This endpoint does not take that method; see Allow.".into(),
+                ),
+                None,
+            ),
+            ApiError::NotConnected { message, reconnect_url } => (
+                StatusCode::CONFLICT,
+                ErrorBody {
+                    reconnect_url: Some(reconnect_url),
+                    ..body("not_connected", message.into())
+                },
+                None,
+            ),
+            ApiError::NeedsReconnect { reason, reconnect_url } => (
+                StatusCode::CONFLICT,
+                ErrorBody {
+                    reason: Some(reason),
+                    reconnect_url: Some(reconnect_url),
+                    ..body(
+                        "needs_reconnect",
+                        "Airwallex no longer accepts this connection: the merchant must connect again.".into(),
+                    )
+                },
+                None,
+            ),
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                body(
+                    "airwallex_unavailable",
+                    "Airwallex is not reachable right now; try again shortly.".into(),
+                ),
+                Some(RETRY_UNAVAILABLE_SECONDS),
+            ),
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                body("internal", "Something went wrong on our side.".into()),
+                None,
+            ),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// Logs what went wrong; the caller hears only that it did.
+pub fn internal(error: impl std::fmt::Display) -> ApiError {
+    tracing::error!(%error, "platform API failed");
+    ApiError::Internal
+}

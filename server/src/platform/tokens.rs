@@ -1,0 +1,94 @@
+//! Access tokens for the platform, through the vault (one refresh for all callers, across
+//! instances), every read recorded.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use awx_onboard::platform::keys::Scope;
+use awx_onboard::vault::VaultError;
+
+use super::caller::{Caller, MerchantPath};
+use super::connections::reconnect_url;
+use super::errors::{internal, ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// A valid Airwallex access token for the merchant.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AccessTokenOut {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// RFC 3339; at least `REFRESH_MARGIN_SECONDS` away.
+    pub expires_at: String,
+    pub account_id: Option<String>,
+}
+
+/// A valid access token for the merchant's Airwallex account, refreshed if needed (one
+/// refresh for all callers, across instances). Every read is recorded for operators.
+#[utoipa::path(
+    post,
+    path = "/api/platform/v1/merchants/{merchant_id}/access-token",
+    params(("merchant_id" = i64, Path, description = "The merchant's id in awx-onboard")),
+    responses(
+        (status = 200, description = "A token with at least REFRESH_MARGIN_SECONDS left", body = AccessTokenOut),
+        (status = 400, description = "merchant_id is not a whole number", body = ErrorBody),
+        (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 403, description = "The key lacks tokens:read", body = ErrorBody),
+        (status = 404, description = "No such merchant", body = ErrorBody),
+        (status = 409, description = "`needs_reconnect` (with `reason`) or `not_connected`", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
+        (status = 503, description = "`airwallex_unavailable`; see Retry-After", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = "tokens"
+)]
+pub async fn access_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    MerchantPath(merchant_id): MerchantPath,
+) -> Result<Json<AccessTokenOut>, ApiError> {
+    caller.require(Scope::TokensRead)?;
+    let services = &state.services;
+    let grant = match services.vault.access_token_for(merchant_id).await {
+        Ok(grant) => grant,
+        Err(VaultError::NotConnected) => {
+            return Err(
+                match services.directory.of_merchant(merchant_id).await.map_err(internal)? {
+                    None => ApiError::NotFound,
+                    Some(_) => ApiError::NotConnected {
+                        message: "The merchant has not connected Airwallex.",
+                        reconnect_url: reconnect_url(&state),
+                    },
+                },
+            )
+        }
+        Err(VaultError::Disconnected) => {
+            return Err(ApiError::NotConnected {
+                message: "The merchant disconnected Airwallex.",
+                reconnect_url: reconnect_url(&state),
+            })
+        }
+        Err(VaultError::NeedsReconnect(reason)) => {
+            return Err(ApiError::NeedsReconnect {
+                reason: reason.as_str().to_string(),
+                reconnect_url: reconnect_url(&state),
+            })
+        }
+        Err(VaultError::Unavailable) => return Err(ApiError::Unavailable),
+        Err(error) => return Err(internal(error)),
+    };
+    // No token leaves unrecorded.
+    services
+        .token_reads
+        .record(&caller.0.id, grant.connection_id)
+        .await
+        .map_err(internal)?;
+    Ok(Json(AccessTokenOut {
+        access_token: grant.token.expose().to_string(),
+        token_type: "Bearer".into(),
+        expires_at: awx_onboard::time::rfc3339(grant.expires_at),
+        account_id: grant.account_id,
+    }))
+}

@@ -1,0 +1,238 @@
+//! The operator's list: status and reason filters, search by email or business name
+//! (trigram full-text search on SQLite, trigram indexes on PostgreSQL), sorting and keyset
+//! paging that both engines run the same way.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{ConnectionLine, Cursor, ListPage, ListQuery, OperatorDesk, SortOrder, StatusFilter, PAGE_SIZE};
+use crate::accounts::Email;
+use crate::db::Engine;
+use crate::store::ConnectionStatus;
+
+const EXPIRY_KEY: &str = "COALESCE(c.refresh_expires_at, 9000000000000000000)";
+
+fn line_from_row(row: &AnyRow) -> Result<ConnectionLine, sqlx::Error> {
+    Ok(ConnectionLine {
+        merchant_id: row.try_get("merchant_id")?,
+        email: row.try_get("email")?,
+        connection_id: row.try_get("connection_id")?,
+        status: row
+            .try_get::<Option<String>, _>("status")?
+            .map(|s| ConnectionStatus::parse(&s)),
+        status_reason: row.try_get("status_reason")?,
+        business_name: row.try_get("business_name")?,
+        account_id: row.try_get("account_id")?,
+        connected_at: row.try_get("connected_at")?,
+        last_refresh_at: row.try_get("last_refresh_at")?,
+        last_refresh_result: row.try_get("last_refresh_result")?,
+        access_expires_at: row.try_get("access_expires_at")?,
+        refresh_expires_at: row.try_get("refresh_expires_at")?,
+        last_error: row.try_get("last_error")?,
+        last_activity_at: row.try_get("last_activity_at")?,
+    })
+}
+
+/// The search term as a lower-case `LIKE` pattern, with wildcards in it taken literally.
+fn like_pattern(term: &str) -> String {
+    let escaped: String = term
+        .trim()
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            _ => vec![c],
+        })
+        .collect();
+    format!("%{escaped}%")
+}
+
+/// The search term as an FTS5 phrase (a substring for the trigram tokenizer), quotes
+/// doubled so that nothing in it is query syntax.
+fn fts_phrase(term: &str) -> String {
+    format!("\"{}\"", term.trim().replace('"', "\"\""))
+}
+
+impl OperatorDesk {
+    /// One page of the operator table.
+    pub async fn list_connections(&self, query: &ListQuery) -> Result<ListPage, sqlx::Error> {
+        if query.status == Some(StatusFilter::NotConnected) {
+            return self.list_not_connected(query).await;
+        }
+        let (key, order) = match query.sort {
+            SortOrder::RefreshExpiry => (EXPIRY_KEY, "ASC"),
+            SortOrder::Activity => ("c.last_activity_at", "DESC"),
+        };
+        let mut sql = format!(
+            "SELECT m.id AS merchant_id, m.email, c.id AS connection_id, c.status, c.status_reason, c.business_name, \
+             c.account_id, c.connected_at, c.last_refresh_at, c.last_refresh_result, c.access_expires_at, \
+             c.refresh_expires_at, c.last_error, c.last_activity_at, {key} AS sort_key \
+             FROM connections c JOIN merchants m ON m.id = c.merchant_id WHERE 1 = 1"
+        );
+        let mut binds: Vec<Bind> = Vec::new();
+        if let Some(status) = query.status {
+            binds.push(Bind::Text(
+                match status {
+                    StatusFilter::Connected => "connected",
+                    StatusFilter::NeedsReconnect => "needs_reconnect",
+                    _ => "disconnected",
+                }
+                .into(),
+            ));
+            sql.push_str(&format!(" AND c.status = ${}", binds.len()));
+        }
+        if let Some(term) = query.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            // An account id or a whole email goes through its index; anything else is a
+            // substring of an email or business name, found by scanning one table each.
+            let lower = term.to_lowercase();
+            if lower.starts_with("acct_") && !lower.contains(char::is_whitespace) {
+                binds.push(Bind::Text(term.to_string()));
+                sql.push_str(&format!(" AND c.account_id = ${}", binds.len()));
+            } else if Email::parse(term).is_ok() && self.email_exists(&lower).await? {
+                binds.push(Bind::Text(lower));
+                sql.push_str(&format!(" AND m.email = ${}", binds.len()));
+            } else if self.db.engine() == Engine::Sqlite && term.chars().count() >= 3 {
+                // SQLite's trigram indexes find substrings of three characters or more.
+                binds.push(Bind::Text(fts_phrase(term)));
+                let phrase = binds.len();
+                let business = if lower.contains('@') {
+                    String::new()
+                } else {
+                    format!(" UNION SELECT rowid FROM connections_name_fts WHERE connections_name_fts MATCH ${phrase}")
+                };
+                sql.push_str(&format!(
+                    " AND c.id IN (SELECT c3.id FROM connections c3 WHERE c3.merchant_id IN \
+                     (SELECT rowid FROM merchants_email_fts WHERE merchants_email_fts MATCH ${phrase}){business})"
+                ));
+            } else {
+                binds.push(Bind::Text(like_pattern(term)));
+                let pattern = binds.len();
+                let business = if lower.contains('@') {
+                    String::new()
+                } else {
+                    format!(" UNION SELECT id FROM connections WHERE LOWER(business_name) LIKE ${pattern} ESCAPE '\\'")
+                };
+                sql.push_str(&format!(
+                    " AND c.id IN (SELECT c3.id FROM connections c3 WHERE c3.merchant_id IN \
+                     (SELECT m3.id FROM merchants m3 WHERE m3.email LIKE ${pattern} ESCAPE '\\'){business})"
+                ));
+            }
+        }
+        if let Some(after) = query.after {
+            binds.push(Bind::Int(after.key));
+            let k = binds.len();
+            binds.push(Bind::Int(after.id));
+            let i = binds.len();
+            // Written so both engines see a range on the sort index, then a tie-break.
+            let (strict, loose, id_op) = if order == "ASC" {
+                (">", ">=", ">")
+            } else {
+                ("<", "<=", "<")
+            };
+            sql.push_str(&format!(
+                " AND {key} {loose} ${k} AND ({key} {strict} ${k} OR c.id {id_op} ${i})"
+            ));
+        }
+        binds.push(Bind::Int(PAGE_SIZE + 1));
+        sql.push_str(&format!(" ORDER BY {key} {order}, c.id {order} LIMIT ${}", binds.len()));
+        let mut q = sqlx::query(&sql);
+        for bind in &binds {
+            q = match bind {
+                Bind::Text(t) => q.bind(t.clone()),
+                Bind::Int(n) => q.bind(*n),
+            };
+        }
+        let rows = q.fetch_all(self.db.pool()).await?;
+        let mut lines = Vec::with_capacity(rows.len());
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            lines.push(line_from_row(row)?);
+            keys.push(row.try_get::<i64, _>("sort_key")?);
+        }
+        let next = if lines.len() as i64 > PAGE_SIZE {
+            lines.truncate(PAGE_SIZE as usize);
+            let last = lines.last().expect("a full page has a last line");
+            Some(Cursor {
+                key: keys[PAGE_SIZE as usize - 1],
+                id: last.connection_id.unwrap_or_default(),
+            })
+        } else {
+            None
+        };
+        Ok(ListPage { lines, next })
+    }
+
+    async fn list_not_connected(&self, query: &ListQuery) -> Result<ListPage, sqlx::Error> {
+        let pattern = query
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(like_pattern)
+            .unwrap_or_else(|| "%".into());
+        let rows = sqlx::query(
+            "SELECT m.id AS merchant_id, m.email FROM merchants m WHERE m.role = 'merchant' \
+             AND NOT EXISTS (SELECT 1 FROM connections c WHERE c.merchant_id = m.id) \
+             AND m.email LIKE $1 ESCAPE '\\' AND m.id < $2 ORDER BY m.id DESC LIMIT $3",
+        )
+        .bind(pattern)
+        .bind(query.after.map(|c| c.id).unwrap_or(i64::MAX))
+        .bind(PAGE_SIZE + 1)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut lines: Vec<ConnectionLine> = rows
+            .iter()
+            .map(|row| {
+                Ok(ConnectionLine {
+                    merchant_id: row.try_get("merchant_id")?,
+                    email: row.try_get("email")?,
+                    connection_id: None,
+                    status: None,
+                    status_reason: None,
+                    business_name: None,
+                    account_id: None,
+                    connected_at: None,
+                    last_refresh_at: None,
+                    last_refresh_result: None,
+                    access_expires_at: None,
+                    refresh_expires_at: None,
+                    last_error: None,
+                    last_activity_at: None,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        let next = if lines.len() as i64 > PAGE_SIZE {
+            lines.truncate(PAGE_SIZE as usize);
+            lines.last().map(|l| Cursor {
+                key: 0,
+                id: l.merchant_id,
+            })
+        } else {
+            None
+        };
+        Ok(ListPage { lines, next })
+    }
+
+    async fn email_exists(&self, email: &str) -> Result<bool, sqlx::Error> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM merchants WHERE email = $1")
+            .bind(email)
+            .fetch_optional(self.db.pool())
+            .await?;
+        Ok(found.is_some())
+    }
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_terms_match_literally() {
+        assert_eq!(like_pattern(" Acme_50% "), "%acme\\_50\\%%");
+    }
+}
