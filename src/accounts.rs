@@ -213,12 +213,7 @@ pub enum AccountError {
     Internal,
 }
 
-impl From<sqlx::Error> for AccountError {
-    fn from(error: sqlx::Error) -> Self {
-        tracing::error!(%error, "accounts database error");
-        AccountError::Internal
-    }
-}
+crate::database_errors_are_logged!(AccountError => AccountError::Internal, "accounts");
 
 #[derive(Clone)]
 pub struct Accounts {

@@ -15,6 +15,20 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// Implements `From<sqlx::Error>` for an error type whose database variant tells callers
+/// only that storage failed: the cause is logged, naming what failed, where it happens.
+#[macro_export]
+macro_rules! database_errors_are_logged {
+    ($error:ty => $variant:expr, $what:literal) => {
+        impl From<sqlx::Error> for $error {
+            fn from(error: sqlx::Error) -> Self {
+                tracing::error!(%error, what = $what, "database error");
+                $variant
+            }
+        }
+    };
+}
+
 /// Which database engine a pool talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {

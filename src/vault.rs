@@ -92,12 +92,7 @@ pub enum VaultError {
     Database,
 }
 
-impl From<sqlx::Error> for VaultError {
-    fn from(error: sqlx::Error) -> Self {
-        tracing::error!(%error, "token vault database error");
-        VaultError::Database
-    }
-}
+crate::database_errors_are_logged!(VaultError => VaultError::Database, "token vault");
 
 /// A usable access token with its expiry (unix seconds on the vault's clock).
 #[derive(Debug, Clone)]

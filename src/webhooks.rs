@@ -34,12 +34,7 @@ pub enum WebhookRejection {
     Database,
 }
 
-impl From<sqlx::Error> for WebhookRejection {
-    fn from(error: sqlx::Error) -> Self {
-        tracing::error!(%error, "webhook database error");
-        WebhookRejection::Database
-    }
-}
+crate::database_errors_are_logged!(WebhookRejection => WebhookRejection::Database, "webhook");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebhookOutcome {

@@ -189,6 +189,18 @@ impl Sim {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `GET /__sim{path}`, as JSON.
+    async fn read_control(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}/__sim{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     async fn control(&self, path: &str, body: Value) -> reqwest::Response {
         self.http
             .post(format!("{}/__sim{path}", self.base))
@@ -541,15 +553,7 @@ async fn a_merchant_disconnects_the_app_on_the_simulator() {
     assert!(html.contains("awx-onboard") && html.contains("Disconnect"));
     let connection_id = sim.sim.counters(); // counters are untouched by page views
     assert_eq!(connection_id.revocations, 0);
-    let list: Value = sim
-        .http
-        .get(format!("{}/__sim/connections", sim.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = sim.read_control("/connections").await;
     let id = list[0]["id"].as_str().unwrap().to_string();
     let response = sim
         .http
@@ -591,15 +595,7 @@ async fn a_merchant_disconnects_the_app_on_the_simulator() {
 
     // A late retry: the control sends the same event again, freshly signed.
     sim.sim.clock().advance(3600);
-    let listed: Value = sim
-        .http
-        .get(format!("{}/__sim/webhooks", sim.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = sim.read_control("/webhooks").await;
     assert_eq!(listed[0]["id"], event_id.as_str());
     let redelivered = sim.control("/webhooks/redeliver", json!({"event_id": event_id})).await;
     assert_eq!(redelivered.status(), StatusCode::OK);
@@ -726,15 +722,7 @@ async fn bad_token_requests_get_documented_errors_not_panics() {
 #[tokio::test]
 async fn controls_move_the_clock_count_and_reset() {
     let sim = start().await;
-    let before: Value = sim
-        .http
-        .get(format!("{}/__sim/clock", sim.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let before: Value = sim.read_control("/clock").await;
     let moved: Value = sim
         .control("/clock/advance", json!({"seconds": 3600}))
         .await
@@ -748,15 +736,7 @@ async fn controls_move_the_clock_count_and_reset() {
     );
 
     sim.connect().await;
-    let counters: Value = sim
-        .http
-        .get(format!("{}/__sim/counters", sim.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let counters: Value = sim.read_control("/counters").await;
     assert_eq!(counters["token_calls"]["authorization_code"], 1);
     let revoked = sim.control("/revoke", json!({"account_id": ACCOUNT})).await;
     assert_eq!(revoked.status(), StatusCode::OK);

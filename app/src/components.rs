@@ -61,6 +61,17 @@ pub fn DataTable(
     .into_any()
 }
 
+/// The email field of an account form, filled in again after a refusal.
+#[component]
+pub fn EmailField(autocomplete: &'static str, value: String) -> impl IntoView {
+    view! {
+        <label>
+            "Email"
+            <input type="email" name="email" autocomplete=autocomplete required value=value />
+        </label>
+    }
+}
+
 /// A group of checkboxes named `name`, one per `(value, label)`.
 #[component]
 pub fn Checkboxes(

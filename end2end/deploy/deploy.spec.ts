@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import { chromium } from '../chromium';
-import { consent, signUp, uniqueEmail, PASSWORD } from '../tests/helpers';
+import { connectedMerchant, consent, PASSWORD, signUp, uniqueEmail } from '../tests/helpers';
 import { baseUrl, OPERATOR, readStack, startInstance, stopProcess, waitFor, writeStack } from './stack';
 
 const stack = readStack();
@@ -63,10 +63,7 @@ test('a merchant connects Airwallex through https', async ({ page, context }) =>
 
 test('an operator works through https', async ({ page }) => {
   const merchant = await page.context().browser()!.newPage({ baseURL: baseUrl(stack) });
-  const email = await signUp(merchant, uniqueEmail('tls-shop'));
-  await merchant.getByRole('button', { name: 'Connect Airwallex' }).click();
-  await consent(merchant, 'Authorize', { existing: 'Lim Wei Ling' });
-  await expect(merchant.locator('[data-status="connected"]')).toBeVisible();
+  const email = await connectedMerchant(merchant, uniqueEmail('tls-shop'), 'Lim Wei Ling');
   await merchant.close();
 
   await page.goto('/login');

@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { accessible, consent, signUp, uniqueEmail, SIM } from './helpers';
+import { accessible, connectedMerchant, consent, signUp, SIM, uniqueEmail } from './helpers';
 import { OPERATOR_EMAIL, OPERATOR_PASSWORD } from '../playwright.config';
 
 test('every page a visitor and a merchant see has no serious accessibility violation', async ({ page }) => {
@@ -43,10 +43,7 @@ test('every operator page has no serious accessibility violation', async ({ page
   // something to show whatever ran before.
   const merchantContext = await browser.newContext({ baseURL: test.info().project.use.baseURL });
   const merchant = await merchantContext.newPage();
-  const email = await signUp(merchant, uniqueEmail('a11y-ops'));
-  await merchant.getByRole('button', { name: 'Connect Airwallex' }).click();
-  await consent(merchant, 'Authorize', { existing: 'Harbour Coffee Roasters Pty Ltd' });
-  await expect(merchant.locator('[data-status="connected"]')).toBeVisible();
+  const email = await connectedMerchant(merchant, uniqueEmail('a11y-ops'), 'Harbour Coffee Roasters Pty Ltd');
   await merchantContext.close();
 
   await page.goto('/login');

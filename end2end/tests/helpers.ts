@@ -32,6 +32,15 @@ export async function consent(page: Page, decision: 'Authorize' | 'Decline', acc
   await page.getByRole('button', { name: decision }).click();
 }
 
+/** Signs up as `email` in `page` and connects the simulator's `account`; returns the email. */
+export async function connectedMerchant(page: Page, email: string, account: string): Promise<string> {
+  await signUp(page, email);
+  await page.getByRole('button', { name: 'Connect Airwallex' }).click();
+  await consent(page, 'Authorize', { existing: account });
+  await expect(page.locator('[data-status="connected"]')).toBeVisible();
+  return email;
+}
+
 /** axe-core on the page as it stands: no serious or critical violation (WCAG 2.2 A/AA). */
 export async function accessible(page: Page, what: string) {
   const results = await new AxeBuilder({ page })

@@ -1,14 +1,11 @@
 import { test, expect } from '@playwright/test';
-import { consent, signUp, uniqueEmail } from './helpers';
+import { connectedMerchant, consent, signUp, uniqueEmail } from './helpers';
 import { OPERATOR_EMAIL, OPERATOR_PASSWORD } from '../playwright.config';
 
 test('an operator filters, searches, opens a connection and refreshes it', async ({ browser }) => {
   // A merchant with a connection, and one who never connected.
   const merchantPage = await browser.newPage();
-  const email = await signUp(merchantPage, uniqueEmail('shop'));
-  await merchantPage.getByRole('button', { name: 'Connect Airwallex' }).click();
-  await consent(merchantPage, 'Authorize', { existing: 'Lim Wei Ling' });
-  await expect(merchantPage.locator('[data-status="connected"]')).toBeVisible();
+  const email = await connectedMerchant(merchantPage, uniqueEmail('shop'), 'Lim Wei Ling');
   // A merchant cannot see the dashboard.
   const refused = await merchantPage.goto('/operator');
   expect(refused?.status()).toBe(403);

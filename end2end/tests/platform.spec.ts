@@ -2,7 +2,7 @@ import { test, expect, Page } from '@playwright/test';
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
-import { consent, signUp, uniqueEmail } from './helpers';
+import { connectedMerchant, consent, signUp, uniqueEmail } from './helpers';
 import { OPERATOR_EMAIL, OPERATOR_PASSWORD } from '../playwright.config';
 
 async function operatorPage(page: Page) {
@@ -76,10 +76,7 @@ test('an operator registers a webhook endpoint, a merchant connects, the platfor
     expect(secret).toMatch(/^whsec_/);
 
     const merchant = await browser.newPage();
-    const email = await signUp(merchant, uniqueEmail('hooked'));
-    await merchant.getByRole('button', { name: 'Connect Airwallex' }).click();
-    await consent(merchant, 'Authorize', { existing: 'Lim Wei Ling' });
-    await expect(merchant.locator('[data-status="connected"]')).toBeVisible();
+    const email = await connectedMerchant(merchant, uniqueEmail('hooked'), 'Lim Wei Ling');
 
     await expect.poll(() => received.filter((r) => r.body.includes(email)).length, { timeout: 10_000 }).toBe(1);
     const event = received.find((r) => r.body.includes(email))!;

@@ -91,12 +91,7 @@ pub enum KeyError {
     Database,
 }
 
-impl From<sqlx::Error> for KeyError {
-    fn from(error: sqlx::Error) -> Self {
-        tracing::error!(%error, "api keys database error");
-        KeyError::Database
-    }
-}
+crate::database_errors_are_logged!(KeyError => KeyError::Database, "api keys");
 
 /// Why a presented key was refused (all answered 401 alike).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::components::{form_feedback, QueryNotice};
+use crate::components::{form_feedback, EmailField, QueryNotice};
 use crate::paths::{self, LocalPath, Notice};
 
 const NOTICES: &[Notice] = &[Notice::SignedOut, Notice::LoginToConnect, Notice::LoginRequired];
@@ -30,10 +30,7 @@ pub fn LoginPage() -> impl IntoView {
                         {feedback.map(|f| view! { <p class="notice bad" role="alert">{f.message}</p> })}
                         <form class="stack" method="post" action=paths::LOGIN>
                             <input type="hidden" name="next" value=next />
-                            <label>
-                                "Email"
-                                <input type="email" name="email" autocomplete="username" required value=email />
-                            </label>
+                            <EmailField autocomplete="username" value=email />
                             <label>
                                 "Password"
                                 <input type="password" name="password" autocomplete="current-password" required />

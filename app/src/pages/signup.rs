@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::components::form_feedback;
+use crate::components::{form_feedback, EmailField};
 use crate::paths;
 
 #[component]
@@ -19,10 +19,7 @@ pub fn SignupPage() -> impl IntoView {
                     view! {
                         {feedback.map(|f| view! { <p class="notice bad" role="alert">{f.message}</p> })}
                         <form class="stack" method="post" action=paths::SIGNUP>
-                            <label>
-                                "Email"
-                                <input type="email" name="email" autocomplete="email" required value=email />
-                            </label>
+                            <EmailField autocomplete="email" value=email />
                             <label>
                                 "Password"
                                 <input type="password" name="password" autocomplete="new-password" required minlength="12" />

@@ -55,12 +55,7 @@ pub enum EndpointError {
     Database,
 }
 
-impl From<sqlx::Error> for EndpointError {
-    fn from(error: sqlx::Error) -> Self {
-        tracing::error!(%error, "webhook endpoints database error");
-        EndpointError::Database
-    }
-}
+crate::database_errors_are_logged!(EndpointError => EndpointError::Database, "webhook endpoints");
 
 /// Checks an endpoint URL: `http` or `https`, a host, no credentials, at most 2,000 chars.
 pub fn parse_url(text: &str) -> Result<url::Url, EndpointError> {
