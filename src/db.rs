@@ -128,8 +128,9 @@ impl Database {
     ///
     /// On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), waiting up to the
     /// busy timeout for it. A deferred `BEGIN` (sqlx's default) takes no lock: the
-    /// transaction's first read (SQLite's own schema check when a pooled connection first
-    /// prepares a statement counts) pins a snapshot, and its first write must then upgrade.
+    /// transaction's first read pins a snapshot, and its first write must then upgrade; a
+    /// fresh pooled connection reads inside the transaction before its first write, since
+    /// preparing a statement for the first time reads the schema.
     /// An upgrade that meets another writer fails at once with `SQLITE_BUSY` ("database is
     /// locked"): the busy timeout does not apply, since waiting could deadlock. Under a
     /// burst of callbacks that lost merchants' consents (an authorization code is

@@ -848,3 +848,61 @@ async fn the_keeper_stops_between_batches_on_shutdown() {
     }
     h.finish().await;
 }
+
+/// Every new pooled connection prepares a write transaction's statements for the first
+/// time inside that transaction. On SQLite, preparing reads the schema: a deferred `BEGIN`
+/// then holds a read snapshot, its first write must upgrade, and an upgrade that meets
+/// another writer fails at once ("database is locked"), whatever the busy timeout. Many
+/// fresh connections (new pools, as at start-up or when idle connections are replaced)
+/// storing authorizations at once must all succeed.
+#[tokio::test]
+async fn fresh_connections_storing_at_once_on_sqlite_all_succeed() {
+    use awx_onboard::store::{AccountRecord, SealedTokens};
+    const POOLS: usize = 16;
+    const PER_POOL: usize = 8;
+    let h = harness(Engine::Sqlite).await;
+    let now = h.clock.now();
+    let mut rows = Vec::new();
+    for i in 0..POOLS * PER_POOL {
+        let merchant = insert_merchant(&h.db, &format!("fresh{i}@x.example")).await;
+        rows.push(h.vault.store().ensure_row(merchant, now).await.unwrap());
+    }
+    let pools = futures::future::join_all((0..POOLS).map(|_| h.test_db.connect())).await;
+    let writes = rows.iter().enumerate().map(|(i, &row)| {
+        let store = ConnectionStore::new(pools[i % POOLS].clone());
+        async move {
+            let sealed = SealedTokens {
+                key_id: "k1".into(),
+                access_token: vec![1; 48],
+                access_expires_at: now + 300,
+                refresh_token: vec![2; 48],
+                refresh_issued_at: now,
+                refresh_expires_at: now + 86_400,
+                rotate_due_at: now + 43_200,
+                scope: None,
+            };
+            let account = AccountRecord {
+                account_id: Some("acct_fresh"),
+                business_name: Some("Fresh Co"),
+                account_json: None,
+            };
+            store.store_authorization(row, &sealed, &account, "test", now).await
+        }
+    });
+    let results = futures::future::join_all(writes).await;
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} stores failed: {:?}",
+        failed.len(),
+        results.len(),
+        failed.first()
+    );
+    for pool in pools {
+        pool.close().await;
+    }
+    h.finish().await;
+}
