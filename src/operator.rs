@@ -6,6 +6,8 @@
 mod actions;
 mod list;
 
+pub use crate::store::ConnectionLine;
+
 use std::sync::Arc;
 
 use sqlx::Row;
@@ -88,25 +90,6 @@ pub struct ListQuery {
     pub search: Option<String>,
     pub sort: SortOrder,
     pub after: Option<Cursor>,
-}
-
-/// One line of the operator table. No tokens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionLine {
-    pub merchant_id: i64,
-    pub email: String,
-    pub connection_id: Option<i64>,
-    pub status: Option<ConnectionStatus>,
-    pub status_reason: Option<String>,
-    pub business_name: Option<String>,
-    pub account_id: Option<String>,
-    pub connected_at: Option<i64>,
-    pub last_refresh_at: Option<i64>,
-    pub last_refresh_result: Option<String>,
-    pub access_expires_at: Option<i64>,
-    pub refresh_expires_at: Option<i64>,
-    pub last_error: Option<String>,
-    pub last_activity_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,7 @@
 mod connections;
 pub mod events;
 mod lease;
+mod lines;
 
 use std::fmt;
 
@@ -19,6 +20,7 @@ use sqlx::Row;
 use crate::db::Database;
 
 pub use events::{append_event, ConnectionEvent, EventKind, NewEvent};
+pub use lines::{ConnectionLine, LINE_COLUMNS};
 
 /// Where a connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

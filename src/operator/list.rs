@@ -2,36 +2,14 @@
 //! (trigram full-text search on SQLite, trigram indexes on PostgreSQL), sorting and keyset
 //! paging that both engines run the same way.
 
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{ConnectionLine, Cursor, ListPage, ListQuery, OperatorDesk, SortOrder, StatusFilter, PAGE_SIZE};
 use crate::accounts::Email;
 use crate::db::Engine;
-use crate::store::ConnectionStatus;
+use crate::store::LINE_COLUMNS;
 
 const EXPIRY_KEY: &str = "COALESCE(c.refresh_expires_at, 9000000000000000000)";
-
-fn line_from_row(row: &AnyRow) -> Result<ConnectionLine, sqlx::Error> {
-    Ok(ConnectionLine {
-        merchant_id: row.try_get("merchant_id")?,
-        email: row.try_get("email")?,
-        connection_id: row.try_get("connection_id")?,
-        status: row
-            .try_get::<Option<String>, _>("status")?
-            .map(|s| ConnectionStatus::parse(&s)),
-        status_reason: row.try_get("status_reason")?,
-        business_name: row.try_get("business_name")?,
-        account_id: row.try_get("account_id")?,
-        connected_at: row.try_get("connected_at")?,
-        last_refresh_at: row.try_get("last_refresh_at")?,
-        last_refresh_result: row.try_get("last_refresh_result")?,
-        access_expires_at: row.try_get("access_expires_at")?,
-        refresh_expires_at: row.try_get("refresh_expires_at")?,
-        last_error: row.try_get("last_error")?,
-        last_activity_at: row.try_get("last_activity_at")?,
-    })
-}
 
 /// The search term as a lower-case `LIKE` pattern, with wildcards in it taken literally.
 fn like_pattern(term: &str) -> String {
@@ -64,9 +42,7 @@ impl OperatorDesk {
             SortOrder::Activity => ("c.last_activity_at", "DESC"),
         };
         let mut sql = format!(
-            "SELECT m.id AS merchant_id, m.email, c.id AS connection_id, c.status, c.status_reason, c.business_name, \
-             c.account_id, c.connected_at, c.last_refresh_at, c.last_refresh_result, c.access_expires_at, \
-             c.refresh_expires_at, c.last_error, c.last_activity_at, {key} AS sort_key \
+            "SELECT {LINE_COLUMNS}, {key} AS sort_key \
              FROM connections c JOIN merchants m ON m.id = c.merchant_id WHERE 1 = 1"
         );
         let mut binds: Vec<Bind> = Vec::new();
@@ -146,7 +122,7 @@ impl OperatorDesk {
         let mut lines = Vec::with_capacity(rows.len());
         let mut keys = Vec::with_capacity(rows.len());
         for row in &rows {
-            lines.push(line_from_row(row)?);
+            lines.push(ConnectionLine::from_row(row)?);
             keys.push(row.try_get::<i64, _>("sort_key")?);
         }
         let next = if lines.len() as i64 > PAGE_SIZE {

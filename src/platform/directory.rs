@@ -1,27 +1,12 @@
 //! The merchants' connections as the platform's backend sees them: a keyset-paged list
 //! and one merchant's connection. No tokens.
 
-use sqlx::Row;
-
 use crate::accounts::Email;
 use crate::db::Database;
-use crate::store::ConnectionStatus;
+use crate::store::{ConnectionLine, ConnectionStatus, LINE_COLUMNS};
 
-/// One merchant's connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionInfo {
-    pub merchant_id: i64,
-    pub email: String,
-    /// `None`: the merchant never connected Airwallex.
-    pub status: Option<ConnectionStatus>,
-    pub reason: Option<String>,
-    pub account_id: Option<String>,
-    pub business_name: Option<String>,
-    pub connected_at: Option<i64>,
-    pub refresh_token_expires_at: Option<i64>,
-    /// The connection's id, for keyset paging.
-    pub connection_id: Option<i64>,
-}
+/// One merchant's connection, as every list shows it.
+pub type ConnectionInfo = ConnectionLine;
 
 /// Which connections to list.
 #[derive(Debug, Clone, Default)]
@@ -44,25 +29,6 @@ pub struct Page {
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
 
-const COLUMNS: &str = "m.id AS merchant_id, m.email, c.id AS connection_id, c.status, c.status_reason, c.account_id, \
-     c.business_name, c.connected_at, c.refresh_expires_at";
-
-fn info(row: &sqlx::any::AnyRow) -> Result<ConnectionInfo, sqlx::Error> {
-    Ok(ConnectionInfo {
-        merchant_id: row.try_get("merchant_id")?,
-        email: row.try_get("email")?,
-        status: row
-            .try_get::<Option<String>, _>("status")?
-            .map(|s| ConnectionStatus::parse(&s)),
-        reason: row.try_get("status_reason")?,
-        account_id: row.try_get("account_id")?,
-        business_name: row.try_get("business_name")?,
-        connected_at: row.try_get("connected_at")?,
-        refresh_token_expires_at: row.try_get("refresh_expires_at")?,
-        connection_id: row.try_get("connection_id")?,
-    })
-}
-
 #[derive(Debug, Clone)]
 pub struct Directory {
     db: Database,
@@ -82,7 +48,7 @@ impl Directory {
                 .unwrap_or_else(|_| e.trim().to_lowercase())
         });
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM connections c JOIN merchants m ON m.id = c.merchant_id \
+            "SELECT {LINE_COLUMNS} FROM connections c JOIN merchants m ON m.id = c.merchant_id \
              WHERE c.id > $1 AND ($2 IS NULL OR c.status = $2) AND ($3 IS NULL OR m.email = $3) \
              ORDER BY c.id LIMIT $4"
         ))
@@ -92,7 +58,10 @@ impl Directory {
         .bind(limit + 1)
         .fetch_all(self.db.pool())
         .await?;
-        let mut connections = rows.iter().map(info).collect::<Result<Vec<_>, _>>()?;
+        let mut connections = rows
+            .iter()
+            .map(ConnectionLine::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         let next_after = if connections.len() as i64 > limit {
             connections.truncate(limit as usize);
             connections.last().and_then(|c| c.connection_id)
@@ -108,12 +77,12 @@ impl Directory {
     /// One merchant's connection, `None` when there is no such merchant.
     pub async fn of_merchant(&self, merchant_id: i64) -> Result<Option<ConnectionInfo>, sqlx::Error> {
         let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM merchants m LEFT JOIN connections c ON c.merchant_id = m.id \
+            "SELECT {LINE_COLUMNS} FROM merchants m LEFT JOIN connections c ON c.merchant_id = m.id \
              WHERE m.id = $1 AND m.role = 'merchant'"
         ))
         .bind(merchant_id)
         .fetch_optional(self.db.pool())
         .await?;
-        row.as_ref().map(info).transpose()
+        row.as_ref().map(ConnectionLine::from_row).transpose()
     }
 }

@@ -68,11 +68,11 @@ fn connection_out(state: &AppState, info: ConnectionInfo) -> ConnectionOut {
             .map(ConnectionStatus::as_str)
             .unwrap_or("not_connected")
             .to_string(),
-        reason: info.reason,
+        reason: info.status_reason,
         account_id: info.account_id,
         business_name: info.business_name,
         connected_at: info.connected_at.map(awx_onboard::time::rfc3339),
-        refresh_token_expires_at: info.refresh_token_expires_at.map(awx_onboard::time::rfc3339),
+        refresh_token_expires_at: info.refresh_expires_at.map(awx_onboard::time::rfc3339),
         reconnect_url: reconnect_url(state),
     }
 }
