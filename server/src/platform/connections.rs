@@ -11,7 +11,7 @@ use awx_onboard::platform::keys::Scope;
 use awx_onboard::store::ConnectionStatus;
 
 use super::caller::{Caller, MerchantPath};
-use super::errors::{internal, ApiError, ErrorBody};
+use super::errors::{internal, ApiError, ErrorBody, KeyAnswers, MerchantAnswers};
 use crate::state::AppState;
 
 /// A merchant's connection.
@@ -85,9 +85,8 @@ fn connection_out(state: &AppState, info: ConnectionInfo) -> ConnectionOut {
     responses(
         (status = 200, description = "A page of connections", body = ConnectionsPage),
         (status = 400, description = "A parameter is not valid", body = ErrorBody),
-        (status = 401, description = "No valid key", body = ErrorBody),
         (status = 403, description = "The key lacks connections:read", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
+        KeyAnswers,
     ),
     security(("bearer" = [])),
     tag = "connections"
@@ -142,11 +141,9 @@ pub async fn list_connections(
     params(("merchant_id" = i64, Path, description = "The merchant's id in awx-onboard")),
     responses(
         (status = 200, description = "The merchant's connection", body = ConnectionOut),
-        (status = 400, description = "merchant_id is not a whole number", body = ErrorBody),
-        (status = 401, description = "No valid key", body = ErrorBody),
         (status = 403, description = "The key lacks connections:read", body = ErrorBody),
-        (status = 404, description = "No such merchant", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
+        KeyAnswers,
+        MerchantAnswers,
     ),
     security(("bearer" = [])),
     tag = "connections"

@@ -28,6 +28,28 @@ pub struct ErrorBody {
     pub reconnect_url: Option<String>,
 }
 
+/// What every route taking a key may answer besides its own (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+pub enum KeyAnswers {
+    /// No valid key
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Rate limited; see Retry-After
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+}
+
+/// What every route naming a merchant may answer besides its own (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+pub enum MerchantAnswers {
+    /// merchant_id is not a whole number
+    #[response(status = 400)]
+    BadMerchantId(ErrorBody),
+    /// No such merchant
+    #[response(status = 404)]
+    NoSuchMerchant(ErrorBody),
+}
+
 #[derive(Debug)]
 pub enum ApiError {
     Unauthorized,

@@ -11,7 +11,7 @@ use awx_onboard::vault::VaultError;
 
 use super::caller::{Caller, MerchantPath};
 use super::connections::reconnect_url;
-use super::errors::{internal, ApiError, ErrorBody};
+use super::errors::{internal, ApiError, ErrorBody, KeyAnswers, MerchantAnswers};
 use crate::state::AppState;
 
 /// A valid Airwallex access token for the merchant.
@@ -33,13 +33,11 @@ pub struct AccessTokenOut {
     params(("merchant_id" = i64, Path, description = "The merchant's id in awx-onboard")),
     responses(
         (status = 200, description = "A token with at least REFRESH_MARGIN_SECONDS left", body = AccessTokenOut),
-        (status = 400, description = "merchant_id is not a whole number", body = ErrorBody),
-        (status = 401, description = "No valid key", body = ErrorBody),
         (status = 403, description = "The key lacks tokens:read", body = ErrorBody),
-        (status = 404, description = "No such merchant", body = ErrorBody),
         (status = 409, description = "`needs_reconnect` (with `reason`) or `not_connected`", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
         (status = 503, description = "`airwallex_unavailable`; see Retry-After", body = ErrorBody),
+        KeyAnswers,
+        MerchantAnswers,
     ),
     security(("bearer" = [])),
     tag = "tokens"
