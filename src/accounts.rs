@@ -261,7 +261,7 @@ impl Accounts {
         }
     }
 
-    /// Hashes waiting for a slot right now (for the operator's view and for tests).
+    /// Hashes waiting for a slot right now (what a test of the queue's order waits for).
     pub fn hashes_waiting(&self) -> usize {
         self.hashing.waiting()
     }

@@ -40,17 +40,16 @@ async fn render(
         },
         move || shell(options.clone()),
     );
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|matched| matched.as_str().to_string())
-        .unwrap_or_else(|| request.uri().path().to_string());
+    // Kept for the log line only: a matched path is a shared string, the URI a cheap clone.
+    let matched = request.extensions().get::<axum::extract::MatchedPath>().cloned();
+    let uri = request.uri().clone();
     let deadline = state.config.network.render_deadline;
     // Async rendering collects the whole page before the headers go out: a render that
     // never finishes would leave the client with nothing at all.
     match tokio::time::timeout(deadline, render(request)).await {
         Ok(rendered) => rendered.into_response(),
         Err(_) => {
+            let route = matched.as_ref().map_or(uri.path(), |m| m.as_str());
             tracing::error!(
                 route = %route,
                 deadline_seconds = deadline.as_secs(),

@@ -263,11 +263,10 @@ impl Courier for Mailer {
             &ids,
         )
         .await?;
-        let mut claimed = Vec::with_capacity(rows.len());
-        {
-            for r in rows {
+        rows.iter()
+            .map(|r| {
                 let kind: String = r.try_get("kind")?;
-                claimed.push(Claimed {
+                Ok(Claimed {
                     id: r.try_get("id")?,
                     kind: MailKind::parse(&kind).unwrap_or(MailKind::Reconnect),
                     reason: r.try_get("reason")?,
@@ -278,10 +277,9 @@ impl Courier for Mailer {
                     wanted: r.try_get::<i64, _>("email_notifications")? != 0,
                     attempts: r.try_get("attempts")?,
                     created_at: r.try_get("created_at")?,
-                });
-            }
-        }
-        Ok(claimed)
+                })
+            })
+            .collect()
     }
 
     /// Sends one message and records the outcome (only while this instance holds it).
