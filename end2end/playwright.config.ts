@@ -15,6 +15,9 @@ export const SMTP_SINK = `http://127.0.0.1:${port + 3}`;
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'awx-e2e-'));
 export const OPERATOR_EMAIL = 'ops@example.com';
 export const OPERATOR_PASSWORD = 'operator pass phrase 2026';
+// The platform that embeds awx-onboard (platform-server.mjs), and the key it holds.
+export const PLATFORM_URL = `http://127.0.0.1:${port + 4}`;
+const platformKey = path.join(dataDir, 'platform.key');
 const bin = process.env.AWX_BIN ?? path.resolve(__dirname, '../target/debug/awx-onboard');
 
 export default defineConfig({
@@ -37,8 +40,10 @@ export default defineConfig({
     reuseExistingServer: false,
     timeout: 10_000,
   }, {
-    // A fresh database with one operator, then the server.
-    command: `sh -c "printf '%s\\n' '${OPERATOR_PASSWORD}' | '${bin}' create-operator --email ${OPERATOR_EMAIL} && exec '${bin}' serve"`,
+    // A fresh database with one operator and the platform's key, then the server.
+    command: `sh -c "printf '%s\\n' '${OPERATOR_PASSWORD}' | '${bin}' create-operator --email ${OPERATOR_EMAIL} && ` +
+      `'${bin}' create-api-key --name platform --scope connect:write --scope connections:read --scope tokens:read ` +
+      `| tail -n 1 > '${platformKey}' && exec '${bin}' serve"`,
     cwd: path.resolve(__dirname, '..'),
     url: `${baseURL}/readyz`,
     reuseExistingServer: false,
@@ -57,6 +62,14 @@ export default defineConfig({
       SIGN_UPS_PER_ADDRESS_PER_HOUR: '1000',
       SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
       MAIL_FROM: 'awx-onboard <no-reply@onboard.test>',
+      PLATFORM_NAME: 'Acme Platform',
+      PLATFORM_RETURN_ORIGINS: PLATFORM_URL,
     },
+  }, {
+    command: `node platform-server.mjs ${port + 4} ${baseURL} '${platformKey}'`,
+    cwd: __dirname,
+    url: `${PLATFORM_URL}/healthz`,
+    reuseExistingServer: false,
+    timeout: 10_000,
   }],
 });

@@ -346,13 +346,21 @@ impl Accounts {
             .bind(&normalized)
             .fetch_optional(self.db.pool())
             .await?;
+        // A merchant a platform created has no password ('' is stored): the same work as
+        // for an unknown email, and never a match.
         let (account, hash) = match &row {
             Some(row) => (Some(account_from_row(row)?), row.try_get::<String, _>("password_hash")?),
-            None => (None, self.dummy_hash.to_string()),
+            None => (None, String::new()),
+        };
+        let has_password = !hash.is_empty();
+        let hash = if has_password {
+            hash
+        } else {
+            self.dummy_hash.to_string()
         };
         let matches = self.verify(password, &hash).await?;
         match account {
-            Some(account) if matches => {
+            Some(account) if matches && has_password => {
                 self.throttle.succeeded(reserved, &normalized, ip).await?;
                 Ok(account)
             }

@@ -124,6 +124,22 @@ impl Database {
         Ok(())
     }
 
+    /// Applies the migrations up to `version` only: a database as an older release left it,
+    /// for tests of what a later migration does to existing rows.
+    #[doc(hidden)]
+    pub async fn migrate_until(&self, version: i64) -> Result<(), DbError> {
+        let all = match self.engine {
+            Engine::Sqlite => &SQLITE_MIGRATIONS,
+            Engine::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let older = Migrator {
+            migrations: std::borrow::Cow::Owned(all.iter().filter(|m| m.version <= version).cloned().collect()),
+            ..Migrator::DEFAULT
+        };
+        older.run(&self.pool).await?;
+        Ok(())
+    }
+
     /// Begins a transaction that writes; every write transaction begins here.
     ///
     /// On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), waiting up to the

@@ -13,7 +13,7 @@ use crate::airwallex::{AccountDetails, AirwallexError};
 use crate::crypto::associated_data;
 use crate::db::Database;
 use crate::secret::{random_urlsafe, AuthorizationCode, PkceCodeVerifier};
-use crate::store::AccountRecord;
+use crate::store::{AccountRecord, ConnectionStatus, EventKind};
 use crate::time::Clock;
 use crate::vault::TokenVault;
 
@@ -39,6 +39,9 @@ pub enum CallbackProblem {
     AirwallexError(String),
     #[error("the code exchange failed")]
     ExchangeFailed,
+    /// The consent was for another Airwallex account than the connection's (pinned).
+    #[error("the consent was for another Airwallex account")]
+    AccountMismatch { expected: String },
     #[error("Airwallex could not be reached")]
     Unreachable,
     #[error("internal error")]
@@ -57,6 +60,7 @@ impl CallbackProblem {
             CallbackProblem::Declined => "declined",
             CallbackProblem::AirwallexError(_) => "airwallex_error",
             CallbackProblem::ExchangeFailed => "exchange_failed",
+            CallbackProblem::AccountMismatch { .. } => "account_mismatch",
             CallbackProblem::Unreachable => "unreachable",
             CallbackProblem::Internal => "internal",
         }
@@ -88,8 +92,50 @@ pub enum ConnectError {
     Exchange(AirwallexError),
     #[error("the account details could not be read: {0}")]
     Account(AirwallexError),
+    #[error("the consent was for another Airwallex account than {expected}")]
+    AccountMismatch { expected: String },
     #[error("database error: {0}")]
     Database(sqlx::Error),
+}
+
+/// Which Airwallex account a new consent may bring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountPin {
+    /// The connection's last account; after a disconnect, any (the merchant's own flow:
+    /// they disconnect first to change accounts on purpose).
+    UnlessDisconnected,
+    /// The connection's last account, whatever its status (a connect session).
+    Always,
+    /// Any account (a connect session that allows the change).
+    Free,
+}
+
+/// A completed authorization.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    pub connection_id: i64,
+    pub account: AccountDetails,
+    /// [`EventKind::Connected`] or [`EventKind::Reconnected`].
+    pub kind: EventKind,
+    /// The connect session the authorization was started from, if any.
+    pub connect_session: Option<String>,
+}
+
+/// A callback that stored nothing: why, and the connect session it belonged to (when the
+/// state was this browser's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackFailure {
+    pub problem: CallbackProblem,
+    pub connect_session: Option<String>,
+}
+
+impl From<CallbackProblem> for CallbackFailure {
+    fn from(problem: CallbackProblem) -> Self {
+        CallbackFailure {
+            problem,
+            connect_session: None,
+        }
+    }
 }
 
 /// Starts and completes merchants' authorizations.
@@ -124,9 +170,15 @@ impl Authorization {
         &self.settings
     }
 
-    /// Starts an authorization for a signed-in merchant; returns the authorize URL to
-    /// send the browser to.
-    pub async fn start(&self, merchant_id: i64, session_id: &str, sign_up: bool) -> Result<String, sqlx::Error> {
+    /// Starts an authorization for a signed-in merchant (from `connect_session`, when
+    /// given); returns the authorize URL to send the browser to.
+    pub async fn start(
+        &self,
+        merchant_id: i64,
+        session_id: &str,
+        sign_up: bool,
+        connect_session: Option<&str>,
+    ) -> Result<String, sqlx::Error> {
         let state = random_urlsafe(32);
         let verifier = random_urlsafe(32);
         let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
@@ -134,8 +186,8 @@ impl Authorization {
         let cipher = self.vault.cipher();
         let now = self.clock.now();
         sqlx::query(
-            "INSERT INTO oauth_states (state_hash, session_id, merchant_id, pkce_verifier, key_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO oauth_states (state_hash, session_id, merchant_id, pkce_verifier, key_id, created_at, \
+             expires_at, connect_session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&hash)
         .bind(session_id)
@@ -144,6 +196,7 @@ impl Authorization {
         .bind(cipher.current_key_id())
         .bind(now)
         .bind(now + STATE_TTL_SECONDS)
+        .bind(connect_session)
         .execute(self.db.pool())
         .await?;
 
@@ -171,7 +224,7 @@ impl Authorization {
         merchant_id: i64,
         session_id: Option<&str>,
         params: &CallbackParams,
-    ) -> Result<(i64, AccountDetails), CallbackProblem> {
+    ) -> Result<Completed, CallbackFailure> {
         let state = params
             .state
             .as_deref()
@@ -182,7 +235,7 @@ impl Authorization {
         // Single use: whoever flips consumed_at first owns the state.
         let consumed = sqlx::query(
             "UPDATE oauth_states SET consumed_at = $1 WHERE state_hash = $2 AND consumed_at IS NULL \
-             RETURNING session_id, merchant_id, pkce_verifier, key_id, expires_at",
+             RETURNING session_id, merchant_id, pkce_verifier, key_id, expires_at, connect_session_id",
         )
         .bind(now)
         .bind(&hash)
@@ -199,38 +252,61 @@ impl Authorization {
                 CallbackProblem::ReusedState
             } else {
                 CallbackProblem::UnknownState
-            });
+            }
+            .into());
         };
         let owner_session: String = row.try_get("session_id").map_err(internal)?;
         let owner_merchant: i64 = row.try_get("merchant_id").map_err(internal)?;
         let expires_at: i64 = row.try_get("expires_at").map_err(internal)?;
-        if expires_at <= now {
-            return Err(CallbackProblem::ExpiredState);
-        }
         if owner_merchant != merchant_id
             || !session_id.is_some_and(|s| crate::secret::constant_time_eq(s.as_bytes(), owner_session.as_bytes()))
         {
-            return Err(CallbackProblem::OtherSession);
+            // Not this browser's: its connect session (if any) is not this browser's to end.
+            return Err(CallbackProblem::OtherSession.into());
+        }
+        let connect_session: Option<String> = row.try_get("connect_session_id").map_err(internal)?;
+        let failed = |problem: CallbackProblem| CallbackFailure {
+            problem,
+            connect_session: connect_session.clone(),
+        };
+        if expires_at <= now {
+            return Err(failed(CallbackProblem::ExpiredState));
         }
         if let Some(error) = params.error.as_deref() {
-            return Err(if error == "access_denied" {
+            return Err(failed(if error == "access_denied" {
                 CallbackProblem::Declined
             } else {
                 CallbackProblem::AirwallexError(error.chars().take(64).collect())
-            });
+            }));
         }
         let code = params
             .code
             .as_ref()
             .filter(|c| !c.expose().is_empty())
-            .ok_or(CallbackProblem::ExchangeFailed)?;
-        let key_id: String = row.try_get("key_id").map_err(internal)?;
-        let sealed: Vec<u8> = row.try_get("pkce_verifier").map_err(internal)?;
+            .ok_or_else(|| failed(CallbackProblem::ExchangeFailed))?;
+        let key_id: String = row.try_get("key_id").map_err(|e| failed(internal(e)))?;
+        let sealed: Vec<u8> = row.try_get("pkce_verifier").map_err(|e| failed(internal(e)))?;
         let verifier = self
             .vault
             .cipher()
             .decrypt_string(&key_id, &sealed, &verifier_aad(&hash))
-            .map_err(|_| CallbackProblem::Internal)?;
+            .map_err(|_| failed(CallbackProblem::Internal))?;
+        let pin = match connect_session.as_deref() {
+            None => AccountPin::UnlessDisconnected,
+            Some(id) => {
+                let allowed: Option<i64> =
+                    sqlx::query_scalar("SELECT allow_account_change FROM connect_sessions WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(self.db.pool())
+                        .await
+                        .map_err(|e| failed(internal(e)))?;
+                if allowed.unwrap_or(0) != 0 {
+                    AccountPin::Free
+                } else {
+                    AccountPin::Always
+                }
+            }
+        };
         let actor = format!("merchant:{merchant_id}");
         match self
             .connect(
@@ -239,21 +315,34 @@ impl Authorization {
                 &self.settings.redirect_uri,
                 Some(&PkceCodeVerifier::new(verifier)),
                 &actor,
+                pin,
             )
             .await
         {
-            Ok(done) => Ok(done),
+            Ok((connection_id, account, kind)) => Ok(Completed {
+                connection_id,
+                account,
+                kind,
+                connect_session,
+            }),
             Err(ConnectError::Exchange(error) | ConnectError::Account(error)) => {
                 tracing::warn!(merchant_id, error = %error, "authorization could not be completed");
-                Err(match error {
+                Err(failed(match error {
                     AirwallexError::Connect
                     | AirwallexError::Timeout
                     | AirwallexError::Transport
                     | AirwallexError::Server { .. } => CallbackProblem::Unreachable,
                     _ => CallbackProblem::ExchangeFailed,
-                })
+                }))
             }
-            Err(ConnectError::Database(error)) => Err(internal(error)),
+            Err(ConnectError::AccountMismatch { expected }) => {
+                tracing::warn!(
+                    merchant_id,
+                    "a consent for another Airwallex account was refused; nothing stored"
+                );
+                Err(failed(CallbackProblem::AccountMismatch { expected }))
+            }
+            Err(ConnectError::Database(error)) => Err(failed(internal(error))),
         }
     }
 
@@ -266,7 +355,8 @@ impl Authorization {
         redirect_uri: &str,
         code_verifier: Option<&PkceCodeVerifier>,
         actor: &str,
-    ) -> Result<(i64, AccountDetails), ConnectError> {
+        pin: AccountPin,
+    ) -> Result<(i64, AccountDetails, EventKind), ConnectError> {
         let client = self.vault.client();
         let tokens = client
             .exchange_code(code, redirect_uri, code_verifier)
@@ -277,6 +367,18 @@ impl Authorization {
             .await
             .map_err(ConnectError::Account)?;
         let store = self.vault.store();
+        let previous = store.by_merchant(merchant_id).await.map_err(ConnectError::Database)?;
+        let expected = match (pin, previous) {
+            (AccountPin::Free, _) | (_, None) => None,
+            (AccountPin::UnlessDisconnected, Some(row)) if row.status == ConnectionStatus::Disconnected => None,
+            (_, Some(row)) => row.account_id,
+        };
+        if let Some(expected) = expected {
+            if account.id.as_deref() != Some(expected.as_str()) {
+                // The tokens of that other account are dropped here, never stored.
+                return Err(ConnectError::AccountMismatch { expected });
+            }
+        }
         let now = self.clock.now();
         let connection_id = store
             .ensure_row(merchant_id, now)
@@ -284,7 +386,7 @@ impl Authorization {
             .map_err(ConnectError::Database)?;
         let sealed = self.vault.seal(connection_id, &tokens, now);
         let account_json = serde_json::to_string(&account).unwrap_or_default();
-        store
+        let kind = store
             .store_authorization(
                 connection_id,
                 &sealed,
@@ -298,7 +400,7 @@ impl Authorization {
             )
             .await
             .map_err(ConnectError::Database)?;
-        Ok((connection_id, account))
+        Ok((connection_id, account, kind))
     }
 
     /// Deletes authorization requests that can no longer be completed.

@@ -130,11 +130,17 @@ impl MerchantConnections {
     /// The merchant disconnects: tokens deleted, history kept. Returns the connection's id
     /// when there was one to disconnect.
     pub async fn disconnect(&self, merchant_id: i64) -> Result<Option<i64>, sqlx::Error> {
+        self.disconnect_as(merchant_id, &format!("merchant:{merchant_id}"))
+            .await
+    }
+
+    /// [`disconnect`](Self::disconnect) on the merchant's behalf, by `actor` (the audit
+    /// log says who).
+    pub async fn disconnect_as(&self, merchant_id: i64, actor: &str) -> Result<Option<i64>, sqlx::Error> {
         let Some(row) = self.store().by_merchant(merchant_id).await? else {
             return Ok(None);
         };
-        let actor = format!("merchant:{merchant_id}");
-        self.store().disconnect(row.id, &actor, self.clock.now()).await?;
+        self.store().disconnect(row.id, actor, self.clock.now()).await?;
         Ok(Some(row.id))
     }
 }

@@ -4,6 +4,7 @@
 //! outbox ([`outbox`]).
 
 pub mod audit;
+pub mod connect_sessions;
 pub mod directory;
 pub mod keys;
 pub mod outbox;

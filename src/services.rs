@@ -14,6 +14,7 @@ use crate::operator::OperatorDesk;
 use crate::outbox_queue::Schedule;
 use crate::overview::MerchantConnections;
 use crate::platform::audit::TokenReads;
+use crate::platform::connect_sessions::{ConnectSessions, ConnectSettings};
 use crate::platform::directory::Directory;
 use crate::platform::keys::ApiKeys;
 use crate::platform::outbox::{Deliverer, WebhookEndpoints};
@@ -52,6 +53,8 @@ pub struct Services {
     pub mailer: Arc<Mailer>,
     /// The operators' trends.
     pub trends: Trends,
+    /// Links the platform creates for its own merchants to connect.
+    pub connect_sessions: ConnectSessions,
 }
 
 impl std::fmt::Debug for Services {
@@ -76,6 +79,7 @@ pub struct ServiceSettings {
     pub mail: MailSettings,
     /// From this hour (UTC) on, the operators' daily digest is due.
     pub digest_hour: u32,
+    pub connect: ConnectSettings,
 }
 
 impl Services {
@@ -91,6 +95,7 @@ impl Services {
         let mailer = Arc::new(Mailer::new(db.clone(), clock.clone(), mail.clone(), settings.mail)?);
         Ok(Services {
             trends: Trends::new(db.clone(), clock.clone()),
+            connect_sessions: ConnectSessions::new(db.clone(), clock.clone(), settings.connect),
             mail,
             mailer,
             accounts: Accounts::with_sign_up_limit(

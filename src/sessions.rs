@@ -21,6 +21,13 @@ pub const ABSOLUTE_LIMIT: time::Duration = time::Duration::days(7);
 /// Push a session's inactivity expiry forward at most this often (each push is a write).
 const TOUCH_EVERY_SECONDS: i64 = 600;
 
+/// The connect session a browser was signed in by: the way back to the platform.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlatformReturn {
+    pub session_id: String,
+    pub return_url: String,
+}
+
 /// The session of one request, with typed access to what this app keeps in it.
 #[derive(Clone, Debug)]
 pub struct SessionState(Session);
@@ -40,6 +47,8 @@ impl From<tower_sessions_core::session::Error> for SessionError {
 impl SessionState {
     /// Key holding the signed-in account (id, email, role).
     const SIGNED_IN: &'static str = "signed_in";
+    /// Key holding the connect session this session was signed in by, if any.
+    const PLATFORM_RETURN: &'static str = "platform_return";
     /// Key holding when the session's expiry was last pushed forward.
     const LAST_SEEN: &'static str = "last_seen";
     /// Key under which the store leaves the merchant's connection summary, read with the
@@ -95,6 +104,19 @@ impl SessionState {
         if now - last_seen > TOUCH_EVERY_SECONDS {
             let _ = self.0.insert(Self::LAST_SEEN, now).await;
         }
+    }
+
+    /// Remembers that this session came from a platform's connect session: pages offer the
+    /// way back to the platform.
+    pub async fn set_platform_return(&self, back: &PlatformReturn) -> Result<(), SessionError> {
+        self.0.insert(Self::PLATFORM_RETURN, back).await?;
+        self.0.save().await?;
+        Ok(())
+    }
+
+    /// Where this session's connect session returns to, if it came from one.
+    pub async fn platform_return(&self) -> Option<PlatformReturn> {
+        self.0.get::<PlatformReturn>(Self::PLATFORM_RETURN).await.ok().flatten()
     }
 
     /// The session id, once the session is stored.

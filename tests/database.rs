@@ -96,3 +96,55 @@ async fn an_unreachable_postgres_is_a_clear_error_not_a_panic() {
     assert!(message.contains("127.0.0.1:1"), "{message}");
     assert!(!message.contains("secret-pw"), "password leaked: {message}");
 }
+
+/// Migration 7 rebuilds `platform_events` on SQLite (its `connection_id` becomes optional):
+/// events and the deliveries that point at them come through, foreign keys still hold.
+async fn queued_webhooks_survive_the_connect_sessions_migration(engine: Engine) {
+    let test_db = TestDatabase::new(engine).await;
+    let db = Database::connect(&test_db.url).await.unwrap();
+    db.migrate_until(6).await.unwrap();
+    for statement in [
+        "INSERT INTO merchants (id, email, password_hash, role, created_at) VALUES (1, 'a@b.example', 'x', 'merchant', 1)",
+        "INSERT INTO connections (id, merchant_id, status, last_activity_at, created_at, updated_at) \
+         VALUES (1, 1, 'connected', 1, 1, 1)",
+        "INSERT INTO webhook_endpoints (id, url, events, secret, key_id, created_by, created_at) \
+         VALUES (1, 'https://p.example/hooks', 'connection.connected', X'00', 'k1', 'test', 1)",
+        "INSERT INTO platform_events (id, kind, connection_id, payload, created_at) \
+         VALUES ('evt_1', 'connection.connected', 1, '{}', 1)",
+        "INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at) \
+         VALUES ('evt_1', 1, 'pending', 0, 1, 1)",
+    ] {
+        let statement = if engine == Engine::Postgres {
+            statement.replace("X'00'", "'\\x00'::bytea")
+        } else {
+            statement.to_string()
+        };
+        sqlx::query(&statement).execute(db.pool()).await.unwrap();
+    }
+    db.migrate().await.expect("migration 7 applies over existing rows");
+    let joined: (String, Option<i64>) = sqlx::query_as(
+        "SELECT e.id, e.connection_id FROM webhook_deliveries d JOIN platform_events e ON e.id = d.event_id",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(joined, ("evt_1".to_string(), Some(1)));
+    sqlx::query(
+        "INSERT INTO platform_events (id, kind, connection_id, payload, created_at) \
+         VALUES ('evt_2', 'connect_session.completed', NULL, '{}', 2)",
+    )
+    .execute(db.pool())
+    .await
+    .expect("an event with no connection");
+    let orphan = sqlx::query(
+        "INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at) \
+         VALUES ('evt_missing', 1, 'pending', 0, 1, 1)",
+    )
+    .execute(db.pool())
+    .await;
+    assert!(orphan.is_err(), "deliveries still need their event");
+    db.close().await;
+    test_db.remove().await;
+}
+
+awx_onboard::both_engines!(queued_webhooks_survive_the_connect_sessions_migration);

@@ -7,7 +7,7 @@ use awx_onboard::airwallex::AirwallexClient;
 use awx_onboard::crypto::TokenCipher;
 use awx_onboard::db::{Database, Engine};
 use awx_onboard::keeper::{Keeper, KeeperSettings};
-use awx_onboard::oauth::{Authorization, OAuthSettings};
+use awx_onboard::oauth::{AccountPin, Authorization, OAuthSettings};
 use awx_onboard::secret::{AccessToken, AuthorizationCode, RefreshToken};
 use awx_onboard::simulator::{self, Endpoint, FaultKind, RandomFaults, SimClient, SimConfig, Simulator};
 use awx_onboard::store::{ConnectionStatus, ConnectionStore, EventKind, ReconnectReason};
@@ -107,7 +107,14 @@ impl Harness {
                 scopes: vec!["account_details:read".into()],
             },
         )
-        .connect(merchant, &AuthorizationCode::new(code), REDIRECT, None, "merchant")
+        .connect(
+            merchant,
+            &AuthorizationCode::new(code),
+            REDIRECT,
+            None,
+            "merchant",
+            AccountPin::UnlessDisconnected,
+        )
         .await
         .expect("connect");
     }

@@ -95,6 +95,16 @@ pub async fn load_connection() -> Result<ConnectionView, ServerFnError> {
             .await
             .map_err(|_| ServerFnError::new("Something went wrong on our side. Please try again."))?,
     };
+    let platform_return = match use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<awx_onboard::sessions::SessionState>().cloned())
+    {
+        Some(session) => session.platform_return().await,
+        None => None,
+    };
+    let back_to = platform_return.map(|back| crate::dto::BackLink {
+        label: format!("Back to {}", services.connect_sessions.settings().platform_name),
+        href: back.return_url,
+    });
     let state = match overview.status {
         None => ConnectionState::NotConnected,
         Some(ConnectionStatus::Connected) => ConnectionState::Connected,
@@ -119,5 +129,6 @@ pub async fn load_connection() -> Result<ConnectionView, ServerFnError> {
         connected_at: overview.connected_at.map(human_datetime),
         last_refresh_at: overview.last_refresh_at.map(human_datetime),
         emails_on,
+        back_to,
     })
 }

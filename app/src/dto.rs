@@ -45,6 +45,16 @@ pub struct ConnectionView {
     pub last_refresh_at: Option<String>,
     /// Whether the merchant gets emails when the connection needs them.
     pub emails_on: bool,
+    /// The way back to the platform, when this browser came from its connect link.
+    pub back_to: Option<BackLink>,
+}
+
+/// A link back to the platform a merchant came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackLink {
+    /// `Back to {PLATFORM_NAME}`.
+    pub label: String,
+    pub href: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -60,6 +70,10 @@ pub struct CountsView {
 pub struct LineView {
     pub connection_id: Option<i64>,
     pub email: String,
+    /// The platform's id for the merchant, if a platform created them.
+    pub external_id: Option<String>,
+    /// The platform's tags on the merchant, `key=value`.
+    pub tags: Vec<String>,
     pub business_name: Option<String>,
     pub account_id: Option<String>,
     pub status: String,
@@ -100,6 +114,22 @@ pub struct ConnectionDetailView {
     pub refresh_expires_at: Option<String>,
     pub events: Vec<EventView>,
     pub older_before: Option<i64>,
+    /// The merchant's connect sessions, newest first.
+    pub connect_sessions: Vec<ConnectSessionView>,
+}
+
+/// A connect session as operators see it (never its link).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectSessionView {
+    pub id: String,
+    /// `key:<id>` or `operator:<id>`.
+    pub created_by: String,
+    pub created_at: String,
+    pub opened_at: Option<String>,
+    pub status: String,
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    pub return_url: String,
 }
 
 /// A secret shown once, right after it was made (an API key, a signing secret). Its

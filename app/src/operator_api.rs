@@ -23,6 +23,11 @@ mod ssr {
         LineView {
             connection_id: line.connection_id,
             email: line.email,
+            external_id: line.external_id,
+            tags: awx_onboard::platform::connect_sessions::tags_from_text(line.tags.as_deref())
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
             business_name: line.business_name,
             account_id: line.account_id,
             status: line
@@ -120,10 +125,17 @@ pub async fn load_operator_connection(id: i64, before: Option<i64>) -> Result<Co
         })
         .collect();
     let now = services.clock.now();
+    let merchant = services
+        .directory
+        .of_merchant(row.merchant_id)
+        .await
+        .map_err(ssr::internal)?;
     let line = ssr::line_view(
         ConnectionLine {
             merchant_id: row.merchant_id,
             email,
+            external_id: merchant.as_ref().and_then(|m| m.external_id.clone()),
+            tags: merchant.and_then(|m| m.tags),
             connection_id: Some(row.id),
             status: Some(row.status),
             status_reason: row.status_reason.clone(),
@@ -139,7 +151,25 @@ pub async fn load_operator_connection(id: i64, before: Option<i64>) -> Result<Co
         },
         now,
     );
+    let connect_sessions = services
+        .connect_sessions
+        .of_merchant(row.merchant_id, 20)
+        .await
+        .map_err(ssr::internal)?
+        .into_iter()
+        .map(|s| crate::dto::ConnectSessionView {
+            status: s.status(now).as_str().to_string(),
+            id: s.id,
+            created_by: s.created_by,
+            created_at: human_datetime(s.created_at),
+            opened_at: s.opened_at.map(human_datetime),
+            outcome: s.outcome.map(|o| o.as_str().to_string()),
+            reason: s.reason,
+            return_url: s.return_url,
+        })
+        .collect();
     Ok(ConnectionDetailView {
+        connect_sessions,
         connection_id: row.id,
         token_reads,
         line,

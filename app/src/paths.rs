@@ -17,6 +17,8 @@ pub const EMAIL_UNSUBSCRIBE: &str = "/email/unsubscribe";
 /// One page per way the OAuth callback can fail (`?reason=`).
 pub const CONNECT_PROBLEM: &str = "/connect/problem";
 pub const OAUTH_START: &str = "/oauth/start";
+/// A platform's connect link (public: the secret in it is the key).
+pub const CONNECT_LINK_ROUTE: &str = "/connect-link/{secret}";
 pub const OAUTH_CALLBACK: &str = "/oauth/callback";
 /// The operator dashboard; every operator page lives below it.
 pub const OPERATOR: &str = "/operator";
@@ -34,6 +36,8 @@ pub const OPERATOR_API_KEYS: &str = "/operator/api-keys";
 pub const OPERATOR_API_KEY_REVOKE_ROUTE: &str = "/operator/api-keys/{id}/revoke";
 /// The platform's webhook endpoints.
 pub const OPERATOR_WEBHOOKS: &str = "/operator/webhooks";
+/// Where an operator creates a connect link (shown on the API keys page).
+pub const OPERATOR_CONNECT_LINKS: &str = "/operator/connect-links";
 pub const OPERATOR_WEBHOOK_DISABLE_ROUTE: &str = "/operator/webhooks/{id}/disable";
 pub const OPERATOR_DELIVERY_RESEND_ROUTE: &str = "/operator/webhooks/deliveries/{id}/resend";
 /// The mail outbox.

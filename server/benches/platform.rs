@@ -1,6 +1,8 @@
 //! Platform API figures against the real server (release build) on this machine: access
 //! tokens for one merchant at 64 concurrent connections (every read audited) beside
-//! `/healthz`, and how fast the outbox delivers 10,000 queued events to a local receiver.
+//! `/healthz`; connect sessions created for new and for known external ids beside
+//! `/healthz`, and a link's landing page beside the home page; and how fast the outbox
+//! delivers 10,000 queued events to a local receiver.
 //! Prints figures; fails when a request fails or a delivery is missing or unverified.
 //!
 //! Run: `cargo bench -p awx-onboard-server --bench platform`.
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 use awx_onboard::db::Engine;
 use awx_onboard::platform::keys::Scope;
 use awx_onboard::platform::outbox::{self, PlatformEvent};
-use awx_onboard_server::testing::bench::{self, load, load_with, show};
+use awx_onboard_server::testing::bench::{self, load, load_each, load_with, show};
 use awx_onboard_server::testing::receiver::WebhookReceiver;
 use awx_onboard_server::testing::{TestApp, HARBOUR_COFFEE};
 
@@ -22,7 +24,14 @@ const EVENTS: usize = 10_000;
 
 async fn run(engine: Engine) {
     // The per-key limit is what is measured here only when it is out of the way.
-    let app = TestApp::spawn_with(engine, &[("PLATFORM_RATE_LIMIT_PER_SECOND", "1000000")]).await;
+    let app = TestApp::spawn_with(
+        engine,
+        &[
+            ("PLATFORM_RATE_LIMIT_PER_SECOND", "1000000"),
+            ("PLATFORM_RETURN_ORIGINS", "https://platform.example"),
+        ],
+    )
+    .await;
     let base = app.base.clone();
     app.connected_merchant("bench@example.com", HARBOUR_COFFEE).await;
     let merchant = app.merchant_id("bench@example.com").await;
@@ -46,6 +55,54 @@ async fn run(engine: Engine) {
     println!(
         "  access-token throughput = {:.0} % of /healthz's",
         100.0 * tokens.per_second / health.per_second
+    );
+
+    // Connect sessions: a new external id each time (a merchant created too), and the same
+    // known one; then the landing page of a link, beside the home page.
+    let sessions_url = format!("{base}/api/platform/v1/connect-sessions");
+    let json_headers = [
+        ("authorization", authorization.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let new_ids = load_each(hyper::Method::POST, &sessions_url, &json_headers, 64, window, |n| {
+        format!(
+            r#"{{"external_id":"bench-new-{n}","email":"bench-new-{n}@example.com","return_url":"https://platform.example/back"}}"#
+        )
+        .into_bytes()
+    })
+    .await;
+    show("POST /connect-sessions (new ids), 64 conn", &new_ids);
+    let known = load_each(hyper::Method::POST, &sessions_url, &json_headers, 64, window, |_| {
+        br#"{"external_id":"bench-known","email":"bench-known@example.com","return_url":"https://platform.example/back"}"#.to_vec()
+    })
+    .await;
+    show("POST /connect-sessions (known id), 64 conn", &known);
+    println!(
+        "  session creation = {:.0} % (new ids), {:.0} % (known id) of /healthz's",
+        100.0 * new_ids.per_second / health.per_second,
+        100.0 * known.per_second / health.per_second
+    );
+    let link = app
+        .services()
+        .connect_sessions
+        .create(
+            &awx_onboard::platform::connect_sessions::SessionRequest {
+                external_id: "bench-landing".into(),
+                email: Some("bench-landing@example.com".into()),
+                return_url: "https://platform.example/back".into(),
+                ..Default::default()
+            },
+            "bench",
+        )
+        .await
+        .unwrap();
+    let home = load(&format!("{base}/"), &[], 64, window).await;
+    show("GET / (home), 64 conn", &home);
+    let landing = load(link.url.expose(), &[], 64, window).await;
+    show("GET /connect-link/… (landing), 64 conn", &landing);
+    println!(
+        "  landing page = {:.0} % of the home page's",
+        100.0 * landing.per_second / home.per_second
     );
 
     // 10,000 events queued in one transaction, then delivered (signed, one POST each).

@@ -277,6 +277,41 @@ mod tests {
             "PLATFORM_RATE_LIMIT_PER_SECOND"
         )
         .contains("whole number"));
+        assert!(problem(
+            &[("PLATFORM_RETURN_ORIGINS", "https://ok.example, http://platform.example")],
+            "PLATFORM_RETURN_ORIGINS"
+        )
+        .contains("https"));
+        assert!(problem(
+            &[("PLATFORM_RETURN_ORIGINS", "https://platform.example/back")],
+            "PLATFORM_RETURN_ORIGINS"
+        )
+        .contains("origin only"));
+        assert!(problem(&[("CONNECT_SESSION_MINUTES", "1441")], "CONNECT_SESSION_MINUTES").contains("1440"));
+        assert!(problem(&[("PLATFORM_NAME", &"x".repeat(101))], "PLATFORM_NAME").contains("100"));
+    }
+
+    #[test]
+    fn connect_sessions_are_configured_by_three_variables() {
+        let config = parse(&[
+            ("PLATFORM_NAME", "Acme"),
+            (
+                "PLATFORM_RETURN_ORIGINS",
+                "https://Platform.example:443, http://127.0.0.1:4000",
+            ),
+            ("CONNECT_SESSION_MINUTES", "45"),
+        ])
+        .unwrap();
+        assert_eq!(config.platform.name, "Acme");
+        assert_eq!(
+            config.platform.return_origins,
+            ["https://platform.example", "http://127.0.0.1:4000"]
+        );
+        assert_eq!(config.platform.connect_session.as_secs(), 45 * 60);
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.platform.name, "awx-onboard");
+        assert!(defaults.platform.return_origins.is_empty());
+        assert_eq!(defaults.platform.connect_session.as_secs(), 30 * 60);
     }
 
     #[test]

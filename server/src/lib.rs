@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod connect;
+pub mod connect_link;
 pub mod csrf;
 pub mod error;
 pub mod form;
@@ -269,6 +270,12 @@ fn build_services(
                 config.public_origin(),
             ),
             digest_hour: config.mail.digest_hour,
+            connect: awx_onboard::platform::connect_sessions::ConnectSettings {
+                platform_name: config.platform.name.clone(),
+                return_origins: config.platform.return_origins.clone(),
+                ttl_seconds: config.platform.connect_session.as_secs() as i64,
+                public_origin: config.public_origin(),
+            },
         },
     )
     .context("mail settings (SMTP_URL, MAIL_FROM)")

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use app::dto::{FormFeedback, Revealed};
 use app::paths::{self, Notice};
+use awx_onboard::platform::connect_sessions::{SessionError, SessionRequest};
 use awx_onboard::platform::keys::{parse_scopes, KeyError};
 use awx_onboard::platform::outbox::{parse_events, EndpointError};
 
@@ -41,6 +42,40 @@ pub async fn create_key(
             Ok(Ok(revealed))
         }
         Err(KeyError::Database) => Err(AppError::internal("api keys")),
+        Err(error) => Ok(Err(error.to_string())),
+    };
+    show_outcome(&state, page, paths::OPERATOR_API_KEYS, outcome).await
+}
+
+/// `POST /operator/connect-links`: a connect link for one of the platform's merchants (by
+/// its external id), shown once, for support to send by hand.
+pub async fn create_connect_link(
+    State(state): State<AppState>,
+    OperatorUser(operator): OperatorUser,
+    page: PageRequest,
+    form: FormFields,
+) -> Result<Response, AppError> {
+    let email = form.first("email").trim();
+    let request = SessionRequest {
+        external_id: form.first("external_id").trim().to_string(),
+        email: (!email.is_empty()).then(|| email.to_string()),
+        return_url: form.first("return_url").trim().to_string(),
+        ..SessionRequest::default()
+    };
+    let created_by = format!("operator:{}", operator.id);
+    let outcome = match state.services.connect_sessions.create(&request, &created_by).await {
+        Ok(created) => {
+            tracing::info!(connect_session = %created.id, by = %operator.email, "connect link created by an operator");
+            Ok(Ok(Revealed {
+                label: format!(
+                    "A connect link for “{}”, usable once until {}",
+                    created.external_id,
+                    awx_onboard::time::human_datetime(created.expires_at)
+                ),
+                secret: created.url.expose().to_string(),
+            }))
+        }
+        Err(SessionError::Database) => Err(AppError::internal("connect sessions")),
         Err(error) => Ok(Err(error.to_string())),
     };
     show_outcome(&state, page, paths::OPERATOR_API_KEYS, outcome).await

@@ -1,7 +1,7 @@
 //! The platform API (`/api/platform/v1/…`): JSON for the platform's own backend, with
 //! service keys (`Authorization: Bearer awx_pk_…`) instead of sessions. Errors are
 //! `{"code", "message"}` ([`errors`]); the key a request carries is checked by
-//! [`caller::Caller`]; [`connections`] and [`tokens`] answer; the OpenAPI 3.1 document at
+//! [`caller::Caller`]; [`connections`], [`tokens`] and [`sessions`] (connect sessions) answer; the OpenAPI 3.1 document at
 //! [`OPENAPI_PATH`] is generated from the handlers' annotations ([`openapi`]), and a test
 //! checks it against what they do.
 
@@ -9,6 +9,7 @@ pub mod caller;
 pub mod connections;
 pub mod errors;
 pub mod openapi;
+pub mod sessions;
 pub mod tokens;
 
 use axum::routing::{get, post};
@@ -25,11 +26,20 @@ pub const CONNECTIONS_PATH: &str = "/api/platform/v1/connections";
 pub const CONNECTION_PATH: &str = "/api/platform/v1/merchants/{merchant_id}/connection";
 pub const ACCESS_TOKEN_PATH: &str = "/api/platform/v1/merchants/{merchant_id}/access-token";
 pub const OPENAPI_PATH: &str = "/api/platform/v1/openapi.json";
-pub const ROUTES: [(&str, &str); 4] = [
+pub const CONNECT_SESSIONS_PATH: &str = "/api/platform/v1/connect-sessions";
+pub const CONNECT_SESSION_PATH: &str = "/api/platform/v1/connect-sessions/{id}";
+pub const EXTERNAL_CONNECTION_PATH: &str = "/api/platform/v1/merchants/external/{external_id}/connection";
+pub const EXTERNAL_ACCESS_TOKEN_PATH: &str = "/api/platform/v1/merchants/external/{external_id}/access-token";
+pub const ROUTES: [(&str, &str); 9] = [
     ("get", CONNECTIONS_PATH),
     ("get", CONNECTION_PATH),
     ("post", ACCESS_TOKEN_PATH),
     ("get", OPENAPI_PATH),
+    ("post", CONNECT_SESSIONS_PATH),
+    ("get", CONNECT_SESSION_PATH),
+    ("get", EXTERNAL_CONNECTION_PATH),
+    ("delete", EXTERNAL_CONNECTION_PATH),
+    ("post", EXTERNAL_ACCESS_TOKEN_PATH),
 ];
 
 /// The routes, relative to [`PREFIX`] (nested there, with their own 404).
@@ -40,6 +50,16 @@ pub fn routes() -> Router<AppState> {
         .route(relative(CONNECTION_PATH), get(connections::connection))
         .route(relative(ACCESS_TOKEN_PATH), post(tokens::access_token))
         .route(relative(OPENAPI_PATH), get(openapi::openapi))
+        .route(relative(CONNECT_SESSIONS_PATH), post(sessions::create_session))
+        .route(relative(CONNECT_SESSION_PATH), get(sessions::session))
+        .route(
+            relative(EXTERNAL_CONNECTION_PATH),
+            get(connections::connection_by_external_id).delete(connections::disconnect_by_external_id),
+        )
+        .route(
+            relative(EXTERNAL_ACCESS_TOKEN_PATH),
+            post(tokens::access_token_by_external_id),
+        )
         .fallback(|| async { ApiError::NotFoundRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }

@@ -12,8 +12,8 @@ use awx_onboard::sessions::DbSessionStore;
 
 use crate::state::AppState;
 use crate::{
-    access, assets, auth, connect, csrf, health, mail, operator, operator_platform, pages, platform, proxy, security,
-    sessions, telemetry, webhook,
+    access, assets, auth, connect, connect_link, csrf, health, mail, operator, operator_platform, pages, platform,
+    proxy, security, sessions, telemetry, webhook,
 };
 
 /// The app's page routes, listed once per process.
@@ -76,6 +76,10 @@ pub fn build_router(state: AppState) -> Router {
         .route(paths::LOGOUT, post(auth::log_out))
         .route(paths::OAUTH_CALLBACK, get(connect::callback))
         .route(
+            paths::CONNECT_LINK_ROUTE,
+            get(connect_link::landing).post(connect_link::open),
+        )
+        .route(
             paths::EMAIL_UNSUBSCRIBE,
             get(mail::unsubscribe_page).post(mail::unsubscribe),
         );
@@ -92,6 +96,10 @@ pub fn build_router(state: AppState) -> Router {
             post(operator_platform::revoke_key),
         )
         .route(paths::OPERATOR_WEBHOOKS, post(operator_platform::create_endpoint))
+        .route(
+            paths::OPERATOR_CONNECT_LINKS,
+            post(operator_platform::create_connect_link),
+        )
         .route(
             paths::OPERATOR_WEBHOOK_DISABLE_ROUTE,
             post(operator_platform::disable_endpoint),

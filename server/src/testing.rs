@@ -339,6 +339,26 @@ impl Browser {
         assert_eq!(self.callback(&callback).await, "/connection?notice=connected");
     }
 
+    /// Uses a connect link as a merchant does: its landing page, its button, then
+    /// `decision` for `account` on the simulator's consent page; returns where the callback
+    /// sent the browser (the platform's return URL, with the outcome).
+    pub async fn use_connect_link(&self, link: &str, decision: &str, account: &str) -> String {
+        assert_eq!(
+            self.get(link).await.status(),
+            StatusCode::OK,
+            "the landing page answers"
+        );
+        let path = link.strip_prefix(&self.base).expect("a link under PUBLIC_URL");
+        let response = self.post(path, &[]).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "the link's button starts the flow"
+        );
+        let callback = self.consent(&location(&response), decision, account).await;
+        self.callback(&callback).await
+    }
+
     /// The value of the session cookie (`name=value`), for load generators.
     pub async fn session_cookie_after(&self, response: &reqwest::Response) -> String {
         response.headers()["set-cookie"]

@@ -1,6 +1,7 @@
 //! The operator's list: status and reason filters, search by email or business name
-//! (trigram full-text search on SQLite, trigram indexes on PostgreSQL), sorting and keyset
-//! paging that both engines run the same way.
+//! (trigram full-text search on SQLite, trigram indexes on PostgreSQL; exactly by account
+//! id, whole email or the platform's external id), sorting and keyset paging that both
+//! engines run the same way.
 
 use sqlx::Row;
 
@@ -61,7 +62,11 @@ impl OperatorDesk {
             // An account id or a whole email goes through its index; anything else is a
             // substring of an email or business name, found by scanning one table each.
             let lower = term.to_lowercase();
-            if lower.starts_with("acct_") && !lower.contains(char::is_whitespace) {
+            if self.external_id_exists(term).await? {
+                // The platform's id for a merchant, exactly.
+                binds.push(Bind::Text(term.to_string()));
+                sql.push_str(&format!(" AND m.external_id = ${}", binds.len()));
+            } else if lower.starts_with("acct_") && !lower.contains(char::is_whitespace) {
                 binds.push(Bind::Text(term.to_string()));
                 sql.push_str(&format!(" AND c.account_id = ${}", binds.len()));
             } else if Email::parse(term).is_ok() && self.email_exists(&lower).await? {
@@ -146,14 +151,16 @@ impl OperatorDesk {
             .filter(|t| !t.is_empty())
             .map(like_pattern)
             .unwrap_or_else(|| "%".into());
+        let exact = query.search.as_deref().map(str::trim).unwrap_or_default();
         let rows = sqlx::query(
-            "SELECT m.id AS merchant_id, m.email FROM merchants m WHERE m.role = 'merchant' \
+            "SELECT m.id AS merchant_id, m.email, m.external_id, m.tags FROM merchants m WHERE m.role = 'merchant' \
              AND NOT EXISTS (SELECT 1 FROM connections c WHERE c.merchant_id = m.id) \
-             AND m.email LIKE $1 ESCAPE '\\' AND m.id < $2 ORDER BY m.id DESC LIMIT $3",
+             AND (m.email LIKE $1 ESCAPE '\\' OR m.external_id = $4) AND m.id < $2 ORDER BY m.id DESC LIMIT $3",
         )
         .bind(pattern)
         .bind(query.after.map(|c| c.id).unwrap_or(i64::MAX))
         .bind(PAGE_SIZE + 1)
+        .bind(exact)
         .fetch_all(self.db.pool())
         .await?;
         let mut lines: Vec<ConnectionLine> = rows
@@ -162,6 +169,8 @@ impl OperatorDesk {
                 Ok(ConnectionLine {
                     merchant_id: row.try_get("merchant_id")?,
                     email: row.try_get("email")?,
+                    external_id: row.try_get("external_id")?,
+                    tags: row.try_get("tags")?,
                     connection_id: None,
                     status: None,
                     status_reason: None,
@@ -187,6 +196,14 @@ impl OperatorDesk {
             None
         };
         Ok(ListPage { lines, next })
+    }
+
+    async fn external_id_exists(&self, external_id: &str) -> Result<bool, sqlx::Error> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM merchants WHERE external_id = $1")
+            .bind(external_id)
+            .fetch_optional(self.db.pool())
+            .await?;
+        Ok(found.is_some())
     }
 
     async fn email_exists(&self, email: &str) -> Result<bool, sqlx::Error> {

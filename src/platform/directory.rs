@@ -14,6 +14,8 @@ pub struct Filter {
     pub status: Option<ConnectionStatus>,
     /// An exact email (normalised).
     pub email: Option<String>,
+    /// The platform's id for the merchant, exactly.
+    pub external_id: Option<String>,
     /// Connections with an id above this.
     pub after: Option<i64>,
     pub limit: i64,
@@ -50,11 +52,12 @@ impl Directory {
         let rows = sqlx::query(&format!(
             "SELECT {LINE_COLUMNS} FROM connections c JOIN merchants m ON m.id = c.merchant_id \
              WHERE c.id > $1 AND ($2 IS NULL OR c.status = $2) AND ($3 IS NULL OR m.email = $3) \
-             ORDER BY c.id LIMIT $4"
+             AND ($4 IS NULL OR m.external_id = $4) ORDER BY c.id LIMIT $5"
         ))
         .bind(filter.after.unwrap_or(0))
         .bind(filter.status.map(ConnectionStatus::as_str))
         .bind(email)
+        .bind(filter.external_id.as_deref())
         .bind(limit + 1)
         .fetch_all(self.db.pool())
         .await?;

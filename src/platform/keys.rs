@@ -26,15 +26,20 @@ pub enum Scope {
     /// Get a merchant's access token.
     #[serde(rename = "tokens:read")]
     TokensRead,
+    /// Create connect sessions for the platform's own merchants, read them, and disconnect
+    /// a merchant on the platform's behalf.
+    #[serde(rename = "connect:write")]
+    ConnectWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 2] = [Scope::ConnectionsRead, Scope::TokensRead];
+    pub const ALL: [Scope; 3] = [Scope::ConnectionsRead, Scope::TokensRead, Scope::ConnectWrite];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::ConnectionsRead => "connections:read",
             Scope::TokensRead => "tokens:read",
+            Scope::ConnectWrite => "connect:write",
         }
     }
 
@@ -81,9 +86,9 @@ impl ApiKey {
 pub enum KeyError {
     #[error("a key needs a name (1 to 100 characters)")]
     BadName,
-    #[error("a key needs at least one scope, of connections:read and tokens:read")]
+    #[error("a key needs at least one scope, of connections:read, tokens:read and connect:write")]
     NoScope,
-    #[error("unknown scope {0:?}: use connections:read or tokens:read")]
+    #[error("unknown scope {0:?}: use connections:read, tokens:read or connect:write")]
     UnknownScope(String),
     #[error("no such key")]
     NotFound,
@@ -105,7 +110,7 @@ fn hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-/// Parses scope names (`connections:read`, `tokens:read`), deduplicated and sorted.
+/// Parses scope names (`connections:read`, `tokens:read`, `connect:write`), deduplicated and sorted.
 pub fn parse_scopes<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Vec<Scope>, KeyError> {
     let mut scopes = Vec::new();
     for name in names.into_iter().map(str::trim).filter(|n| !n.is_empty()) {

@@ -32,15 +32,18 @@ pub enum PlatformEvent {
     Disconnected,
     /// A connection whose refreshes had been failing works again.
     Recovered,
+    /// A connect session ended (connected, reconnected, declined or failed).
+    ConnectSessionCompleted,
 }
 
 impl PlatformEvent {
-    pub const ALL: [PlatformEvent; 5] = [
+    pub const ALL: [PlatformEvent; 6] = [
         PlatformEvent::Connected,
         PlatformEvent::Reconnected,
         PlatformEvent::NeedsReconnect,
         PlatformEvent::Disconnected,
         PlatformEvent::Recovered,
+        PlatformEvent::ConnectSessionCompleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +53,7 @@ impl PlatformEvent {
             PlatformEvent::NeedsReconnect => "connection.needs_reconnect",
             PlatformEvent::Disconnected => "connection.disconnected",
             PlatformEvent::Recovered => "connection.recovered",
+            PlatformEvent::ConnectSessionCompleted => "connect_session.completed",
         }
     }
 
@@ -62,43 +66,87 @@ fn subscribed(kind: PlatformEvent) -> String {
     format!("% {} %", kind.as_str())
 }
 
-/// Writes the event and one delivery per subscribed endpoint inside the caller's
-/// transaction (nothing when no endpoint listens).
+/// Writes a connection's event and one delivery per subscribed endpoint inside the
+/// caller's transaction (nothing when no endpoint listens). Its `data` is the connection as
+/// it is now, with the platform's `external_id` and `tags`, plus `extra` fields.
 pub async fn enqueue(
     tx: &mut Transaction<'_, Any>,
     kind: PlatformEvent,
     connection_id: i64,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let pattern = subscribed(kind);
-    let listening: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM webhook_endpoints WHERE disabled_at IS NULL AND (' ' || events || ' ') LIKE $1",
-    )
-    .bind(&pattern)
-    .fetch_one(&mut **tx)
-    .await?;
-    if listening == 0 {
+    enqueue_with(tx, kind, connection_id, serde_json::Map::new(), now).await
+}
+
+/// [`enqueue`] with more fields in `data`.
+pub async fn enqueue_with(
+    tx: &mut Transaction<'_, Any>,
+    kind: PlatformEvent,
+    connection_id: i64,
+    extra: serde_json::Map<String, serde_json::Value>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    if listeners(tx, kind).await? == 0 {
         return Ok(());
     }
     let row = sqlx::query(
-        "SELECT m.id AS merchant_id, m.email, c.status, c.status_reason, c.account_id FROM connections c \
-         JOIN merchants m ON m.id = c.merchant_id WHERE c.id = $1",
+        "SELECT m.id AS merchant_id, m.email, m.external_id, m.tags, c.status, c.status_reason, c.account_id \
+         FROM connections c JOIN merchants m ON m.id = c.merchant_id WHERE c.id = $1",
     )
     .bind(connection_id)
     .fetch_one(&mut **tx)
     .await?;
+    let mut data = json!({
+        "merchant_id": row.try_get::<i64, _>("merchant_id")?,
+        "external_id": row.try_get::<Option<String>, _>("external_id")?,
+        "email": row.try_get::<String, _>("email")?,
+        "status": row.try_get::<String, _>("status")?,
+        "reason": row.try_get::<Option<String>, _>("status_reason")?,
+        "account_id": row.try_get::<Option<String>, _>("account_id")?,
+        "tags": crate::platform::connect_sessions::tags_from_text(row.try_get::<Option<String>, _>("tags")?.as_deref()),
+    });
+    if let Some(fields) = data.as_object_mut() {
+        fields.extend(extra);
+    }
+    write(tx, kind, Some(connection_id), data, now).await
+}
+
+/// Writes an event with the given `data` (not read from a connection) and its deliveries.
+pub async fn enqueue_data(
+    tx: &mut Transaction<'_, Any>,
+    kind: PlatformEvent,
+    connection_id: Option<i64>,
+    data: serde_json::Value,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    if listeners(tx, kind).await? == 0 {
+        return Ok(());
+    }
+    write(tx, kind, connection_id, data, now).await
+}
+
+async fn listeners(tx: &mut Transaction<'_, Any>, kind: PlatformEvent) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM webhook_endpoints WHERE disabled_at IS NULL AND (' ' || events || ' ') LIKE $1",
+    )
+    .bind(subscribed(kind))
+    .fetch_one(&mut **tx)
+    .await
+}
+
+async fn write(
+    tx: &mut Transaction<'_, Any>,
+    kind: PlatformEvent,
+    connection_id: Option<i64>,
+    data: serde_json::Value,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     let id = format!("evt_{}", random_urlsafe(16));
     let payload = json!({
         "id": id,
         "type": kind.as_str(),
         "created_at": rfc3339(now),
-        "data": {
-            "merchant_id": row.try_get::<i64, _>("merchant_id")?,
-            "email": row.try_get::<String, _>("email")?,
-            "status": row.try_get::<String, _>("status")?,
-            "reason": row.try_get::<Option<String>, _>("status_reason")?,
-            "account_id": row.try_get::<Option<String>, _>("account_id")?,
-        },
+        "data": data,
     })
     .to_string();
     sqlx::query(
@@ -118,7 +166,7 @@ pub async fn enqueue(
     )
     .bind(&id)
     .bind(now)
-    .bind(&pattern)
+    .bind(subscribed(kind))
     .execute(&mut **tx)
     .await?;
     Ok(())

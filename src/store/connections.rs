@@ -1,6 +1,8 @@
 //! A connection row's state changes. Each is one conditional write committed together
 //! with its event, so the row and its audit log never disagree.
 
+use sqlx::Row;
+
 use super::events::{append_event, commit_with_event, EventKind, NewEvent};
 use super::{AccountRecord, ConnectionStore, ReconnectReason, SealedTokens};
 use crate::platform::outbox::PlatformEvent;
@@ -45,11 +47,13 @@ impl ConnectionStore {
         actor: &str,
         now: i64,
     ) -> Result<EventKind, sqlx::Error> {
-        let previous: Option<i64> = sqlx::query_scalar("SELECT connected_at FROM connections WHERE id = $1")
-            .bind(connection_id)
-            .fetch_one(self.db.pool())
-            .await?;
         let mut tx = self.db.begin().await?;
+        let before = sqlx::query("SELECT connected_at, account_id FROM connections WHERE id = $1")
+            .bind(connection_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let previous: Option<i64> = before.try_get("connected_at")?;
+        let previous_account: Option<String> = before.try_get("account_id")?;
         sqlx::query(
             "UPDATE connections SET status = 'connected', status_reason = NULL, account_id = $2, business_name = $3, \
              account_json = $4, account_fetched_at = $5, scope = $6, key_id = $7, access_token = $8, \
@@ -85,12 +89,25 @@ impl ConnectionStore {
             now,
         )
         .await?;
+        let mut extra = serde_json::Map::new();
+        let changed_from = previous_account.filter(|before| Some(before.as_str()) != account.account_id);
+        if let (EventKind::Reconnected, Some(before)) = (kind, changed_from) {
+            let detail = format!("{before} -> {}", account.account_id.unwrap_or("?"));
+            append_event(
+                &mut tx,
+                connection_id,
+                NewEvent::new(EventKind::AccountChanged, actor).detail(Some(&detail)),
+                now,
+            )
+            .await?;
+            extra.insert("previous_account_id".into(), before.into());
+        }
         let platform = if kind == EventKind::Reconnected {
             PlatformEvent::Reconnected
         } else {
             PlatformEvent::Connected
         };
-        crate::platform::outbox::enqueue(&mut tx, platform, connection_id, now).await?;
+        crate::platform::outbox::enqueue_with(&mut tx, platform, connection_id, extra, now).await?;
         tx.commit().await?;
         Ok(kind)
     }

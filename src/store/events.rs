@@ -21,10 +21,15 @@ pub enum EventKind {
     Checked,
     /// An Airwallex webhook that was not applied (a repeat, or older than the connection).
     WebhookIgnored,
+    /// The platform gave the merchant another email (a connect session).
+    EmailChanged,
+    /// A reconnection took another Airwallex account (allowed by its connect session);
+    /// the detail says which to which.
+    AccountChanged,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::Connected,
         EventKind::Reconnected,
         EventKind::Refreshed,
@@ -34,6 +39,8 @@ impl EventKind {
         EventKind::Disconnected,
         EventKind::Checked,
         EventKind::WebhookIgnored,
+        EventKind::EmailChanged,
+        EventKind::AccountChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +54,8 @@ impl EventKind {
             EventKind::Disconnected => "disconnected",
             EventKind::Checked => "checked",
             EventKind::WebhookIgnored => "webhook_ignored",
+            EventKind::EmailChanged => "email_changed",
+            EventKind::AccountChanged => "account_changed",
         }
     }
 

@@ -12,6 +12,10 @@ use super::ConnectionStatus;
 pub struct ConnectionLine {
     pub merchant_id: i64,
     pub email: String,
+    /// The platform's id for the merchant (connect sessions); `None` for those who signed up.
+    pub external_id: Option<String>,
+    /// The platform's tags on the merchant, as stored (a JSON object).
+    pub tags: Option<String>,
     pub connection_id: Option<i64>,
     pub status: Option<ConnectionStatus>,
     pub status_reason: Option<String>,
@@ -27,7 +31,8 @@ pub struct ConnectionLine {
 }
 
 /// The columns [`ConnectionLine::from_row`] reads, from `merchants m` and `connections c`.
-pub const LINE_COLUMNS: &str = "m.id AS merchant_id, m.email, c.id AS connection_id, c.status, c.status_reason, \
+pub const LINE_COLUMNS: &str =
+    "m.id AS merchant_id, m.email, m.external_id, m.tags, c.id AS connection_id, c.status, c.status_reason, \
      c.business_name, c.account_id, c.connected_at, c.last_refresh_at, c.last_refresh_result, c.access_expires_at, \
      c.refresh_expires_at, c.last_error, c.last_activity_at";
 
@@ -37,6 +42,8 @@ impl ConnectionLine {
         Ok(ConnectionLine {
             merchant_id: row.try_get("merchant_id")?,
             email: row.try_get("email")?,
+            external_id: row.try_get("external_id")?,
+            tags: row.try_get("tags")?,
             connection_id: row.try_get("connection_id")?,
             status: row
                 .try_get::<Option<String>, _>("status")?

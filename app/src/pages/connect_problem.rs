@@ -21,11 +21,18 @@ pub fn shown_error_code(code: &str) -> Option<&'static str> {
     OAUTH_ERROR_CODES.into_iter().find(|known| *known == code)
 }
 
+/// `id` if it looks like an Airwallex account id (letters, digits, `_` and `-`), to show:
+/// the page shows no other text from its URL.
+pub fn shown_account_id(id: &str) -> Option<&str> {
+    (!id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+        .then_some(id)
+}
+
 /// The HTTP status of each problem page: 4xx, so monitoring can count failed connections.
 pub fn status_for(reason: &str) -> u16 {
     match reason {
         "declined" | "other_session" => 403,
-        "reused_state" => 409,
+        "reused_state" | "account_mismatch" => 409,
         "expired_state" => 410,
         // The authorization depended on Airwallex, which failed.
         "unreachable" => 424,
@@ -68,6 +75,11 @@ fn describe(reason: &str) -> (&'static str, &'static str) {
             "We could not finish connecting",
             "Airwallex did not accept the approval we received. Nothing was saved. Try again.",
         ),
+        "account_mismatch" => (
+            "That is a different Airwallex account",
+            "Your connection belongs to another Airwallex account, so nothing was changed. Approve again with \
+             that account, or disconnect first if you mean to connect a different one.",
+        ),
         "unreachable" => (
             "Airwallex is not reachable right now",
             "We could not reach Airwallex to finish connecting. Nothing was saved. Try again in a minute.",
@@ -84,6 +96,11 @@ pub fn ConnectProblemPage() -> impl IntoView {
     let query = use_query_map();
     let reason = move || query.with(|q| q.get("reason")).unwrap_or_default();
     let code = move || query.with(|q| q.get("code")).as_deref().and_then(shown_error_code);
+    let expected = move || {
+        query
+            .with(|q| q.get("expected"))
+            .filter(|id| shown_account_id(id).is_some())
+    };
     #[cfg(feature = "ssr")]
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         let status = status_for(&reason());
@@ -101,6 +118,7 @@ pub fn ConnectProblemPage() -> impl IntoView {
                     <h1>{title}</h1>
                     <p>{text}</p>
                     {code().map(|code| view! { <p class="muted">"Airwallex said: " <code>{code}</code></p> })}
+                    {expected().map(|id| view! { <p class="muted" data-expected>"Expected account: " <code>{id}</code></p> })}
                     <div class="actions">
                         <form method="post" action=paths::OAUTH_START>
                             <input type="hidden" name="mode" value="existing" />

@@ -65,6 +65,7 @@ fn ConnectionDetails(view: ConnectionView) -> impl IntoView {
         connected_at,
         last_refresh_at,
         emails_on,
+        back_to,
     } = view;
     let status = match &state {
         ConnectionState::Connected => {
@@ -131,6 +132,9 @@ fn ConnectionDetails(view: ConnectionView) -> impl IntoView {
         .into_any(),
     };
     view! {
+        {back_to.map(|back| view! {
+            <p class="back-to-platform"><a class="button secondary" data-back href=back.href>{back.label}</a></p>
+        })}
         <section class="card connection" aria-labelledby="status-title">
             <h2 id="status-title">"Status: " {status}</h2>
             {body}

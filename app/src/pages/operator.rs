@@ -233,7 +233,18 @@ fn ConnectionsTable(lines: Vec<LineView>) -> impl IntoView {
                             };
                             view! {
                                 <tr>
-                                    <td>{merchant}</td>
+                                    <td>
+                                        {merchant}
+                                        {line.external_id.clone().map(|id| {
+                                            let shown = id.clone();
+                                            view! {
+                                                <br /><small class="muted" data-external-id=id>"External id: " {shown}</small>
+                                            }
+                                        })}
+                                        {(!line.tags.is_empty()).then(|| view! {
+                                            <br /><small class="muted tags">{line.tags.join(", ")}</small>
+                                        })}
+                                    </td>
                                     <td>
                                         {line.business_name.clone().unwrap_or_default()}
                                         <br />

@@ -7,7 +7,7 @@ use crate::operator_api::load_api_keys;
 use crate::paths::{self, Notice};
 
 const NOTICES: &[Notice] = &[Notice::KeyRevoked];
-const SCOPES: [(&str, &str); 2] = [
+const SCOPES: [(&str, &str); 3] = [
     (
         "connections:read",
         "connections:read — list merchants' connections and read one",
@@ -15,6 +15,10 @@ const SCOPES: [(&str, &str); 2] = [
     (
         "tokens:read",
         "tokens:read — get a merchant's access token (every read is recorded)",
+    ),
+    (
+        "connect:write",
+        "connect:write — create connect links for the platform's own merchants, and disconnect them",
     ),
 ];
 
@@ -44,6 +48,7 @@ pub fn OperatorApiKeysPage() -> impl IntoView {
                 <button type="submit" class="button">"Create key"</button>
             </form>
         </section>
+        <ConnectLinkForm external_id=String::new() return_url=String::new() />
         <Suspense fallback=|| view! { <p class="muted">"Loading keys…"</p> }>
             {move || Suspend::new(async move { loaded(keys.await, |keys| view! { <KeyTable keys /> }.into_any()) })}
         </Suspense>
@@ -87,5 +92,35 @@ fn KeyTable(keys: Vec<ApiKeyView>) -> impl IntoView {
             empty="No keys yet."
             rows
         />
+    }
+}
+
+/// Creates a connect link for one of the platform's merchants (by its external id), shown
+/// once on the API keys page, for support to send by hand.
+#[component]
+pub fn ConnectLinkForm(external_id: String, return_url: String) -> impl IntoView {
+    view! {
+        <section class="card" aria-labelledby="new-link">
+            <h2 id="new-link">"Create a connect link"</h2>
+            <p class="muted">
+                "For a merchant of the platform who asks support for a way to (re)connect: a one-use link, \
+                 shown once. A new external id creates the merchant (give an email then)."
+            </p>
+            <form class="stack" method="post" action=paths::OPERATOR_CONNECT_LINKS>
+                <label>
+                    "External id"
+                    <input type="text" name="external_id" required maxlength="200" value=external_id />
+                </label>
+                <label>
+                    "Email (for a new external id)"
+                    <input type="email" name="email" maxlength="254" />
+                </label>
+                <label>
+                    "Return URL (its origin must be in PLATFORM_RETURN_ORIGINS)"
+                    <input type="url" name="return_url" required maxlength="2048" value=return_url />
+                </label>
+                <button type="submit" class="button">"Create link"</button>
+            </form>
+        </section>
     }
 }

@@ -52,6 +52,8 @@ fn Detail_(view: ConnectionDetailView) -> impl IntoView {
             <h2>"Status: " <span class=status_class(&line.status)>{status_label(&line.status)}</span></h2>
             <dl class="details">
                 <Detail label="Reason" value=line.status_reason.clone() />
+                <Detail label="External id" value=line.external_id.clone() />
+                <Detail label="Tags" value=(!line.tags.is_empty()).then(|| line.tags.join(", ")) />
                 <Detail label="Business name" value=line.business_name.clone() />
                 <Detail label="Account ID" value=line.account_id.clone() />
                 <Detail label="Connected since" value=line.connected_since.clone() />
@@ -106,6 +108,13 @@ fn Detail_(view: ConnectionDetailView) -> impl IntoView {
             }}
             <p><a href=paths::operator_connection_token_reads_csv(id)>"Download every read of this connection (CSV)"</a></p>
         </section>
+        {line.external_id.clone().map(|external_id| {
+            let last_return = view.connect_sessions.first().map(|s| s.return_url.clone()).unwrap_or_default();
+            view! {
+                <ConnectSessions sessions=view.connect_sessions.clone() />
+                <crate::pages::operator_api_keys::ConnectLinkForm external_id return_url=last_return />
+            }
+        })}
         <section class="card">
             <h2>"Timeline"</h2>
             <ol class="timeline">
@@ -127,6 +136,43 @@ fn Detail_(view: ConnectionDetailView) -> impl IntoView {
                     .collect_view()}
             </ol>
             {older.map(|href| view! { <a class="button secondary" href=href>"Older events"</a> })}
+        </section>
+    }
+}
+
+/// The merchant's connect sessions: who created each, when it was opened, how it ended.
+#[component]
+fn ConnectSessions(sessions: Vec<crate::dto::ConnectSessionView>) -> impl IntoView {
+    let rows = sessions
+        .into_iter()
+        .map(|s| {
+            let outcome = match (s.outcome, s.reason) {
+                (Some(outcome), Some(reason)) => format!("{outcome} ({reason})"),
+                (Some(outcome), None) => outcome,
+                (None, _) => "—".to_string(),
+            };
+            let shown = s.id.clone();
+            view! {
+                <tr data-session=s.id>
+                    <td><code>{shown}</code></td>
+                    <td>{s.created_at}<br /><small class="muted">{s.created_by}</small></td>
+                    <td>{s.opened_at.unwrap_or_else(|| "not yet".into())}</td>
+                    <td>{s.status}</td>
+                    <td>{outcome}</td>
+                </tr>
+            }
+            .into_any()
+        })
+        .collect();
+    view! {
+        <section class="card" aria-labelledby="connect-sessions">
+            <h2 id="connect-sessions">"Connect sessions"</h2>
+            <crate::components::DataTable
+                caption="Links the platform (or support) made for this merchant, newest first"
+                columns=&["Session", "Created", "Opened", "Status", "Outcome"]
+                empty="No connect sessions yet."
+                rows
+            />
         </section>
     }
 }

@@ -7,7 +7,7 @@ use crate::dto::{EndpointDetailView, EndpointView};
 use crate::operator_api::{load_webhook, load_webhooks};
 use crate::paths::{self, Notice};
 
-const EVENTS: [(&str, &str); 5] = [
+const EVENTS: [(&str, &str); 6] = [
     ("connection.connected", "connected — a merchant connected Airwallex"),
     ("connection.reconnected", "reconnected — a merchant connected again"),
     (
@@ -18,6 +18,10 @@ const EVENTS: [(&str, &str); 5] = [
     (
         "connection.recovered",
         "recovered — a connection whose refreshes failed works again",
+    ),
+    (
+        "connect_session.completed",
+        "connect_session.completed — a connect link's session ended (with its outcome)",
     ),
 ];
 

@@ -6,6 +6,7 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::header;
 use axum::http::request::Parts;
 
+use awx_onboard::platform::connect_sessions::check_external_id;
 use awx_onboard::platform::keys::{ApiKey, Scope};
 
 use super::errors::ApiError;
@@ -21,6 +22,20 @@ impl Caller {
         } else {
             Err(ApiError::Forbidden(scope))
         }
+    }
+
+    /// At least one of `scopes`.
+    pub fn require_any(&self, scopes: &'static [Scope]) -> Result<(), ApiError> {
+        if scopes.iter().any(|scope| self.0.allows(*scope)) {
+            Ok(())
+        } else {
+            Err(ApiError::ForbiddenAll(scopes))
+        }
+    }
+
+    /// Who this key is in audit logs: `key:<id>`.
+    pub fn actor(&self) -> String {
+        format!("key:{}", self.0.id)
     }
 }
 
@@ -58,5 +73,24 @@ impl FromRequestParts<AppState> for MerchantPath {
         let path: Result<Path<i64>, PathRejection> = Path::from_request_parts(parts, state).await;
         path.map(|Path(id)| MerchantPath(id))
             .map_err(|_| ApiError::BadRequest("merchant_id must be a whole number".into()))
+    }
+}
+
+/// The merchant named by the path's `{external_id}` (the platform's own id), or a JSON
+/// 400 or 404.
+pub struct ExternalMerchant(pub i64);
+
+impl FromRequestParts<AppState> for ExternalMerchant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<ExternalMerchant, ApiError> {
+        let path: Result<Path<String>, PathRejection> = Path::from_request_parts(parts, state).await;
+        let Path(external_id) = path.map_err(|_| ApiError::BadRequest("external_id is not valid".into()))?;
+        check_external_id(&external_id).map_err(|error| ApiError::BadRequest(error.to_string()))?;
+        match state.services.connect_sessions.merchant_of(&external_id).await {
+            Ok(Some(id)) => Ok(ExternalMerchant(id)),
+            Ok(None) => Err(ApiError::Missing("No merchant with this external id.")),
+            Err(error) => Err(super::errors::internal(error)),
+        }
     }
 }

@@ -6,11 +6,12 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use awx_onboard::platform::connect_sessions::{tags_from_text, Tags};
 use awx_onboard::platform::directory::{ConnectionInfo, Filter, DEFAULT_LIMIT, MAX_LIMIT};
 use awx_onboard::platform::keys::Scope;
 use awx_onboard::store::ConnectionStatus;
 
-use super::caller::{Caller, MerchantPath};
+use super::caller::{Caller, ExternalMerchant, MerchantPath};
 use super::errors::{internal, ApiError, ErrorBody, KeyAnswers, MerchantAnswers};
 use crate::state::AppState;
 
@@ -18,6 +19,11 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConnectionOut {
     pub merchant_id: i64,
+    /// The platform's id for the merchant (connect sessions); null for merchants who signed
+    /// up themselves.
+    pub external_id: Option<String>,
+    /// The platform's tags on the merchant (`{}` when none).
+    pub tags: Tags,
     pub email: String,
     /// `connected`, `needs_reconnect`, `disconnected`, or `not_connected` (never connected).
     pub status: String,
@@ -49,6 +55,8 @@ pub struct ListParams {
     pub status: Option<String>,
     /// The merchant's email, exactly.
     pub email: Option<String>,
+    /// The platform's id for the merchant, exactly.
+    pub external_id: Option<String>,
     /// The `next_after` of the previous page.
     pub after: Option<i64>,
     /// Connections per page, 1 to 1000 (100 by default).
@@ -62,6 +70,8 @@ pub fn reconnect_url(state: &AppState) -> String {
 fn connection_out(state: &AppState, info: ConnectionInfo) -> ConnectionOut {
     ConnectionOut {
         merchant_id: info.merchant_id,
+        tags: tags_from_text(info.tags.as_deref()),
+        external_id: info.external_id,
         email: info.email,
         status: info
             .status
@@ -119,6 +129,7 @@ pub async fn list_connections(
         .list(&Filter {
             status,
             email: params.email.filter(|e| !e.trim().is_empty()),
+            external_id: params.external_id.filter(|e| !e.is_empty()),
             after: params.after,
             limit,
         })
@@ -154,6 +165,10 @@ pub async fn connection(
     MerchantPath(merchant_id): MerchantPath,
 ) -> Result<Json<ConnectionOut>, ApiError> {
     caller.require(Scope::ConnectionsRead)?;
+    connection_of(&state, merchant_id).await.map(Json)
+}
+
+async fn connection_of(state: &AppState, merchant_id: i64) -> Result<ConnectionOut, ApiError> {
     let info = state
         .services
         .directory
@@ -161,5 +176,68 @@ pub async fn connection(
         .await
         .map_err(internal)?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(connection_out(&state, info)))
+    Ok(connection_out(state, info))
+}
+
+/// One merchant's connection, by the platform's id for them.
+#[utoipa::path(
+    get,
+    path = "/api/platform/v1/merchants/external/{external_id}/connection",
+    params(("external_id" = String, Path, description = "The platform's id for the merchant")),
+    responses(
+        (status = 200, description = "The merchant's connection", body = ConnectionOut),
+        (status = 400, description = "external_id is not valid", body = ErrorBody),
+        (status = 403, description = "The key lacks connections:read", body = ErrorBody),
+        (status = 404, description = "No merchant with this external id", body = ErrorBody),
+        KeyAnswers,
+    ),
+    security(("bearer" = [])),
+    tag = "connections"
+)]
+pub async fn connection_by_external_id(
+    State(state): State<AppState>,
+    caller: Caller,
+    ExternalMerchant(merchant_id): ExternalMerchant,
+) -> Result<Json<ConnectionOut>, ApiError> {
+    caller.require(Scope::ConnectionsRead)?;
+    connection_of(&state, merchant_id).await.map(Json)
+}
+
+/// Disconnects the merchant on the platform's behalf: tokens forgotten, history kept,
+/// `connection.disconnected` sent. Answers the connection as it is afterwards.
+#[utoipa::path(
+    delete,
+    path = "/api/platform/v1/merchants/external/{external_id}/connection",
+    params(("external_id" = String, Path, description = "The platform's id for the merchant")),
+    responses(
+        (status = 200, description = "The connection, disconnected", body = ConnectionOut),
+        (status = 400, description = "external_id is not valid", body = ErrorBody),
+        (status = 403, description = "The key lacks connect:write", body = ErrorBody),
+        (status = 404, description = "No merchant with this external id", body = ErrorBody),
+        (status = 409, description = "`not_connected`: the merchant never connected", body = ErrorBody),
+        KeyAnswers,
+    ),
+    security(("bearer" = [])),
+    tag = "connections"
+)]
+pub async fn disconnect_by_external_id(
+    State(state): State<AppState>,
+    caller: Caller,
+    ExternalMerchant(merchant_id): ExternalMerchant,
+) -> Result<Json<ConnectionOut>, ApiError> {
+    caller.require(Scope::ConnectWrite)?;
+    let disconnected = state
+        .services
+        .connections
+        .disconnect_as(merchant_id, &caller.actor())
+        .await
+        .map_err(internal)?;
+    if disconnected.is_none() {
+        return Err(ApiError::NotConnected {
+            message: "The merchant has not connected Airwallex.",
+            reconnect_url: reconnect_url(&state),
+        });
+    }
+    tracing::info!(merchant_id, key = %caller.0.id, "merchant disconnected by the platform");
+    connection_of(&state, merchant_id).await.map(Json)
 }

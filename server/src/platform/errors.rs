@@ -15,8 +15,9 @@ const RETRY_UNAVAILABLE_SECONDS: u64 = 5;
 /// An error as the API answers it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// `unauthorized`, `forbidden`, `rate_limited`, `bad_request`, `not_found`,
-    /// `method_not_allowed`, `not_connected`, `needs_reconnect`, `airwallex_unavailable`, `internal`.
+    /// `unauthorized`, `forbidden`, `rate_limited`, `bad_request`, `invalid_return_url`,
+    /// `not_found`, `email_in_use`, `method_not_allowed`, `not_connected`, `needs_reconnect`,
+    /// `airwallex_unavailable`, `internal`.
     pub code: String,
     pub message: String,
     /// With `needs_reconnect`: why (`revoked`, `refresh_rejected`, `refresh_expired`,
@@ -26,6 +27,9 @@ pub struct ErrorBody {
     /// With `needs_reconnect` and `not_connected`: the merchant's connection page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconnect_url: Option<String>,
+    /// With `bad_request`, `invalid_return_url` and `email_in_use`: the request field at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// What every route taking a key may answer besides its own (for the OpenAPI document).
@@ -54,6 +58,17 @@ pub enum MerchantAnswers {
 pub enum ApiError {
     Unauthorized,
     Forbidden(Scope),
+    /// The key has none of these scopes.
+    ForbiddenAll(&'static [Scope]),
+    /// A field of the request body is not acceptable.
+    InvalidField {
+        field: String,
+        message: String,
+    },
+    InvalidReturnUrl(String),
+    EmailInUse,
+    /// Not found, with what was not found.
+    Missing(&'static str),
     RateLimited {
         retry_after: u64,
     },
@@ -80,6 +95,7 @@ impl IntoResponse for ApiError {
             message,
             reason: None,
             reconnect_url: None,
+            field: None,
         };
         let (status, body, retry_after) = match self {
             ApiError::Unauthorized => (
@@ -100,6 +116,42 @@ impl IntoResponse for ApiError {
                 body("rate_limited", "Too many requests with this key; slow down.".into()),
                 Some(retry_after),
             ),
+            ApiError::ForbiddenAll(scopes) => (
+                StatusCode::FORBIDDEN,
+                body(
+                    "forbidden",
+                    format!(
+                        "This key lacks the {} scope.",
+                        scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
+                    ),
+                ),
+                None,
+            ),
+            ApiError::InvalidField { field, message } => (
+                StatusCode::BAD_REQUEST,
+                ErrorBody {
+                    field: Some(field.clone()),
+                    ..body("bad_request", format!("{field}: {message}"))
+                },
+                None,
+            ),
+            ApiError::InvalidReturnUrl(message) => (
+                StatusCode::BAD_REQUEST,
+                ErrorBody {
+                    field: Some("return_url".into()),
+                    ..body("invalid_return_url", format!("return_url: {message}"))
+                },
+                None,
+            ),
+            ApiError::EmailInUse => (
+                StatusCode::CONFLICT,
+                ErrorBody {
+                    field: Some("email".into()),
+                    ..body("email_in_use", "email: this email belongs to another merchant.".into())
+                },
+                None,
+            ),
+            ApiError::Missing(message) => (StatusCode::NOT_FOUND, body("not_found", message.into()), None),
             ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, body("bad_request", message), None),
             ApiError::NotFound => (
                 StatusCode::NOT_FOUND,

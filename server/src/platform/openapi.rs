@@ -6,6 +6,7 @@ use utoipa::OpenApi;
 
 use super::connections::{self, ConnectionOut, ConnectionsPage};
 use super::errors::ErrorBody;
+use super::sessions::{self, ConnectSessionOut, CreatedConnectSession, NewConnectSession};
 use super::tokens::{self, AccessTokenOut};
 
 /// Adds the bearer scheme the operations require.
@@ -30,12 +31,31 @@ impl utoipa::Modify for BearerScheme {
         description = "The merchants' Airwallex connections that awx-onboard keeps alive, for the platform's backend. \
                        Authenticate with a service key: `Authorization: Bearer awx_pk_…`."
     ),
-    paths(connections::list_connections, connections::connection, tokens::access_token, openapi),
-    components(schemas(ConnectionOut, ConnectionsPage, AccessTokenOut, ErrorBody)),
+    paths(
+        connections::list_connections,
+        connections::connection,
+        tokens::access_token,
+        openapi,
+        sessions::create_session,
+        sessions::session,
+        connections::connection_by_external_id,
+        connections::disconnect_by_external_id,
+        tokens::access_token_by_external_id
+    ),
+    components(schemas(
+        ConnectionOut,
+        ConnectionsPage,
+        AccessTokenOut,
+        ErrorBody,
+        NewConnectSession,
+        CreatedConnectSession,
+        ConnectSessionOut
+    )),
     modifiers(&BearerScheme),
     tags(
         (name = "connections", description = "Merchants' connections"),
         (name = "tokens", description = "Access tokens, audited"),
+        (name = "connect sessions", description = "One-use links for the platform's own merchants to connect"),
         (name = "meta", description = "About the API")
     )
 )]

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use awx_onboard::platform::keys::Scope;
 use awx_onboard::vault::VaultError;
 
-use super::caller::{Caller, MerchantPath};
+use super::caller::{Caller, ExternalMerchant, MerchantPath};
 use super::connections::reconnect_url;
 use super::errors::{internal, ApiError, ErrorBody, KeyAnswers, MerchantAnswers};
 use crate::state::AppState;
@@ -48,6 +48,36 @@ pub async fn access_token(
     MerchantPath(merchant_id): MerchantPath,
 ) -> Result<Json<AccessTokenOut>, ApiError> {
     caller.require(Scope::TokensRead)?;
+    token_for(&state, &caller, merchant_id).await.map(Json)
+}
+
+/// [`access_token`], the merchant named by the platform's id for them.
+#[utoipa::path(
+    post,
+    path = "/api/platform/v1/merchants/external/{external_id}/access-token",
+    params(("external_id" = String, Path, description = "The platform's id for the merchant")),
+    responses(
+        (status = 200, description = "A token with at least REFRESH_MARGIN_SECONDS left", body = AccessTokenOut),
+        (status = 400, description = "external_id is not valid", body = ErrorBody),
+        (status = 403, description = "The key lacks tokens:read", body = ErrorBody),
+        (status = 404, description = "No merchant with this external id", body = ErrorBody),
+        (status = 409, description = "`needs_reconnect` (with `reason`) or `not_connected`", body = ErrorBody),
+        (status = 503, description = "`airwallex_unavailable`; see Retry-After", body = ErrorBody),
+        KeyAnswers,
+    ),
+    security(("bearer" = [])),
+    tag = "tokens"
+)]
+pub async fn access_token_by_external_id(
+    State(state): State<AppState>,
+    caller: Caller,
+    ExternalMerchant(merchant_id): ExternalMerchant,
+) -> Result<Json<AccessTokenOut>, ApiError> {
+    caller.require(Scope::TokensRead)?;
+    token_for(&state, &caller, merchant_id).await.map(Json)
+}
+
+async fn token_for(state: &AppState, caller: &Caller, merchant_id: i64) -> Result<AccessTokenOut, ApiError> {
     let services = &state.services;
     let grant = match services.vault.access_token_for(merchant_id).await {
         Ok(grant) => grant,
@@ -57,7 +87,7 @@ pub async fn access_token(
                     None => ApiError::NotFound,
                     Some(_) => ApiError::NotConnected {
                         message: "The merchant has not connected Airwallex.",
-                        reconnect_url: reconnect_url(&state),
+                        reconnect_url: reconnect_url(state),
                     },
                 },
             )
@@ -65,13 +95,13 @@ pub async fn access_token(
         Err(VaultError::Disconnected) => {
             return Err(ApiError::NotConnected {
                 message: "The merchant disconnected Airwallex.",
-                reconnect_url: reconnect_url(&state),
+                reconnect_url: reconnect_url(state),
             })
         }
         Err(VaultError::NeedsReconnect(reason)) => {
             return Err(ApiError::NeedsReconnect {
                 reason: reason.as_str().to_string(),
-                reconnect_url: reconnect_url(&state),
+                reconnect_url: reconnect_url(state),
             })
         }
         Err(VaultError::Unavailable) => return Err(ApiError::Unavailable),
@@ -83,10 +113,10 @@ pub async fn access_token(
         .record(&caller.0.id, grant.connection_id)
         .await
         .map_err(internal)?;
-    Ok(Json(AccessTokenOut {
+    Ok(AccessTokenOut {
         access_token: grant.token.expose().to_string(),
         token_type: "Bearer".into(),
         expires_at: awx_onboard::time::rfc3339(grant.expires_at),
         account_id: grant.account_id,
-    }))
+    })
 }

@@ -71,20 +71,36 @@ pub async fn load_with(
     connections: usize,
     duration: Duration,
 ) -> Figures {
-    use http_body_util::{BodyExt, Empty};
+    load_each(method, url, headers, connections, duration, |_| Vec::new()).await
+}
+
+/// [`load_with`] with a body per request: `body(n)` for the `n`th request of all workers
+/// (so each may differ, e.g. a new id every time).
+pub async fn load_each(
+    method: hyper::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    connections: usize,
+    duration: Duration,
+    body: impl Fn(usize) -> Vec<u8> + Send + Sync + 'static,
+) -> Figures {
+    use http_body_util::{BodyExt, Full};
     use hyper::body::Bytes;
 
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let uri: hyper::Uri = url.parse().expect("a URL");
     let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let body = std::sync::Arc::new(body);
+    let sequence = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let workers: Vec<_> = (0..connections)
         .map(|_| {
             let (uri, headers, method) = (uri.clone(), headers.clone(), method.clone());
+            let (body, sequence) = (body.clone(), sequence.clone());
             tokio::spawn(async move {
                 let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                     .pool_max_idle_per_host(1)
-                    .build_http::<Empty<Bytes>>();
+                    .build_http::<Full<Bytes>>();
                 let mut latencies = Vec::new();
                 let mut errors = 0usize;
                 while Instant::now() < deadline {
@@ -92,7 +108,8 @@ pub async fn load_with(
                     for (name, value) in &headers {
                         request = request.header(name, value);
                     }
-                    let request = request.body(Empty::new()).expect("a request");
+                    let n = sequence.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let request = request.body(Full::new(Bytes::from(body(n)))).expect("a request");
                     let sent = Instant::now();
                     match http.request(request).await {
                         Ok(response) if response.status().is_success() => {

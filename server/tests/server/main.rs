@@ -2,6 +2,7 @@
 //! port over real HTTP, on SQLite and PostgreSQL, against its embedded simulator.
 
 mod app;
+mod connect_sessions;
 mod hardening;
 mod journey;
 mod mail;

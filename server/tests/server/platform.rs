@@ -810,7 +810,7 @@ fn create_api_key_prints_the_key_alone_on_the_last_line() {
         found
     });
     assert_eq!(found.name, "billing");
-    assert_eq!(found.scopes, Scope::ALL.to_vec());
+    assert_eq!(found.scopes, [Scope::ConnectionsRead, Scope::TokensRead]);
     assert_eq!(found.created_by, "command line");
 
     for (args, says) in [
