@@ -6,7 +6,8 @@
 //
 // GET  /app?user=ID[&signup=1]  the platform's page for its user ID
 // POST /connect                 creates a connect session, sends the browser to its link
-// GET  /back?user=ID&...        where sessions return: outcome and account, via the API
+// GET  /back?user=ID&...        where sessions return: outcome, account and balances, via the
+//                               API and its Airwallex proxy (the platform never holds a token)
 // POST /hooks                   the webhook receiver (raw bodies and headers kept)
 // GET  /received                what the receiver got, as JSON (for the tests)
 import * as fs from 'node:fs';
@@ -73,13 +74,22 @@ const server = http.createServer(async (req, res) => {
       const user = url.searchParams.get('user');
       const session = await api('GET', `/connect-sessions/${encodeURIComponent(url.searchParams.get('connect_session'))}`);
       const connection = await api('GET', `/merchants/external/${encodeURIComponent(user)}/connection`);
+      const balances = connection.body.status === 'connected'
+        ? await api('GET', `/merchants/external/${encodeURIComponent(user)}/airwallex/api/v1/balances/current`)
+        : { status: 0, body: [] };
+      const rows = Array.isArray(balances.body)
+        ? balances.body.map((b) => `<tr data-balance="${escape(b.currency)}"><td>${escape(b.currency)}</td>` +
+          `<td>${escape(b.available_amount)}</td><td>${escape(b.total_amount)}</td></tr>`).join('')
+        : '';
       page(res, 200, 'Back on Acme Platform',
         `<p data-outcome="${escape(url.searchParams.get('status'))}">Outcome: ${escape(url.searchParams.get('status'))}` +
         `${url.searchParams.get('reason') ? ` (${escape(url.searchParams.get('reason'))})` : ''}</p>` +
         `<p data-session-outcome="${escape(session.body.outcome)}">Session: ${escape(session.body.status)}</p>` +
         `<dl><dt>Status</dt><dd data-status="${escape(connection.body.status)}">${escape(connection.body.status)}</dd>` +
         `<dt>Business</dt><dd data-business>${escape(connection.body.business_name)}</dd>` +
-        `<dt>Account</dt><dd data-account>${escape(connection.body.account_id)}</dd></dl>`);
+        `<dt>Account</dt><dd data-account>${escape(connection.body.account_id)}</dd></dl>` +
+        `<table><caption>Balances (through awx-onboard's proxy: HTTP ${balances.status})</caption>` +
+        `<tr><th>Currency</th><th>Available</th><th>Total</th></tr>${rows}</table>`);
     } else if (req.method === 'POST' && url.pathname === '/hooks') {
       received.push({ headers: req.headers, body: await readBody(req) });
       res.writeHead(204).end();

@@ -42,7 +42,7 @@ export default defineConfig({
   }, {
     // A fresh database with one operator and the platform's key, then the server.
     command: `sh -c "printf '%s\\n' '${OPERATOR_PASSWORD}' | '${bin}' create-operator --email ${OPERATOR_EMAIL} && ` +
-      `'${bin}' create-api-key --name platform --scope connect:write --scope connections:read --scope tokens:read ` +
+      `'${bin}' create-api-key --name platform --scope connect:write --scope connections:read --scope tokens:read --scope airwallex:proxy ` +
       `| tail -n 1 > '${platformKey}' && exec '${bin}' serve"`,
     cwd: path.resolve(__dirname, '..'),
     url: `${baseURL}/readyz`,

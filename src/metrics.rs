@@ -20,6 +20,7 @@ struct Registry {
     http_requests: BTreeMap<(String, String, u16), u64>,
     webhook_deliveries: BTreeMap<String, u64>,
     mail: BTreeMap<String, u64>,
+    proxy: BTreeMap<String, u64>,
 }
 
 fn registry() -> &'static Mutex<Registry> {
@@ -60,6 +61,12 @@ pub fn record_webhook_delivery(outcome: &str) {
 /// An email attempt's outcome (`sent`, `queued` for a retry, `failed`, `suppressed`).
 pub fn record_mail(outcome: &str) {
     with(|r| *r.mail.entry(outcome.to_string()).or_default() += 1);
+}
+
+/// A call through the Airwallex proxy answered with `status` (counted by class, `2xx` to
+/// `5xx`: no path, no merchant).
+pub fn record_proxy(status: u16) {
+    with(|r| *r.proxy.entry(format!("{}xx", status / 100)).or_default() += 1);
 }
 
 /// An HTTP request answered; `route` is the matched route pattern, never a raw path.
@@ -137,6 +144,14 @@ pub fn render() -> String {
         let _ = writeln!(out, "# TYPE awx_mail_attempts_total counter");
         for (outcome, n) in &r.mail {
             let _ = writeln!(out, "awx_mail_attempts_total{{outcome=\"{}\"}} {n}", escape(outcome));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP awx_proxy_requests_total Calls through the Airwallex proxy by status class."
+        );
+        let _ = writeln!(out, "# TYPE awx_proxy_requests_total counter");
+        for (class, n) in &r.proxy {
+            let _ = writeln!(out, "awx_proxy_requests_total{{class=\"{class}\"}} {n}");
         }
         out
     })

@@ -8,3 +8,4 @@ pub mod connect_sessions;
 pub mod directory;
 pub mod keys;
 pub mod outbox;
+pub mod proxy_calls;

@@ -18,6 +18,7 @@ use crate::platform::connect_sessions::{ConnectSessions, ConnectSettings};
 use crate::platform::directory::Directory;
 use crate::platform::keys::ApiKeys;
 use crate::platform::outbox::{Deliverer, WebhookEndpoints};
+use crate::platform::proxy_calls::ProxyCalls;
 use crate::store::ConnectionStore;
 use crate::time::Clock;
 use crate::trends::Trends;
@@ -55,6 +56,8 @@ pub struct Services {
     pub trends: Trends,
     /// Links the platform creates for its own merchants to connect.
     pub connect_sessions: ConnectSessions,
+    /// Every call made to Airwallex through the proxy.
+    pub proxy_calls: ProxyCalls,
 }
 
 impl std::fmt::Debug for Services {
@@ -96,6 +99,7 @@ impl Services {
         Ok(Services {
             trends: Trends::new(db.clone(), clock.clone()),
             connect_sessions: ConnectSessions::new(db.clone(), clock.clone(), settings.connect),
+            proxy_calls: ProxyCalls::new(db.clone(), clock.clone()),
             mail,
             mailer,
             accounts: Accounts::with_sign_up_limit(

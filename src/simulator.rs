@@ -10,6 +10,7 @@ mod api;
 mod authorize;
 mod authorize_request;
 mod controls;
+mod data;
 mod faults;
 mod merchant;
 mod pages;
@@ -26,7 +27,7 @@ use axum::Router;
 
 pub use accounts::{SimAccount, HARBOUR_COFFEE, LIM_WEI_LING, MAPLE_FINCH};
 pub use serve::serve;
-pub use state::{Counters, Endpoint, FaultKind, RandomFaults, SentWebhook};
+pub use state::{Counters, Endpoint, FaultKind, RandomFaults, SeenRequest, SentWebhook};
 
 use crate::time::Clock;
 
@@ -194,6 +195,11 @@ impl Simulator {
         webhooks::deliver(self, &event).await
     }
 
+    /// The API requests received, oldest first (also at `GET /__sim/requests`).
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.inner.lock().requests.iter().cloned().collect()
+    }
+
     /// A snapshot of the counters (also served at `GET /__sim/counters`).
     pub fn counters(&self) -> Counters {
         self.inner.counters()
@@ -214,6 +220,9 @@ impl Simulator {
             )
             .route("/oauth/token", post(token::token))
             .route("/api/v1/account/", get(api::account))
+            .route("/api/v1/balances/current", get(data::balances))
+            .route("/api/v1/beneficiaries/create", post(data::create_beneficiary))
+            .route("/api/v1/beneficiaries", get(data::beneficiaries))
             .route("/merchant/apps", get(merchant::merchant_apps))
             .route("/merchant/apps/disconnect", post(merchant::merchant_disconnect))
             .route("/", get(merchant::index))

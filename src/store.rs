@@ -228,6 +228,7 @@ pub struct HotToken {
     pub key_id: Option<String>,
     pub access_token: Option<Vec<u8>>,
     pub access_expires_at: Option<i64>,
+    pub generation: i64,
 }
 
 /// Encrypted tokens ready to store, with their lifetimes.
@@ -267,7 +268,7 @@ impl ConnectionStore {
     /// The hot-path read: status and access token of a merchant's connection.
     pub async fn hot_token(&self, merchant_id: i64) -> Result<Option<HotToken>, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT id, account_id, status, status_reason, key_id, access_token, access_expires_at \
+            "SELECT id, account_id, status, status_reason, key_id, access_token, access_expires_at, generation \
              FROM connections WHERE merchant_id = $1",
         )
         .bind(merchant_id)
@@ -282,6 +283,7 @@ impl ConnectionStore {
                 key_id: row.try_get("key_id")?,
                 access_token: row.try_get("access_token")?,
                 access_expires_at: row.try_get("access_expires_at")?,
+                generation: row.try_get("generation")?,
             })
         })
         .transpose()

@@ -102,6 +102,8 @@ pub struct AccessGrant {
     pub connection_id: i64,
     /// The Airwallex account the token acts on.
     pub account_id: Option<String>,
+    /// The connection's generation the token was read at (a renewal asks for a newer one).
+    pub generation: i64,
 }
 
 /// Who asked for a refresh, for the event log.
@@ -279,6 +281,7 @@ impl TokenVault {
                 expires_at: hot.access_expires_at.unwrap_or_default(),
                 connection_id: hot.connection_id,
                 account_id: hot.account_id,
+                generation: hot.generation,
             });
         }
         self.refresh(
@@ -303,6 +306,20 @@ impl TokenVault {
             Want::NewerThan(seen_generation),
             actor,
             ReconnectReason::RefreshRejected,
+        )
+        .await
+    }
+
+    /// A new access token in place of `rejected`, which Airwallex refused (401) although
+    /// it may still have looked fresh: one refresh, shared by every caller that was refused
+    /// the same token (single flight, across instances); a caller whose token was already
+    /// replaced gets the newer one. An `invalid_grant` means Airwallex revoked access.
+    pub async fn renew_rejected(&self, rejected: &AccessGrant) -> Result<AccessGrant, VaultError> {
+        self.refresh(
+            rejected.connection_id,
+            Want::NewerThan(rejected.generation),
+            Actor::Vault,
+            ReconnectReason::Revoked,
         )
         .await
     }
@@ -369,6 +386,7 @@ impl TokenVault {
             expires_at: row.access_expires_at.unwrap_or_default(),
             connection_id: row.id,
             account_id: row.account_id.clone(),
+            generation: row.generation,
         })
     }
 }

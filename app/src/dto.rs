@@ -116,6 +116,22 @@ pub struct ConnectionDetailView {
     pub older_before: Option<i64>,
     /// The merchant's connect sessions, newest first.
     pub connect_sessions: Vec<ConnectSessionView>,
+    /// Calls the platform made to Airwallex through the proxy, newest first.
+    pub proxy_calls: Vec<ProxyCallView>,
+}
+
+/// One call through the Airwallex proxy, as operators see it (never a body or a query).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyCallView {
+    pub at: String,
+    pub key_name: String,
+    pub key_id: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub duration_ms: i64,
+    pub request_bytes: i64,
+    pub response_bytes: i64,
 }
 
 /// A connect session as operators see it (never its link).

@@ -168,7 +168,27 @@ pub async fn load_operator_connection(id: i64, before: Option<i64>) -> Result<Co
             return_url: s.return_url,
         })
         .collect();
+    services.proxy_calls.flush().await.map_err(ssr::internal)?;
+    let proxy_calls = services
+        .proxy_calls
+        .for_connection(id, 50)
+        .await
+        .map_err(ssr::internal)?
+        .into_iter()
+        .map(|line| crate::dto::ProxyCallView {
+            at: human_datetime(line.call.at),
+            key_name: line.key_name,
+            key_id: line.call.key_id,
+            method: line.call.method,
+            path: line.call.path,
+            status: line.call.status,
+            duration_ms: line.call.duration_ms,
+            request_bytes: line.call.request_bytes,
+            response_bytes: line.call.response_bytes,
+        })
+        .collect();
     Ok(ConnectionDetailView {
+        proxy_calls,
         connect_sessions,
         connection_id: row.id,
         token_reads,

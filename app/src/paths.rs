@@ -46,6 +46,12 @@ pub const OPERATOR_EMAIL_RESEND_ROUTE: &str = "/operator/emails/{id}/resend";
 /// Every token read, as CSV.
 pub const OPERATOR_TOKEN_READS_CSV: &str = "/operator/token-reads.csv";
 pub const OPERATOR_CONNECTION_TOKEN_READS_CSV_ROUTE: &str = "/operator/connections/{id}/token-reads.csv";
+pub const OPERATOR_PROXY_CALLS_CSV: &str = "/operator/proxy-calls.csv";
+pub const OPERATOR_CONNECTION_PROXY_CALLS_CSV_ROUTE: &str = "/operator/connections/{id}/proxy-calls.csv";
+
+pub fn operator_connection_proxy_calls_csv(id: i64) -> String {
+    OPERATOR_CONNECTION_PROXY_CALLS_CSV_ROUTE.replace("{id}", &id.to_string())
+}
 
 pub fn operator_api_key_revoke(id: &str) -> String {
     format!("{OPERATOR_API_KEYS}/{id}/revoke")

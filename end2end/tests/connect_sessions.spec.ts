@@ -59,6 +59,11 @@ test('a merchant connects from the platform, comes back to it, and a new link re
   await expect(page.locator('[data-business]')).toHaveText(business);
   const accountId = (await page.locator('[data-account]').textContent())!.trim();
   expect(accountId).toMatch(/^acct_/);
+  // The merchant's balances, read through awx-onboard's Airwallex proxy: the platform
+  // holds a service key, never a token.
+  await expect(page.getByRole('table')).toContainText('HTTP 200');
+  await expect(page.locator('[data-balance="AUD"]')).toBeVisible();
+  await expect(page.locator('[data-balance="USD"]')).toBeVisible();
 
   // The merchant's own page works during that session and leads back to the platform.
   await page.goto('/connection');

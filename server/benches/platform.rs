@@ -1,8 +1,9 @@
 //! Platform API figures against the real server (release build) on this machine: access
 //! tokens for one merchant at 64 concurrent connections (every read audited) beside
 //! `/healthz`; connect sessions created for new and for known external ids beside
-//! `/healthz`, and a link's landing page beside the home page; and how fast the outbox
-//! delivers 10,000 queued events to a local receiver.
+//! `/healthz`, and a link's landing page beside the home page; a merchant's balances
+//! through the Airwallex proxy beside the same call straight to the simulator (and the CPU
+//! per call); and how fast the outbox delivers 10,000 queued events to a local receiver.
 //! Prints figures; fails when a request fails or a delivery is missing or unverified.
 //!
 //! Run: `cargo bench -p awx-onboard-server --bench platform`.
@@ -29,6 +30,9 @@ async fn run(engine: Engine) {
         &[
             ("PLATFORM_RATE_LIMIT_PER_SECOND", "1000000"),
             ("PLATFORM_RETURN_ORIGINS", "https://platform.example"),
+            // What is measured is the proxy's own cost, not its limits.
+            ("AIRWALLEX_PROXY_RATE_PER_SECOND", "1000000"),
+            ("AIRWALLEX_PROXY_CONCURRENCY", "10000"),
         ],
     )
     .await;
@@ -104,6 +108,41 @@ async fn run(engine: Engine) {
         "  landing page = {:.0} % of the home page's",
         100.0 * landing.per_second / home.per_second
     );
+
+    // The proxy: a merchant's balances through awx-onboard beside the same call made
+    // straight to the simulator, and the CPU each costs this process (server, simulator and
+    // load generator all run in it: the difference is the proxy's own work).
+    let token = app
+        .services()
+        .vault
+        .access_token_for(merchant)
+        .await
+        .unwrap()
+        .token
+        .expose()
+        .to_string();
+    let direct_auth = format!("Bearer {token}");
+    let direct_url = format!("{}/api/v1/balances/current", app.sim_url());
+    let proxy_url = format!("{base}/api/platform/v1/merchants/{merchant}/airwallex/api/v1/balances/current");
+    let _ = load(&proxy_url, &headers, 8, Duration::from_secs(1)).await; // warm-up
+    let cpu = bench::cpu_seconds();
+    let direct = load(&direct_url, &[("authorization", direct_auth.as_str())], 64, window).await;
+    let direct_cpu = (bench::cpu_seconds() - cpu) / direct.requests.max(1) as f64;
+    show("GET balances straight to the simulator, 64 conn", &direct);
+    let cpu = bench::cpu_seconds();
+    let proxied = load(&proxy_url, &headers, 64, window).await;
+    let proxied_cpu = (bench::cpu_seconds() - cpu) / proxied.requests.max(1) as f64;
+    show("GET balances through the proxy, 64 conn", &proxied);
+    println!(
+        "  proxy throughput = {:.0} % of the direct call's; p99 {:+.1} ms; CPU per call {:.0} µs direct, {:.0} µs \
+         proxied ({:.0} µs the proxy's own)",
+        100.0 * proxied.per_second / direct.per_second,
+        (proxied.p99.as_secs_f64() - direct.p99.as_secs_f64()) * 1000.0,
+        direct_cpu * 1e6,
+        proxied_cpu * 1e6,
+        (proxied_cpu - direct_cpu) * 1e6
+    );
+    app.services().proxy_calls.flush().await.unwrap();
 
     // 10,000 events queued in one transaction, then delivered (signed, one POST each).
     let (_, receiver) = WebhookReceiver::subscribed(app.services(), &PlatformEvent::ALL).await;

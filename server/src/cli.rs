@@ -20,8 +20,8 @@ const USAGE: &str = "usage:
   awx-onboard create-operator --email E    create an operator; the password is read from standard input
   awx-onboard create-api-key --name NAME --scope SCOPE [--scope SCOPE]...
                                            create a platform API key (scopes: connections:read,
-                                           tokens:read, connect:write); the key is printed once, alone
-                                           on the last line
+                                           tokens:read, connect:write, airwallex:proxy); the key is
+                                           printed once, alone on the last line
   awx-onboard sim [--addr HOST:PORT] [--redirect-uri URI]... [--webhook-url URL]
                   [--refresh-token-ttl SECONDS]
                                            run the Airwallex simulator alone";

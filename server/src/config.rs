@@ -13,7 +13,9 @@ mod reader;
 use secrecy::SecretString;
 use url::Url;
 
-pub use airwallex::{AirwallexConfig, AirwallexEndpoints, AirwallexEnv, DEFAULT_API_VERSION, DEFAULT_SIM_ADDR};
+pub use airwallex::{
+    AirwallexConfig, AirwallexEndpoints, AirwallexEnv, ProxyLimits, DEFAULT_API_VERSION, DEFAULT_SIM_ADDR,
+};
 pub use database::{TokenKeySource, DEFAULT_DATABASE_URL, DEFAULT_KEY_FILE};
 pub use mail::MailConfig;
 pub use network::{is_loopback_http, NetworkConfig};
@@ -228,6 +230,27 @@ mod tests {
         }
         assert!(config.secure_cookies());
         assert!(config.airwallex.webhook_secret.is_none());
+        assert_eq!(
+            (
+                config.airwallex.proxy.rate_per_second,
+                config.airwallex.proxy.concurrency
+            ),
+            (10, 10),
+            "the sandbox's limits"
+        );
+        let prod = parse(&[
+            ("AIRWALLEX_ENV", "prod"),
+            ("AIRWALLEX_CLIENT_ID", "cid"),
+            ("AIRWALLEX_CLIENT_SECRET", "csecret"),
+            ("TOKEN_ENCRYPTION_KEY", KEY),
+            ("PUBLIC_URL", "https://onboard.example.com"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (prod.airwallex.proxy.rate_per_second, prod.airwallex.proxy.concurrency),
+            (20, 50),
+            "production's limits"
+        );
     }
 
     #[test]
@@ -288,7 +311,46 @@ mod tests {
         )
         .contains("origin only"));
         assert!(problem(&[("CONNECT_SESSION_MINUTES", "1441")], "CONNECT_SESSION_MINUTES").contains("1440"));
+        assert!(problem(
+            &[("AIRWALLEX_PROXY_RATE_PER_SECOND", "0")],
+            "AIRWALLEX_PROXY_RATE_PER_SECOND"
+        )
+        .contains("from 1"));
+        assert!(problem(
+            &[("AIRWALLEX_PROXY_CONCURRENCY", "lots")],
+            "AIRWALLEX_PROXY_CONCURRENCY"
+        )
+        .contains("whole number"));
+        assert!(problem(
+            &[("AIRWALLEX_PROXY_TIMEOUT_SECONDS", "0")],
+            "AIRWALLEX_PROXY_TIMEOUT_SECONDS"
+        )
+        .contains("at least 1"));
         assert!(problem(&[("PLATFORM_NAME", &"x".repeat(101))], "PLATFORM_NAME").contains("100"));
+    }
+
+    #[test]
+    fn the_proxy_limits_default_to_airwallexs_published_figures() {
+        let sim = parse(&[]).unwrap();
+        assert_eq!(
+            (sim.airwallex.proxy.rate_per_second, sim.airwallex.proxy.concurrency),
+            (10, 10)
+        );
+        assert_eq!(sim.airwallex.proxy.timeout.as_secs(), 30);
+        let given = parse(&[
+            ("AIRWALLEX_PROXY_RATE_PER_SECOND", "25"),
+            ("AIRWALLEX_PROXY_CONCURRENCY", "5"),
+            ("AIRWALLEX_PROXY_TIMEOUT_SECONDS", "7"),
+        ])
+        .unwrap();
+        assert_eq!(
+            given.airwallex.proxy,
+            ProxyLimits {
+                rate_per_second: 25,
+                concurrency: 5,
+                timeout: std::time::Duration::from_secs(7)
+            }
+        );
     }
 
     #[test]

@@ -332,8 +332,8 @@ async fn start_embedded_simulator(
     ))
 }
 
-/// Adds the token reads counted in memory to the audit every second, and once more on the
-/// way out.
+/// Adds the token reads counted in memory and the proxied calls to the audit every second,
+/// and once more on the way out.
 async fn flush_token_reads(services: Services, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         let stopping = tokio::select! {
@@ -342,6 +342,9 @@ async fn flush_token_reads(services: Services, mut stop: tokio::sync::watch::Rec
         };
         if let Err(error) = services.token_reads.flush().await {
             tracing::warn!(%error, "token reads could not be added to the audit; kept for the next try");
+        }
+        if let Err(error) = services.proxy_calls.flush().await {
+            tracing::warn!(%error, "proxied calls could not be added to the audit; kept for the next try");
         }
         if stopping || *stop.borrow() {
             return;

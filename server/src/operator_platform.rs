@@ -220,3 +220,26 @@ pub async fn connection_token_reads_csv(
     let csv = state.services.token_reads.csv(Some(id), None).await?;
     Ok(csv_response(&format!("token-reads-connection-{id}.csv"), csv))
 }
+
+/// `GET /operator/proxy-calls.csv?days=N`: every call through the Airwallex proxy.
+pub async fn proxy_calls_csv(
+    State(state): State<AppState>,
+    OperatorUser(_): OperatorUser,
+    Query(query): Query<CsvQuery>,
+) -> Result<Response, AppError> {
+    let since = query
+        .days
+        .map(|days| state.services.clock.now() - days.clamp(0, 3650) * 86_400);
+    let csv = state.services.proxy_calls.csv(None, since).await?;
+    Ok(csv_response("proxy-calls.csv", csv))
+}
+
+/// `GET /operator/connections/{id}/proxy-calls.csv`.
+pub async fn connection_proxy_calls_csv(
+    State(state): State<AppState>,
+    OperatorUser(_): OperatorUser,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    let csv = state.services.proxy_calls.csv(Some(id), None).await?;
+    Ok(csv_response(&format!("proxy-calls-connection-{id}.csv"), csv))
+}

@@ -1,10 +1,12 @@
 //! The platform API (`/api/platform/v1/…`): JSON for the platform's own backend, with
 //! service keys (`Authorization: Bearer awx_pk_…`) instead of sessions. Errors are
 //! `{"code", "message"}` ([`errors`]); the key a request carries is checked by
-//! [`caller::Caller`]; [`connections`], [`tokens`] and [`sessions`] (connect sessions) answer; the OpenAPI 3.1 document at
+//! [`caller::Caller`]; [`connections`], [`tokens`], [`sessions`] (connect sessions) and
+//! [`airwallex`] (the proxy) answer; the OpenAPI 3.1 document at
 //! [`OPENAPI_PATH`] is generated from the handlers' annotations ([`openapi`]), and a test
 //! checks it against what they do.
 
+pub mod airwallex;
 pub mod caller;
 pub mod connections;
 pub mod errors;
@@ -30,7 +32,9 @@ pub const CONNECT_SESSIONS_PATH: &str = "/api/platform/v1/connect-sessions";
 pub const CONNECT_SESSION_PATH: &str = "/api/platform/v1/connect-sessions/{id}";
 pub const EXTERNAL_CONNECTION_PATH: &str = "/api/platform/v1/merchants/external/{external_id}/connection";
 pub const EXTERNAL_ACCESS_TOKEN_PATH: &str = "/api/platform/v1/merchants/external/{external_id}/access-token";
-pub const ROUTES: [(&str, &str); 9] = [
+pub const PROXY_PATH: &str = "/api/platform/v1/merchants/{merchant_id}/airwallex/{path}";
+pub const EXTERNAL_PROXY_PATH: &str = "/api/platform/v1/merchants/external/{external_id}/airwallex/{path}";
+pub const ROUTES: [(&str, &str); 19] = [
     ("get", CONNECTIONS_PATH),
     ("get", CONNECTION_PATH),
     ("post", ACCESS_TOKEN_PATH),
@@ -40,6 +44,16 @@ pub const ROUTES: [(&str, &str); 9] = [
     ("get", EXTERNAL_CONNECTION_PATH),
     ("delete", EXTERNAL_CONNECTION_PATH),
     ("post", EXTERNAL_ACCESS_TOKEN_PATH),
+    ("get", PROXY_PATH),
+    ("post", PROXY_PATH),
+    ("put", PROXY_PATH),
+    ("patch", PROXY_PATH),
+    ("delete", PROXY_PATH),
+    ("get", EXTERNAL_PROXY_PATH),
+    ("post", EXTERNAL_PROXY_PATH),
+    ("put", EXTERNAL_PROXY_PATH),
+    ("patch", EXTERNAL_PROXY_PATH),
+    ("delete", EXTERNAL_PROXY_PATH),
 ];
 
 /// The routes, relative to [`PREFIX`] (nested there, with their own 404).
@@ -59,6 +73,22 @@ pub fn routes() -> Router<AppState> {
         .route(
             relative(EXTERNAL_ACCESS_TOKEN_PATH),
             post(tokens::access_token_by_external_id),
+        )
+        .route(
+            "/merchants/{merchant_id}/airwallex/{*path}",
+            get(airwallex::by_merchant_id)
+                .post(airwallex::by_merchant_id)
+                .put(airwallex::by_merchant_id)
+                .patch(airwallex::by_merchant_id)
+                .delete(airwallex::by_merchant_id),
+        )
+        .route(
+            "/merchants/external/{external_id}/airwallex/{*path}",
+            get(airwallex::by_external_id)
+                .post(airwallex::by_external_id)
+                .put(airwallex::by_external_id)
+                .patch(airwallex::by_external_id)
+                .delete(airwallex::by_external_id),
         )
         .fallback(|| async { ApiError::NotFoundRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

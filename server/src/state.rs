@@ -35,6 +35,10 @@ pub struct AppState {
     pub default_csp: http::HeaderValue,
     /// The platform API's per-key request budget on this instance.
     pub rate_limiter: crate::rate_limit::SharedRateLimiter,
+    /// The Airwallex proxy's HTTP client (its timeout is `AIRWALLEX_PROXY_TIMEOUT_SECONDS`).
+    pub proxy_client: reqwest::Client,
+    /// The proxy's limits per connection on this instance.
+    pub proxy_limiter: Arc<crate::rate_limit::ConnectionLimiter>,
 }
 
 impl AppState {
@@ -52,7 +56,16 @@ impl AppState {
         );
         let default_csp = http::HeaderValue::from_str(&app::csp::policy(None, &authorize_origin.0))
             .expect("the policy is plain ASCII");
+        let proxy_client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(config.airwallex.proxy.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("the proxy's HTTP client");
         AppState {
+            proxy_client,
+            proxy_limiter: Arc::default(),
             default_csp,
             authorize_origin,
             config: Arc::new(config),

@@ -174,7 +174,7 @@ impl TokenReads {
 }
 
 /// A CSV field, quoted when it needs to be, and never read as a formula by a spreadsheet.
-fn csv_field(text: &str) -> String {
+pub(crate) fn csv_field(text: &str) -> String {
     let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {

@@ -30,16 +30,25 @@ pub enum Scope {
     /// a merchant on the platform's behalf.
     #[serde(rename = "connect:write")]
     ConnectWrite,
+    /// Call Airwallex on a merchant's behalf through the proxy (the token never leaves).
+    #[serde(rename = "airwallex:proxy")]
+    AirwallexProxy,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::ConnectionsRead, Scope::TokensRead, Scope::ConnectWrite];
+    pub const ALL: [Scope; 4] = [
+        Scope::ConnectionsRead,
+        Scope::TokensRead,
+        Scope::ConnectWrite,
+        Scope::AirwallexProxy,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::ConnectionsRead => "connections:read",
             Scope::TokensRead => "tokens:read",
             Scope::ConnectWrite => "connect:write",
+            Scope::AirwallexProxy => "airwallex:proxy",
         }
     }
 
@@ -86,9 +95,9 @@ impl ApiKey {
 pub enum KeyError {
     #[error("a key needs a name (1 to 100 characters)")]
     BadName,
-    #[error("a key needs at least one scope, of connections:read, tokens:read and connect:write")]
+    #[error("a key needs at least one scope, of connections:read, tokens:read, connect:write and airwallex:proxy")]
     NoScope,
-    #[error("unknown scope {0:?}: use connections:read, tokens:read or connect:write")]
+    #[error("unknown scope {0:?}: use connections:read, tokens:read, connect:write or airwallex:proxy")]
     UnknownScope(String),
     #[error("no such key")]
     NotFound,
@@ -110,7 +119,8 @@ fn hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-/// Parses scope names (`connections:read`, `tokens:read`, `connect:write`), deduplicated and sorted.
+/// Parses scope names (`connections:read`, `tokens:read`, `connect:write`,
+/// `airwallex:proxy`), deduplicated and sorted.
 pub fn parse_scopes<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Vec<Scope>, KeyError> {
     let mut scopes = Vec::new();
     for name in names.into_iter().map(str::trim).filter(|n| !n.is_empty()) {

@@ -21,6 +21,7 @@ pub fn router() -> Router<Simulator> {
         .route("/faults/random", post(set_random_faults))
         .route("/revoke", post(revoke))
         .route("/counters", get(counters))
+        .route("/requests", get(requests))
         .route("/connections", get(connections))
         .route("/webhooks", get(webhooks))
         .route("/webhooks/redeliver", post(redeliver))
@@ -176,4 +177,9 @@ async fn redeliver(State(sim): State<Simulator>, Json(body): Json<Redeliver>) ->
 async fn reset(State(sim): State<Simulator>) -> StatusCode {
     sim.inner.reset();
     StatusCode::NO_CONTENT
+}
+
+/// `GET /__sim/requests`: the API requests received (line and headers), oldest first.
+async fn requests(State(sim): State<Simulator>) -> Json<Vec<super::SeenRequest>> {
+    Json(sim.requests())
 }

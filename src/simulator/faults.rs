@@ -25,7 +25,29 @@ pub fn plan_fault(sim: &Simulator, endpoint: Endpoint) -> Result<FaultPlan, Resp
         None => Ok(FaultPlan::default()),
         Some(FaultKind::Error500) => Err(match endpoint {
             Endpoint::Token => token_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error"),
-            Endpoint::Account => api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal error"),
+            Endpoint::Account | Endpoint::Api => {
+                api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal error")
+            }
+        }),
+        Some(FaultKind::Error401) => Err(match endpoint {
+            Endpoint::Token => token_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed",
+            ),
+            Endpoint::Account | Endpoint::Api => api_error(
+                StatusCode::UNAUTHORIZED,
+                "credentials_invalid",
+                "The access token is invalid.",
+            ),
+        }),
+        Some(FaultKind::Error429) => Err(match endpoint {
+            Endpoint::Token => token_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "slow down"),
+            Endpoint::Account | Endpoint::Api => api_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many requests; slow down.",
+            ),
         }),
         Some(FaultKind::Delay { ms }) => Ok(FaultPlan {
             delay: Some(Duration::from_millis(ms)),

@@ -23,6 +23,8 @@ use crate::secret::random_urlsafe;
 pub enum Endpoint {
     Token,
     Account,
+    /// The rest of the API a platform calls: balances and beneficiaries.
+    Api,
 }
 
 /// What an injected fault does to one call.
@@ -36,6 +38,10 @@ pub enum FaultKind {
     /// Handle the call (tokens are issued and rotated), then reset the connection
     /// instead of answering.
     Drop,
+    /// Answer 401 without doing anything (a token refused at the API).
+    Error401,
+    /// Answer 429 `too_many_requests` without doing anything, with no `Retry-After`.
+    Error429,
 }
 
 /// Faults drawn at random for every call of an endpoint (after any queued ones).
@@ -61,6 +67,9 @@ pub struct Counters {
     pub too_many_requests: u64,
     pub revocations: u64,
     pub account_calls: u64,
+    /// Calls to the rest of the API, by `METHOD /path`.
+    #[serde(default)]
+    pub api_calls: HashMap<String, u64>,
     pub webhooks_sent: u64,
     pub webhooks_failed: u64,
 }
@@ -117,6 +126,29 @@ pub struct SimData {
     pub counters: Counters,
     /// Every webhook event sent, oldest first.
     pub sent_webhooks: Vec<SentWebhook>,
+    /// Beneficiaries created, per account id, oldest first.
+    pub beneficiaries: HashMap<String, Vec<serde_json::Value>>,
+    /// The API requests received, newest last (at most [`SEEN_REQUESTS`]).
+    pub requests: VecDeque<SeenRequest>,
+}
+
+/// How many API requests the simulator remembers for `GET /__sim/requests`.
+pub const SEEN_REQUESTS: usize = 1000;
+
+/// An API request as it arrived: its line and headers (what a test of a proxy checks).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SeenRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// Names lower case, in arrival order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl SeenRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// Tokens handed out by a successful call to the token endpoint.

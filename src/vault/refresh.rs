@@ -275,6 +275,8 @@ impl TokenVault {
             expires_at: sealed.access_expires_at,
             connection_id: row.id,
             account_id: row.account_id.clone(),
+            // store_refreshed moved the row one generation on.
+            generation: row.generation + 1,
         })
     }
 

@@ -7,7 +7,7 @@ use crate::operator_api::load_api_keys;
 use crate::paths::{self, Notice};
 
 const NOTICES: &[Notice] = &[Notice::KeyRevoked];
-const SCOPES: [(&str, &str); 3] = [
+const SCOPES: [(&str, &str); 4] = [
     (
         "connections:read",
         "connections:read — list merchants' connections and read one",
@@ -19,6 +19,10 @@ const SCOPES: [(&str, &str); 3] = [
     (
         "connect:write",
         "connect:write — create connect links for the platform's own merchants, and disconnect them",
+    ),
+    (
+        "airwallex:proxy",
+        "airwallex:proxy — call Airwallex on a merchant's behalf through awx-onboard (every call is recorded)",
     ),
 ];
 
@@ -34,6 +38,13 @@ pub fn OperatorApiKeysPage() -> impl IntoView {
             <code>"Authorization: Bearer awx_pk_…"</code>
             ". The API is described at "
             <a href="/api/platform/v1/openapi.json">"/api/platform/v1/openapi.json"</a>"."
+        </p>
+        <p class="muted">
+            "What the keys did: "
+            <a href=paths::OPERATOR_TOKEN_READS_CSV>"every token read (CSV)"</a>
+            ", "
+            <a href=paths::OPERATOR_PROXY_CALLS_CSV>"every call through the Airwallex proxy (CSV)"</a>
+            "."
         </p>
         <QueryNotice notices=NOTICES />
         <PostOutcome />

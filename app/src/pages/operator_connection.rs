@@ -108,6 +108,7 @@ fn Detail_(view: ConnectionDetailView) -> impl IntoView {
             }}
             <p><a href=paths::operator_connection_token_reads_csv(id)>"Download every read of this connection (CSV)"</a></p>
         </section>
+        <ProxyCalls calls=view.proxy_calls.clone() id />
         {line.external_id.clone().map(|external_id| {
             let last_return = view.connect_sessions.first().map(|s| s.return_url.clone()).unwrap_or_default();
             view! {
@@ -173,6 +174,39 @@ fn ConnectSessions(sessions: Vec<crate::dto::ConnectSessionView>) -> impl IntoVi
                 empty="No connect sessions yet."
                 rows
             />
+        </section>
+    }
+}
+
+/// What the platform asked Airwallex through the proxy for this connection.
+#[component]
+fn ProxyCalls(calls: Vec<crate::dto::ProxyCallView>, id: i64) -> impl IntoView {
+    let rows = calls
+        .into_iter()
+        .map(|c| {
+            view! {
+                <tr data-status=c.status>
+                    <td>{c.at}</td>
+                    <td>{c.key_name} " " <code>{c.key_id}</code></td>
+                    <td><code>{c.method} " /" {c.path}</code></td>
+                    <td>{c.status}</td>
+                    <td>{c.duration_ms} " ms"</td>
+                    <td>{c.request_bytes} " / " {c.response_bytes}</td>
+                </tr>
+            }
+            .into_any()
+        })
+        .collect();
+    view! {
+        <section class="card" aria-labelledby="proxy-calls">
+            <h2 id="proxy-calls">"Airwallex calls through the proxy"</h2>
+            <crate::components::DataTable
+                caption="Calls the platform made on this merchant's behalf, newest first (never a body or a query)"
+                columns=&["When", "Key", "Call", "Status", "Took", "Bytes up / down"]
+                empty="The platform has not called Airwallex through the proxy for this connection."
+                rows
+            />
+            <p><a href=paths::operator_connection_proxy_calls_csv(id)>"Download every proxied call of this connection (CSV)"</a></p>
         </section>
     }
 }

@@ -59,6 +59,24 @@ pub struct AirwallexConfig {
     pub refresh_margin: Duration,
     /// Reuse account details this long.
     pub account_cache: Duration,
+    /// What the proxy allows in front of Airwallex.
+    pub proxy: ProxyLimits,
+}
+
+/// The proxy's limits in front of Airwallex, per connection and per instance.
+///
+/// Defaults from Airwallex's "rate limits" page as transcribed in a secondary source (not
+/// confirmed against Airwallex's own page): production 20 requests a second per endpoint
+/// and 50 concurrent requests, the sandbox (and the simulator, which stands in for it) 10
+/// and 10. Airwallex sends no rate-limit headers; its 429 is the signal, passed back as is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyLimits {
+    /// `AIRWALLEX_PROXY_RATE_PER_SECOND`
+    pub rate_per_second: u32,
+    /// `AIRWALLEX_PROXY_CONCURRENCY`
+    pub concurrency: u32,
+    /// `AIRWALLEX_PROXY_TIMEOUT_SECONDS`: an upstream call that takes longer answers 504.
+    pub timeout: Duration,
 }
 
 impl fmt::Debug for AirwallexConfig {
@@ -73,6 +91,7 @@ impl fmt::Debug for AirwallexConfig {
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "[redacted]"))
             .field("refresh_margin", &self.refresh_margin)
             .field("account_cache", &self.account_cache)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -199,6 +218,19 @@ pub(super) fn read(r: &mut Reader, env: AirwallexEnv) -> Option<AirwallexConfig>
     }
     let refresh_margin = r.seconds("REFRESH_MARGIN_SECONDS", 60, 240);
     let account_cache = r.seconds("ACCOUNT_CACHE_SECONDS", 60, 86_400);
+    let (rate, concurrency) = match env {
+        AirwallexEnv::Prod => (20, 50),
+        AirwallexEnv::Demo | AirwallexEnv::Sim => (10, 10),
+    };
+    let timeout = r.seconds("AIRWALLEX_PROXY_TIMEOUT_SECONDS", 30, 300);
+    if timeout.is_zero() {
+        r.fail("AIRWALLEX_PROXY_TIMEOUT_SECONDS", "must be at least 1 second");
+    }
+    let proxy = ProxyLimits {
+        rate_per_second: r.count("AIRWALLEX_PROXY_RATE_PER_SECOND", rate, 100_000) as u32,
+        concurrency: r.count("AIRWALLEX_PROXY_CONCURRENCY", concurrency, 100_000) as u32,
+        timeout,
+    };
     Some(AirwallexConfig {
         env,
         endpoints: endpoints?,
@@ -209,6 +241,7 @@ pub(super) fn read(r: &mut Reader, env: AirwallexEnv) -> Option<AirwallexConfig>
         webhook_secret,
         refresh_margin,
         account_cache,
+        proxy,
     })
 }
 

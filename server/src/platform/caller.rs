@@ -70,9 +70,11 @@ impl FromRequestParts<AppState> for MerchantPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<MerchantPath, ApiError> {
-        let path: Result<Path<i64>, PathRejection> = Path::from_request_parts(parts, state).await;
-        path.map(|Path(id)| MerchantPath(id))
-            .map_err(|_| ApiError::BadRequest("merchant_id must be a whole number".into()))
+        path_param(parts, state, "merchant_id")
+            .await
+            .and_then(|id| id.parse::<i64>().ok())
+            .map(MerchantPath)
+            .ok_or_else(|| ApiError::BadRequest("merchant_id must be a whole number".into()))
     }
 }
 
@@ -84,8 +86,9 @@ impl FromRequestParts<AppState> for ExternalMerchant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<ExternalMerchant, ApiError> {
-        let path: Result<Path<String>, PathRejection> = Path::from_request_parts(parts, state).await;
-        let Path(external_id) = path.map_err(|_| ApiError::BadRequest("external_id is not valid".into()))?;
+        let external_id = path_param(parts, state, "external_id")
+            .await
+            .ok_or_else(|| ApiError::BadRequest("external_id is not valid".into()))?;
         check_external_id(&external_id).map_err(|error| ApiError::BadRequest(error.to_string()))?;
         match state.services.connect_sessions.merchant_of(&external_id).await {
             Ok(Some(id)) => Ok(ExternalMerchant(id)),
@@ -93,4 +96,11 @@ impl FromRequestParts<AppState> for ExternalMerchant {
             Err(error) => Err(super::errors::internal(error)),
         }
     }
+}
+
+/// One named parameter of the route's path, decoded (routes may have more than one).
+async fn path_param(parts: &mut Parts, state: &AppState, name: &str) -> Option<String> {
+    let path: Result<Path<std::collections::HashMap<String, String>>, PathRejection> =
+        Path::from_request_parts(parts, state).await;
+    path.ok().and_then(|Path(mut params)| params.remove(name))
 }

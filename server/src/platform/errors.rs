@@ -16,8 +16,9 @@ const RETRY_UNAVAILABLE_SECONDS: u64 = 5;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// `unauthorized`, `forbidden`, `rate_limited`, `bad_request`, `invalid_return_url`,
-    /// `not_found`, `email_in_use`, `method_not_allowed`, `not_connected`, `needs_reconnect`,
-    /// `airwallex_unavailable`, `internal`.
+    /// `path_not_allowed`, `not_found`, `email_in_use`, `method_not_allowed`, `not_connected`,
+    /// `needs_reconnect`, `body_too_large`, `airwallex_unavailable`, `airwallex_timeout`,
+    /// `internal`.
     pub code: String,
     pub message: String,
     /// With `needs_reconnect`: why (`revoked`, `refresh_rejected`, `refresh_expired`,
@@ -85,6 +86,18 @@ pub enum ApiError {
         reconnect_url: String,
     },
     Unavailable,
+    /// The proxy refuses to forward this path (it would leave `api/v1/`).
+    PathNotAllowed(&'static str),
+    /// A proxied request body above the limit.
+    BodyTooLarge,
+    /// The proxy's own limit in front of Airwallex for this connection.
+    ProxyRateLimited {
+        retry_after: u64,
+    },
+    /// Airwallex did not answer a proxied call in time.
+    AirwallexTimeout,
+    /// Airwallex could not be reached for a proxied call.
+    AirwallexUnreachable,
     Internal,
 }
 
@@ -201,6 +214,37 @@ impl IntoResponse for ApiError {
                     "Airwallex is not reachable right now; try again shortly.".into(),
                 ),
                 Some(RETRY_UNAVAILABLE_SECONDS),
+            ),
+            ApiError::PathNotAllowed(message) => {
+                (StatusCode::BAD_REQUEST, body("path_not_allowed", message.into()), None)
+            }
+            ApiError::BodyTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                body("body_too_large", "The request body is above 1 MiB.".into()),
+                None,
+            ),
+            ApiError::ProxyRateLimited { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                body(
+                    "rate_limited",
+                    "Too many calls to Airwallex for this connection right now (the proxy's limit in front of \
+                     Airwallex); Airwallex was not called."
+                        .into(),
+                ),
+                Some(retry_after),
+            ),
+            ApiError::AirwallexTimeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                body(
+                    "airwallex_timeout",
+                    "Airwallex did not answer in time (AIRWALLEX_PROXY_TIMEOUT_SECONDS).".into(),
+                ),
+                None,
+            ),
+            ApiError::AirwallexUnreachable => (
+                StatusCode::BAD_GATEWAY,
+                body("airwallex_unavailable", "Airwallex could not be reached.".into()),
+                None,
             ),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,

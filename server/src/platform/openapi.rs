@@ -4,6 +4,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
+use super::airwallex;
 use super::connections::{self, ConnectionOut, ConnectionsPage};
 use super::errors::ErrorBody;
 use super::sessions::{self, ConnectSessionOut, CreatedConnectSession, NewConnectSession};
@@ -40,7 +41,9 @@ impl utoipa::Modify for BearerScheme {
         sessions::session,
         connections::connection_by_external_id,
         connections::disconnect_by_external_id,
-        tokens::access_token_by_external_id
+        tokens::access_token_by_external_id,
+        airwallex::by_merchant_id,
+        airwallex::by_external_id
     ),
     components(schemas(
         ConnectionOut,
@@ -56,6 +59,7 @@ impl utoipa::Modify for BearerScheme {
         (name = "connections", description = "Merchants' connections"),
         (name = "tokens", description = "Access tokens, audited"),
         (name = "connect sessions", description = "One-use links for the platform's own merchants to connect"),
+        (name = "airwallex", description = "Airwallex's API on a merchant's behalf; the token never leaves"),
         (name = "meta", description = "About the API")
     )
 )]

@@ -81,31 +81,7 @@ async fn token_for(state: &AppState, caller: &Caller, merchant_id: i64) -> Resul
     let services = &state.services;
     let grant = match services.vault.access_token_for(merchant_id).await {
         Ok(grant) => grant,
-        Err(VaultError::NotConnected) => {
-            return Err(
-                match services.directory.of_merchant(merchant_id).await.map_err(internal)? {
-                    None => ApiError::NotFound,
-                    Some(_) => ApiError::NotConnected {
-                        message: "The merchant has not connected Airwallex.",
-                        reconnect_url: reconnect_url(state),
-                    },
-                },
-            )
-        }
-        Err(VaultError::Disconnected) => {
-            return Err(ApiError::NotConnected {
-                message: "The merchant disconnected Airwallex.",
-                reconnect_url: reconnect_url(state),
-            })
-        }
-        Err(VaultError::NeedsReconnect(reason)) => {
-            return Err(ApiError::NeedsReconnect {
-                reason: reason.as_str().to_string(),
-                reconnect_url: reconnect_url(state),
-            })
-        }
-        Err(VaultError::Unavailable) => return Err(ApiError::Unavailable),
-        Err(error) => return Err(internal(error)),
+        Err(error) => return Err(refusal(state, merchant_id, error).await),
     };
     // No token leaves unrecorded.
     services
@@ -119,4 +95,29 @@ async fn token_for(state: &AppState, caller: &Caller, merchant_id: i64) -> Resul
         expires_at: awx_onboard::time::rfc3339(grant.expires_at),
         account_id: grant.account_id,
     })
+}
+
+/// What the API answers when the vault has no token for the merchant: 404 (no such
+/// merchant), 409 `not_connected` or `needs_reconnect`, 503 `airwallex_unavailable`.
+pub async fn refusal(state: &AppState, merchant_id: i64, error: VaultError) -> ApiError {
+    match error {
+        VaultError::NotConnected => match state.services.directory.of_merchant(merchant_id).await {
+            Ok(None) => ApiError::NotFound,
+            Ok(Some(_)) => ApiError::NotConnected {
+                message: "The merchant has not connected Airwallex.",
+                reconnect_url: reconnect_url(state),
+            },
+            Err(error) => internal(error),
+        },
+        VaultError::Disconnected => ApiError::NotConnected {
+            message: "The merchant disconnected Airwallex.",
+            reconnect_url: reconnect_url(state),
+        },
+        VaultError::NeedsReconnect(reason) => ApiError::NeedsReconnect {
+            reason: reason.as_str().to_string(),
+            reconnect_url: reconnect_url(state),
+        },
+        VaultError::Unavailable => ApiError::Unavailable,
+        error => internal(error),
+    }
 }

@@ -9,4 +9,5 @@ mod mail;
 mod operator;
 mod platform;
 mod production;
+mod proxy;
 mod trends;

@@ -1,0 +1,207 @@
+//! The audit of the Airwallex proxy: every call the platform made through it (key,
+//! connection, method, path, status, duration, bytes each way), never a body and never a
+//! query. Calls are kept in memory and written in one transaction every second (and at
+//! shutdown), so the proxy adds no write to each call; a hard crash can lose at most a
+//! second of them. The table is append-only (triggers refuse updates and deletes).
+
+use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+
+use sqlx::Row;
+
+use super::audit::csv_field;
+use crate::db::Database;
+use crate::time::Clock;
+
+/// One proxied call as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyCall {
+    pub key_id: String,
+    pub connection_id: i64,
+    pub method: String,
+    /// The upstream path (`api/v1/…`), without its query.
+    pub path: String,
+    pub status: u16,
+    pub duration_ms: i64,
+    pub request_bytes: i64,
+    pub response_bytes: i64,
+    pub at: i64,
+}
+
+/// A recorded call with the key's name, as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyCallLine {
+    pub call: ProxyCall,
+    pub key_name: String,
+    pub merchant_email: String,
+}
+
+/// Rows written per statement when flushing.
+const BATCH: usize = 200;
+
+#[derive(Clone)]
+pub struct ProxyCalls {
+    db: Database,
+    clock: Clock,
+    pending: Arc<Mutex<Vec<ProxyCall>>>,
+}
+
+impl std::fmt::Debug for ProxyCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyCalls").finish_non_exhaustive()
+    }
+}
+
+impl ProxyCalls {
+    pub fn new(db: Database, clock: Clock) -> ProxyCalls {
+        ProxyCalls {
+            db,
+            clock,
+            pending: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ProxyCall>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Records a call (written at the next flush).
+    pub fn record(&self, call: ProxyCall) {
+        self.lock().push(call);
+    }
+
+    /// Writes the calls recorded since the last flush; on failure they are kept for the next.
+    pub async fn flush(&self) -> Result<(), sqlx::Error> {
+        let calls = std::mem::take(&mut *self.lock());
+        if calls.is_empty() {
+            return Ok(());
+        }
+        if let Err(error) = self.write(&calls).await {
+            let mut pending = self.lock();
+            let newer = std::mem::replace(&mut *pending, calls);
+            pending.extend(newer);
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    async fn write(&self, calls: &[ProxyCall]) -> Result<(), sqlx::Error> {
+        let mut tx = self.db.begin().await?;
+        for chunk in calls.chunks(BATCH) {
+            let mut sql = String::from(
+                "INSERT INTO proxy_calls (key_id, connection_id, method, path, status, duration_ms, request_bytes, \
+                 response_bytes, created_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let n = i * 9;
+                let _ = write!(
+                    sql,
+                    "{}(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    if i == 0 { "" } else { ", " },
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7,
+                    n + 8,
+                    n + 9
+                );
+            }
+            let mut query = sqlx::query(&sql);
+            for call in chunk {
+                query = query
+                    .bind(&call.key_id)
+                    .bind(call.connection_id)
+                    .bind(&call.method)
+                    .bind(&call.path)
+                    .bind(i64::from(call.status))
+                    .bind(call.duration_ms)
+                    .bind(call.request_bytes)
+                    .bind(call.response_bytes)
+                    .bind(call.at);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    }
+
+    /// One connection's calls, newest first.
+    pub async fn for_connection(&self, connection_id: i64, limit: i64) -> Result<Vec<ProxyCallLine>, sqlx::Error> {
+        self.query(Some(connection_id), None, limit).await
+    }
+
+    async fn query(
+        &self,
+        connection_id: Option<i64>,
+        since: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<ProxyCallLine>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT p.key_id, COALESCE(k.name, p.key_id) AS key_name, p.connection_id, m.email, p.method, p.path, \
+             p.status, p.duration_ms, p.request_bytes, p.response_bytes, p.created_at FROM proxy_calls p \
+             LEFT JOIN api_keys k ON k.id = p.key_id JOIN connections c ON c.id = p.connection_id \
+             JOIN merchants m ON m.id = c.merchant_id \
+             WHERE ($1 IS NULL OR p.connection_id = $1) AND ($2 IS NULL OR p.created_at >= $2) \
+             ORDER BY p.id DESC LIMIT $3",
+        )
+        .bind(connection_id)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ProxyCallLine {
+                    call: ProxyCall {
+                        key_id: r.try_get("key_id")?,
+                        connection_id: r.try_get("connection_id")?,
+                        method: r.try_get("method")?,
+                        path: r.try_get("path")?,
+                        status: u16::try_from(r.try_get::<i64, _>("status")?).unwrap_or_default(),
+                        duration_ms: r.try_get("duration_ms")?,
+                        request_bytes: r.try_get("request_bytes")?,
+                        response_bytes: r.try_get("response_bytes")?,
+                        at: r.try_get("created_at")?,
+                    },
+                    key_name: r.try_get("key_name")?,
+                    merchant_email: r.try_get("email")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The calls as CSV (`at,key_id,key_name,connection_id,merchant_email,method,path,status,
+    /// duration_ms,request_bytes,response_bytes`), for one connection or all, newest first,
+    /// from `since` (unix seconds) on.
+    pub async fn csv(&self, connection_id: Option<i64>, since: Option<i64>) -> Result<String, sqlx::Error> {
+        self.flush().await?;
+        let mut out = String::from(
+            "at,key_id,key_name,connection_id,merchant_email,method,path,status,duration_ms,request_bytes,response_bytes\n",
+        );
+        for line in self.query(connection_id, since, 1_000_000).await? {
+            let call = &line.call;
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{},{},{}",
+                crate::time::rfc3339(call.at),
+                csv_field(&call.key_id),
+                csv_field(&line.key_name),
+                call.connection_id,
+                csv_field(&line.merchant_email),
+                call.method,
+                csv_field(&call.path),
+                call.status,
+                call.duration_ms,
+                call.request_bytes,
+                call.response_bytes
+            );
+        }
+        Ok(out)
+    }
+}
