@@ -15,7 +15,9 @@ pub mod sender;
 mod smtp;
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Row};
+
+use crate::db::WriteTx;
 
 use crate::db::Database;
 use crate::secret::random_urlsafe;
@@ -120,11 +122,7 @@ pub struct OutboxCounts {
 /// Queues the email for the connection's current incident, inside the transaction that
 /// marked it as needing reconnection. The incident is the row's generation after the
 /// change, so a second notice of the same incident writes nothing.
-pub(crate) async fn enqueue_reconnect(
-    tx: &mut Transaction<'_, Any>,
-    connection_id: i64,
-    now: i64,
-) -> Result<(), sqlx::Error> {
+pub(crate) async fn enqueue_reconnect(tx: &mut WriteTx, connection_id: i64, now: i64) -> Result<(), sqlx::Error> {
     let row = sqlx::query(
         "SELECT c.generation, c.status_reason, m.id AS account_id, m.email, m.email_notifications \
          FROM connections c JOIN merchants m ON m.id = c.merchant_id WHERE c.id = $1",

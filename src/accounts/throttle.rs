@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use crate::db::Database;
+use crate::db::{Database, WriteTx};
 
 pub const THROTTLE_WINDOW_SECONDS: i64 = 15 * 60;
 pub const MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS: i64 = 5;
@@ -53,7 +53,7 @@ pub(super) struct Throttle {
     sign_ups_per_address: i64,
 }
 
-async fn lock_key(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &str, now: i64) -> Result<(), sqlx::Error> {
+async fn lock_key(tx: &mut WriteTx, key: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO auth_locks (lock_key, touched_at) VALUES ($1, $2) \
          ON CONFLICT (lock_key) DO UPDATE SET touched_at = excluded.touched_at",
@@ -65,13 +65,7 @@ async fn lock_key(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &str, now: i64
     Ok(())
 }
 
-async fn count(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    kind: Kind,
-    email: Option<&str>,
-    ip: &str,
-    since: i64,
-) -> Result<i64, sqlx::Error> {
+async fn count(tx: &mut WriteTx, kind: Kind, email: Option<&str>, ip: &str, since: i64) -> Result<i64, sqlx::Error> {
     match email {
         Some(email) => {
             sqlx::query_scalar(
@@ -141,7 +135,7 @@ impl Throttle {
 
     async fn record(
         &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tx: &mut WriteTx,
         kind: Kind,
         email: &str,
         ip: &str,

@@ -14,7 +14,9 @@ pub mod endpoints;
 pub mod sender;
 
 use serde_json::json;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
+
+use crate::db::WriteTx;
 
 pub use deliveries::Delivery;
 pub use endpoints::{parse_events, parse_url, Endpoint, EndpointError, SigningSecret, WebhookEndpoints};
@@ -69,18 +71,13 @@ fn subscribed(kind: PlatformEvent) -> String {
 /// Writes a connection's event and one delivery per subscribed endpoint inside the
 /// caller's transaction (nothing when no endpoint listens). Its `data` is the connection as
 /// it is now, with the platform's `external_id` and `tags`, plus `extra` fields.
-pub async fn enqueue(
-    tx: &mut Transaction<'_, Any>,
-    kind: PlatformEvent,
-    connection_id: i64,
-    now: i64,
-) -> Result<(), sqlx::Error> {
+pub async fn enqueue(tx: &mut WriteTx, kind: PlatformEvent, connection_id: i64, now: i64) -> Result<(), sqlx::Error> {
     enqueue_with(tx, kind, connection_id, serde_json::Map::new(), now).await
 }
 
 /// [`enqueue`] with more fields in `data`.
 pub async fn enqueue_with(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut WriteTx,
     kind: PlatformEvent,
     connection_id: i64,
     extra: serde_json::Map<String, serde_json::Value>,
@@ -113,7 +110,7 @@ pub async fn enqueue_with(
 
 /// Writes an event with the given `data` (not read from a connection) and its deliveries.
 pub async fn enqueue_data(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut WriteTx,
     kind: PlatformEvent,
     connection_id: Option<i64>,
     data: serde_json::Value,
@@ -125,7 +122,7 @@ pub async fn enqueue_data(
     write(tx, kind, connection_id, data, now).await
 }
 
-async fn listeners(tx: &mut Transaction<'_, Any>, kind: PlatformEvent) -> Result<i64, sqlx::Error> {
+async fn listeners(tx: &mut WriteTx, kind: PlatformEvent) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM webhook_endpoints WHERE disabled_at IS NULL AND (' ' || events || ' ') LIKE $1",
     )
@@ -135,7 +132,7 @@ async fn listeners(tx: &mut Transaction<'_, Any>, kind: PlatformEvent) -> Result
 }
 
 async fn write(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut WriteTx,
     kind: PlatformEvent,
     connection_id: Option<i64>,
     data: serde_json::Value,

@@ -1,7 +1,9 @@
 //! The append-only audit log: every state change of a connection is one row of
 //! `connection_events` (UPDATE and DELETE are refused by triggers). Never holds a secret.
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
+
+use crate::db::WriteTx;
 
 use super::ConnectionStore;
 use crate::platform::outbox::PlatformEvent;
@@ -114,7 +116,7 @@ impl<'a> NewEvent<'a> {
 
 /// Appends an event inside the caller's transaction.
 pub async fn append_event(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut WriteTx,
     connection_id: i64,
     event: NewEvent<'_>,
     now: i64,
@@ -137,7 +139,7 @@ pub async fn append_event(
 /// Ends a conditional change: if its UPDATE touched the row, the event (and the
 /// platform's event, if any) is appended and all commit together; otherwise nothing is kept.
 pub(super) async fn commit_with_event(
-    mut tx: Transaction<'_, Any>,
+    mut tx: WriteTx,
     updated: u64,
     connection_id: i64,
     event: NewEvent<'_>,

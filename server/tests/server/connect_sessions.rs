@@ -808,3 +808,41 @@ async fn operators_see_external_merchants_and_make_links_for_support(engine: Eng
     app.stop().await;
 }
 both_engines!(operators_see_external_merchants_and_make_links_for_support);
+
+/// Sessions created at once for new and known ids: every merchant created once and
+/// counted once (the dashboard's counters are spread over rows on PostgreSQL).
+async fn sessions_created_at_once_create_each_merchant_once(engine: Engine) {
+    let app = app_with_platform(engine).await;
+    let backend = std::sync::Arc::new(Backend::new(&app, &[Scope::ConnectWrite]).await);
+    let before = app.services().operator.status_counts().await.unwrap().not_connected;
+    let calls: Vec<_> = (0..48)
+        .map(|i| {
+            let backend = backend.clone();
+            // 32 new ids, and 16 calls for 4 ids that several calls name at once.
+            let id = if i < 32 {
+                format!("burst-{i}")
+            } else {
+                format!("shared-{}", i % 4)
+            };
+            tokio::spawn(async move {
+                backend.session_for(&id, json!({})).await["merchant_id"]
+                    .as_i64()
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut merchants = HashSet::new();
+    for call in calls {
+        merchants.insert(call.await.unwrap());
+    }
+    assert_eq!(merchants.len(), 36, "one merchant per external id");
+    let counts = app.services().operator.status_counts().await.unwrap();
+    assert_eq!(counts.not_connected, before + 36);
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM connect_sessions")
+        .fetch_one(app.services().db.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 48);
+    app.stop().await;
+}
+both_engines!(sessions_created_at_once_create_each_merchant_once);
