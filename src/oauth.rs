@@ -190,7 +190,8 @@ impl Authorization {
              expires_at, connect_session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&hash)
-        .bind(session_id)
+        // The session's stored form: a copy of the database holds no live session id.
+        .bind(crate::sessions::stored_id(session_id))
         .bind(merchant_id)
         .bind(cipher.encrypt(verifier.as_bytes(), &verifier_aad(&hash)))
         .bind(cipher.current_key_id())
@@ -259,7 +260,9 @@ impl Authorization {
         let owner_merchant: i64 = row.try_get("merchant_id").map_err(internal)?;
         let expires_at: i64 = row.try_get("expires_at").map_err(internal)?;
         if owner_merchant != merchant_id
-            || !session_id.is_some_and(|s| crate::secret::constant_time_eq(s.as_bytes(), owner_session.as_bytes()))
+            || !session_id.is_some_and(|s| {
+                crate::secret::constant_time_eq(crate::sessions::stored_id(s).as_bytes(), owner_session.as_bytes())
+            })
         {
             // Not this browser's: its connect session (if any) is not this browser's to end.
             return Err(CallbackProblem::OtherSession.into());

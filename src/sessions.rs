@@ -127,6 +127,7 @@ impl SessionState {
 
 /// tower-sessions' store on the app's database.
 ///
+/// - Rows are keyed by [`stored_id`], the SHA-256 of the session id, never the id itself.
 /// - A session lives [`INACTIVITY_LIMIT`] after its last save and never more than
 ///   [`ABSOLUTE_LIMIT`] after it was created (sign-in), by the store's clock.
 /// - Saving never re-creates a session that is gone: a request still in flight when its
@@ -147,6 +148,13 @@ impl DbSessionStore {
 
 fn backend(error: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(error.to_string())
+}
+
+/// What the store keeps for a session id: its SHA-256, hex. The cookie's value (128
+/// random bits) is never stored, so a copy of the database opens no session.
+pub fn stored_id(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(id.as_bytes()))
 }
 
 fn encode(record: &Record) -> session_store::Result<(Vec<u8>, Option<i64>)> {
@@ -174,7 +182,7 @@ impl SessionStore for DbSessionStore {
                 "INSERT INTO sessions (id, data, expiry_date, created_at, account_id) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (id) DO NOTHING",
             )
-            .bind(record.id.to_string())
+            .bind(stored_id(&record.id.to_string()))
             .bind(&data)
             .bind(expiry)
             .bind(now)
@@ -198,7 +206,7 @@ impl SessionStore for DbSessionStore {
              expiry_date = CASE WHEN $4 < created_at + $5 THEN $4 ELSE created_at + $5 END \
              WHERE id = $1 AND expiry_date > $6",
         )
-        .bind(record.id.to_string())
+        .bind(stored_id(&record.id.to_string()))
         .bind(&data)
         .bind(account_id)
         .bind(now + INACTIVITY_LIMIT.whole_seconds())
@@ -218,7 +226,7 @@ impl SessionStore for DbSessionStore {
              FROM sessions s LEFT JOIN merchants m ON m.id = s.account_id \
              LEFT JOIN connections c ON c.merchant_id = m.id WHERE s.id = $1 AND s.expiry_date > $2"
         ))
-        .bind(session_id.to_string())
+        .bind(stored_id(&session_id.to_string()))
         .bind(self.clock.now())
         .fetch_optional(self.db.pool())
         .await
@@ -272,7 +280,7 @@ impl SessionStore for DbSessionStore {
 
     async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
         sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(session_id.to_string())
+            .bind(stored_id(&session_id.to_string()))
             .execute(self.db.pool())
             .await
             .map_err(backend)?;

@@ -31,7 +31,7 @@ async fn run(engine: Engine) {
             ("PLATFORM_RATE_LIMIT_PER_SECOND", "1000000"),
             ("PLATFORM_RETURN_ORIGINS", "https://platform.example"),
             // What is measured is the proxy's own cost, not its limits.
-            ("AIRWALLEX_PROXY_RATE_PER_SECOND", "1000000"),
+            ("AIRWALLEX_PROXY_RATE_PER_SECOND", "100000"),
             ("AIRWALLEX_PROXY_CONCURRENCY", "10000"),
         ],
     )

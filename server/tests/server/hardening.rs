@@ -382,3 +382,68 @@ async fn callback_problems_answer_4xx_and_show_only_oauth_error_codes() {
     }
     app.stop().await;
 }
+
+/// The database holds only hashes of session ids: a copy of it (or a backup) opens no
+/// session, and the OAuth state's binding to a session is a hash too.
+async fn a_copy_of_the_database_opens_no_session(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let browser = app.browser();
+    let response = browser
+        .post("/signup", &[("email", "ana@example.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookie = browser.session_cookie_after(&response).await;
+    let (name, value) = cookie.split_once('=').expect("name=value");
+    assert!(value.len() >= 20, "{cookie}");
+    // An authorization in flight is bound to this session.
+    browser.start("existing").await;
+
+    let pool = app.services().db.pool();
+    let sessions: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let states: Vec<String> = sqlx::query_scalar("SELECT session_id FROM oauth_states")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert!(!sessions.is_empty() && !states.is_empty());
+    for stored in sessions.iter().chain(&states) {
+        assert!(!stored.contains(value), "a stored value is the cookie's");
+    }
+    if engine == Engine::Sqlite {
+        // The file itself (and its write-ahead log), byte for byte.
+        let path = app.db.url.trim_start_matches("sqlite://").to_string();
+        for file in [path.clone(), format!("{path}-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            assert!(
+                !bytes.windows(value.len()).any(|w| w == value.as_bytes()),
+                "the cookie's value is in {file}"
+            );
+        }
+    }
+    // A stored value used as a cookie opens nothing; the real cookie does.
+    let thief = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for stored in sessions.iter().chain(&states) {
+        let answer = thief
+            .get(format!("{}/connection", app.base))
+            .header("cookie", format!("{name}={stored}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status(),
+            StatusCode::SEE_OTHER,
+            "a stored value opened a session"
+        );
+        assert!(location(&answer).starts_with("/login"));
+    }
+    assert_eq!(browser.get("/connection").await.status(), StatusCode::OK);
+    // And the authorization still completes for its own session.
+    browser.connect_airwallex(HARBOUR_COFFEE).await;
+    app.stop().await;
+}
+awx_onboard::both_engines!(a_copy_of_the_database_opens_no_session);
