@@ -4,6 +4,7 @@
 //! account exists.
 
 mod hashing;
+pub mod second_factor;
 mod throttle;
 
 use std::collections::HashSet;
@@ -205,6 +206,8 @@ pub enum AccountError {
     InvalidCredentials,
     #[error("Too many failed attempts. Wait 15 minutes, then try again.")]
     Throttled,
+    #[error("That code is not right. Enter the 6 digits your app shows now, or a recovery code.")]
+    WrongCode,
     #[error("Too many new accounts from your network. Please try again in an hour.")]
     SignUpThrottled,
     #[error("We are busy right now. Please try again in a moment.")]
@@ -368,6 +371,29 @@ impl Accounts {
                 crate::metrics::record_login_failure("invalid_credentials");
                 Err(AccountError::InvalidCredentials)
             }
+        }
+    }
+
+    /// A second-factor code for `email` from `ip`, checked by `check`: it counts against
+    /// the same limits as a password (a wrong code is a failed attempt).
+    pub async fn second_factor_attempt(
+        &self,
+        email: &str,
+        ip: &str,
+        check: impl std::future::Future<Output = Result<bool, sqlx::Error>>,
+    ) -> Result<(), AccountError> {
+        let now = self.clock.now();
+        let normalized = email.trim().to_lowercase();
+        let Some(reserved) = self.throttle.reserve_login(&normalized, ip, now).await? else {
+            crate::metrics::record_login_failure("throttled");
+            return Err(AccountError::Throttled);
+        };
+        if check.await? {
+            self.throttle.succeeded(reserved, &normalized, ip).await?;
+            Ok(())
+        } else {
+            crate::metrics::record_login_failure("wrong_second_factor");
+            Err(AccountError::WrongCode)
         }
     }
 

@@ -56,11 +56,16 @@ pub async fn remaining(db: &Database, current_key_id: &str) -> Result<i64, sqlx:
             .bind(current_key_id)
             .fetch_one(db.pool())
             .await?;
-    Ok(connections + states)
+    let factors: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM second_factors WHERE key_id <> $1")
+        .bind(current_key_id)
+        .fetch_one(db.pool())
+        .await?;
+    Ok(connections + states + factors)
 }
 
-/// Re-encrypts every connection's tokens and every pending authorization's PKCE verifier
-/// under the cipher's current key, reporting progress after each batch.
+/// Re-encrypts every connection's tokens, every pending authorization's PKCE verifier and
+/// every second-factor secret under the cipher's current key, reporting progress after
+/// each batch.
 pub async fn rotate(
     db: &Database,
     cipher: &TokenCipher,
@@ -74,6 +79,7 @@ pub async fn rotate(
     report(&progress);
     rotate_connections(db, cipher, &current, &mut progress, &mut report).await?;
     rotate_states(db, cipher, &current, &mut progress).await?;
+    rotate_second_factors(db, cipher, &current, &mut progress).await?;
     report(&progress);
     Ok(progress)
 }
@@ -178,6 +184,39 @@ async fn rotate_states(
                 .bind(current)
                 .bind(sealed)
                 .bind(&hash)
+                .bind(&key_id)
+                .execute(db.pool())
+                .await?;
+                progress.written(written.rows_affected());
+            }
+            _ => progress.unreadable += 1,
+        }
+    }
+    Ok(())
+}
+
+async fn rotate_second_factors(
+    db: &Database,
+    cipher: &TokenCipher,
+    current: &str,
+    progress: &mut Progress,
+) -> Result<(), sqlx::Error> {
+    let rows = sqlx::query("SELECT account_id, key_id, secret FROM second_factors WHERE key_id <> $1")
+        .bind(current)
+        .fetch_all(db.pool())
+        .await?;
+    for row in rows {
+        let account_id: i64 = row.try_get("account_id")?;
+        let key_id: String = row.try_get("key_id")?;
+        let aad = crate::crypto::associated_data("second_factors", account_id, "secret");
+        match reseal(cipher, &key_id, Some(row.try_get("secret")?), &aad) {
+            Ok(Some(sealed)) => {
+                let written = sqlx::query(
+                    "UPDATE second_factors SET key_id = $1, secret = $2 WHERE account_id = $3 AND key_id = $4",
+                )
+                .bind(current)
+                .bind(sealed)
+                .bind(account_id)
                 .bind(&key_id)
                 .execute(db.pool())
                 .await?;

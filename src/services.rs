@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
+use crate::accounts::second_factor::SecondFactors;
 use crate::accounts::Accounts;
 use crate::db::Database;
 use crate::keeper::Keeper;
@@ -58,6 +59,8 @@ pub struct Services {
     pub connect_sessions: ConnectSessions,
     /// Every call made to Airwallex through the proxy.
     pub proxy_calls: ProxyCalls,
+    /// Accounts' second factors (TOTP and recovery codes).
+    pub second_factors: SecondFactors,
 }
 
 impl std::fmt::Debug for Services {
@@ -100,6 +103,7 @@ impl Services {
             trends: Trends::new(db.clone(), clock.clone()),
             connect_sessions: ConnectSessions::new(db.clone(), clock.clone(), settings.connect),
             proxy_calls: ProxyCalls::new(db.clone(), clock.clone()),
+            second_factors: SecondFactors::new(db.clone(), clock.clone(), vault.shared_cipher()),
             mail,
             mailer,
             accounts: Accounts::with_sign_up_limit(

@@ -28,6 +28,19 @@ pub struct PlatformReturn {
     pub return_url: String,
 }
 
+/// An account that gave its password and owes its second factor.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingSignIn {
+    pub account: Account,
+    /// When the password was given (a pending sign-in lasts ten minutes).
+    pub since: i64,
+    /// Where to go afterwards (a checked local path).
+    pub next: Option<String>,
+}
+
+/// How long a password stays good for its second factor.
+pub const PENDING_SECONDS: i64 = 600;
+
 /// The session of one request, with typed access to what this app keeps in it.
 #[derive(Clone, Debug)]
 pub struct SessionState(Session);
@@ -47,6 +60,10 @@ impl From<tower_sessions_core::session::Error> for SessionError {
 impl SessionState {
     /// Key holding the signed-in account (id, email, role).
     const SIGNED_IN: &'static str = "signed_in";
+    /// Key holding an account that gave its password and owes its second factor.
+    const PENDING: &'static str = "second_factor_pending";
+    /// Key holding recovery codes to show once, right after an enrolment.
+    const RECOVERY: &'static str = "recovery_codes";
     /// Key holding the connect session this session was signed in by, if any.
     const PLATFORM_RETURN: &'static str = "platform_return";
     /// Key holding when the session's expiry was last pushed forward.
@@ -90,6 +107,39 @@ impl SessionState {
         self.0.insert(Self::SIGNED_IN, account).await?;
         self.0.save().await?;
         Ok(())
+    }
+
+    /// The password was right; the second factor is owed. Nobody is signed in meanwhile
+    /// (a new session id all the same).
+    pub async fn await_second_factor(&self, pending: &PendingSignIn) -> Result<(), SessionError> {
+        self.0.cycle_id().await?;
+        let _ = self.0.remove_value(Self::SIGNED_IN).await?;
+        self.0.insert(Self::PENDING, pending).await?;
+        self.0.save().await?;
+        Ok(())
+    }
+
+    /// Who owes a second factor in this session, if anyone.
+    pub async fn pending_second_factor(&self) -> Option<PendingSignIn> {
+        self.0.get::<PendingSignIn>(Self::PENDING).await.ok().flatten()
+    }
+
+    /// The second factor was given: signed in (a new session id again).
+    pub async fn second_factor_given(&self, account: &Account) -> Result<(), SessionError> {
+        let _ = self.0.remove_value(Self::PENDING).await?;
+        self.sign_in(account).await
+    }
+
+    /// Keeps recovery codes for the one page that shows them.
+    pub async fn keep_recovery_codes(&self, codes: &[String]) -> Result<(), SessionError> {
+        self.0.insert(Self::RECOVERY, codes).await?;
+        self.0.save().await?;
+        Ok(())
+    }
+
+    /// The recovery codes to show, taken: they are shown once.
+    pub async fn take_recovery_codes(&self) -> Result<Option<Vec<String>>, SessionError> {
+        Ok(self.0.remove::<Vec<String>>(Self::RECOVERY).await?)
     }
 
     /// Deletes the session on the server, not just the cookie.

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import { chromium } from '../chromium';
-import { connectedMerchant, consent, PASSWORD, signUp, uniqueEmail } from '../tests/helpers';
+import { connectedMerchant, consent, logInAsOperator, PASSWORD, signUp, uniqueEmail } from '../tests/helpers';
 import { baseUrl, OPERATOR, readStack, startInstance, stopProcess, waitFor, writeStack } from './stack';
 
 const stack = readStack();
@@ -66,11 +66,7 @@ test('an operator works through https', async ({ page }) => {
   const email = await connectedMerchant(merchant, uniqueEmail('tls-shop'), 'Lim Wei Ling');
   await merchant.close();
 
-  await page.goto('/login');
-  await page.getByLabel('Email').fill(OPERATOR.email);
-  await page.getByLabel('Password').fill(OPERATOR.password);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await expect(page).toHaveURL(/\/operator$/);
+  await logInAsOperator(page, OPERATOR.email, OPERATOR.password);
   await page.getByLabel('Search').fill(email);
   await page.getByRole('button', { name: 'Apply' }).click();
   await page.getByRole('link', { name: email }).click();

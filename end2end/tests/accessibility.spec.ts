@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { accessible, connectedMerchant, consent, signUp, SIM, uniqueEmail } from './helpers';
+import { accessible, connectedMerchant, consent, signUp, SIM, uniqueEmail, logInAsOperator } from './helpers';
 import { OPERATOR_EMAIL, OPERATOR_PASSWORD } from '../playwright.config';
 
 test('every page a visitor and a merchant see has no serious accessibility violation', async ({ page }) => {
@@ -46,11 +46,7 @@ test('every operator page has no serious accessibility violation', async ({ page
   const email = await connectedMerchant(merchant, uniqueEmail('a11y-ops'), 'Harbour Coffee Roasters Pty Ltd');
   await merchantContext.close();
 
-  await page.goto('/login');
-  await page.getByLabel('Email').fill(OPERATOR_EMAIL);
-  await page.getByLabel('Password').fill(OPERATOR_PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await expect(page).toHaveURL(/\/operator$/);
+  await logInAsOperator(page, OPERATOR_EMAIL, OPERATOR_PASSWORD, true);
   await accessible(page, 'dashboard');
   await page.getByLabel('Search').fill(email);
   await page.getByRole('button', { name: 'Apply' }).click();

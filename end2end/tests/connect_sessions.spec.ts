@@ -1,6 +1,6 @@
 import { test, expect, Page } from '@playwright/test';
 import * as crypto from 'node:crypto';
-import { accessible, consent, SIM } from './helpers';
+import { accessible, consent, SIM, logInAsOperator } from './helpers';
 import { OPERATOR_EMAIL, OPERATOR_PASSWORD, PLATFORM_URL } from '../playwright.config';
 
 // A platform (platform-server.mjs) embeds awx-onboard: its user clicks, consents on the
@@ -23,11 +23,7 @@ let secret = '';
 test.beforeAll(async ({ browser }) => {
   // The operator registers the platform's receiver for every event.
   const page = await browser.newPage();
-  await page.goto('/login');
-  await page.getByLabel('Email').fill(OPERATOR_EMAIL);
-  await page.getByLabel('Password').fill(OPERATOR_PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await expect(page).toHaveURL(/\/operator$/);
+  await logInAsOperator(page, OPERATOR_EMAIL, OPERATOR_PASSWORD);
   await page.goto('/operator/webhooks');
   await page.getByLabel('URL').fill(`${PLATFORM_URL}/hooks`);
   await page.getByRole('button', { name: 'Add endpoint' }).click();

@@ -1,5 +1,5 @@
 import { expect, Page, test } from '@playwright/test';
-import { accessible, consent, SIM, signUp } from './helpers';
+import { accessible, consent, SIM, signUp, logInAsOperator } from './helpers';
 import { OPERATOR_EMAIL, OPERATOR_PASSWORD, SMTP_SINK } from '../playwright.config';
 
 type Received = { from: string; to: string[]; data: string };
@@ -96,11 +96,7 @@ test('operators see the outbox with the SMTP answer, and the trends as charts', 
   await mailTo(email);
   await page.context().clearCookies();
 
-  await page.goto('/login');
-  await page.getByLabel('Email').fill(OPERATOR_EMAIL);
-  await page.getByLabel('Password').fill(OPERATOR_PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await expect(page).toHaveURL(/\/operator$/);
+  await logInAsOperator(page, OPERATOR_EMAIL, OPERATOR_PASSWORD);
   for (const title of ['Connections by status, last 30 days', 'Refreshes per hour, last 48 hours', 'Refresh tokens ending, next 60 days']) {
     await expect(page.getByRole('img', { name: title })).toBeVisible();
   }

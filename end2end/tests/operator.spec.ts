@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { connectedMerchant, consent, signUp, uniqueEmail } from './helpers';
+import { connectedMerchant, consent, signUp, uniqueEmail, logInAsOperator } from './helpers';
 import { OPERATOR_EMAIL, OPERATOR_PASSWORD } from '../playwright.config';
 
 test('an operator filters, searches, opens a connection and refreshes it', async ({ browser }) => {
@@ -15,11 +15,7 @@ test('an operator filters, searches, opens a connection and refreshes it', async
   await idle.close();
 
   const page = await browser.newPage();
-  await page.goto('/login');
-  await page.getByLabel('Email').fill(OPERATOR_EMAIL);
-  await page.getByLabel('Password').fill(OPERATOR_PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await expect(page).toHaveURL(/\/operator$/);
+  await logInAsOperator(page, OPERATOR_EMAIL, OPERATOR_PASSWORD);
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Connections');
   await expect(page.locator('[data-count="connected"] strong')).not.toHaveText('0');
 

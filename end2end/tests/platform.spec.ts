@@ -2,15 +2,11 @@ import { test, expect, Page } from '@playwright/test';
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
-import { connectedMerchant, consent, signUp, uniqueEmail } from './helpers';
+import { connectedMerchant, consent, signUp, uniqueEmail, logInAsOperator } from './helpers';
 import { OPERATOR_EMAIL, OPERATOR_PASSWORD } from '../playwright.config';
 
 async function operatorPage(page: Page) {
-  await page.goto('/login');
-  await page.getByLabel('Email').fill(OPERATOR_EMAIL);
-  await page.getByLabel('Password').fill(OPERATOR_PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await expect(page).toHaveURL(/\/operator$/);
+  await logInAsOperator(page, OPERATOR_EMAIL, OPERATOR_PASSWORD);
 }
 
 test('an operator creates an API key, sees it once, uses it, and revokes it', async ({ page, request }) => {

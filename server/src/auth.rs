@@ -7,7 +7,9 @@ use serde::Deserialize;
 
 use app::dto::FormFeedback;
 use app::paths::{self, LocalPath, Notice};
+use awx_onboard::accounts::second_factor::FactorStatus;
 use awx_onboard::accounts::{AccountError, Password, Role, SIGN_UP_WINDOW_SECONDS, THROTTLE_WINDOW_SECONDS};
+use awx_onboard::sessions::PendingSignIn;
 
 use crate::access::Sessions;
 use crate::error::AppError;
@@ -101,6 +103,23 @@ pub async fn log_in(
     let password = Password::new(form.password.clone());
     match state.services.accounts.log_in(&form.email, &password, &ip).await {
         Ok(account) => {
+            // Operators always give a second factor (enrolling first); merchants who turned
+            // one on give theirs.
+            let factor = state
+                .services
+                .second_factors
+                .status(account.id)
+                .await
+                .map_err(AppError::internal)?;
+            if account.role == Role::Operator || factor == FactorStatus::On {
+                let pending = PendingSignIn {
+                    account,
+                    since: state.services.clock.now(),
+                    next: next.as_ref().map(|n| n.as_str().to_string()),
+                };
+                session.await_second_factor(&pending).await?;
+                return Ok(Redirect::to(crate::second_factor::SECOND_FACTOR).into_response());
+            }
             session.sign_in(&account).await?;
             let home = if account.role == Role::Operator {
                 paths::OPERATOR

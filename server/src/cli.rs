@@ -18,6 +18,9 @@ const USAGE: &str = "usage:
                                            (old keys in TOKEN_ENCRYPTION_RETIRED_KEYS); safe while the
                                            app serves, and to run again
   awx-onboard create-operator --email E    create an operator; the password is read from standard input
+  awx-onboard create-operator --email E --reset-second-factor
+                                           remove an operator's second factor (a lost device); they
+                                           enrol again at their next log-in
   awx-onboard create-api-key --name NAME --scope SCOPE [--scope SCOPE]...
                                            create a platform API key (scopes: connections:read,
                                            tokens:read, connect:write, airwallex:proxy); the key is
@@ -107,11 +110,15 @@ async fn rotate_key() -> anyhow::Result<()> {
 async fn create_operator(args: &[String]) -> anyhow::Result<()> {
     use std::io::BufRead;
 
-    let email = match args {
-        [flag, email] if flag == "--email" => email.clone(),
+    let (email, reset) = match args {
+        [flag, email] if flag == "--email" => (email.clone(), false),
+        [flag, email, reset] if flag == "--email" && reset == "--reset-second-factor" => (email.clone(), true),
         _ => bail!("create-operator needs --email E\n{USAGE}"),
     };
     let config = Config::from_env()?;
+    if reset {
+        return reset_second_factor(&config, &email).await;
+    }
     let mut password = String::new();
     std::io::stdin()
         .lock()
@@ -138,6 +145,34 @@ async fn create_operator(args: &[String]) -> anyhow::Result<()> {
         }
         Err(error) => bail!("could not create the operator: {error}"),
     }
+}
+
+/// An operator who lost their device (and their recovery codes): the second factor is
+/// removed, and the next log-in enrols again. For the last operator; others are helped by
+/// another operator.
+async fn reset_second_factor(config: &Config, email: &str) -> anyhow::Result<()> {
+    let db = connect(config).await?;
+    let cipher = std::sync::Arc::new(crate::load_token_cipher(&config.token_key)?);
+    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM merchants WHERE email = $1 AND role = 'operator'")
+        .bind(email.trim().to_lowercase())
+        .fetch_optional(db.pool())
+        .await?;
+    let Some(id) = id else {
+        db.close().await;
+        bail!("no operator with the email {email}");
+    };
+    let factors = awx_onboard::accounts::second_factor::SecondFactors::new(
+        db.clone(),
+        awx_onboard::time::Clock::system(),
+        cipher,
+    );
+    let removed = factors.reset(id).await;
+    db.close().await;
+    match removed? {
+        true => println!("the second factor of {email} was removed; they enrol again at their next log-in"),
+        false => println!("{email} had no second factor; they enrol at their next log-in"),
+    }
+    Ok(())
 }
 
 async fn create_api_key(args: &[String]) -> anyhow::Result<()> {

@@ -22,6 +22,7 @@ pub mod problem;
 pub mod proxy;
 pub mod rate_limit;
 pub mod router;
+pub mod second_factor;
 pub mod security;
 pub mod sessions;
 pub mod state;

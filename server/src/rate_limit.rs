@@ -31,8 +31,9 @@ impl RateLimiter {
 /// Shared limiter state.
 pub type SharedRateLimiter = Arc<RateLimiter>;
 
-/// The proxy's limits in front of Airwallex, per connection on this instance: requests a
-/// second (a token bucket holding a second's worth) and requests in flight.
+/// The proxy's limits in front of Airwallex, per connection (keyed by its merchant: one
+/// each) on this instance: requests a second (a token bucket holding a second's worth) and
+/// requests in flight.
 #[derive(Debug, Default)]
 pub struct ConnectionLimiter {
     connections: Mutex<HashMap<i64, Lane>>,

@@ -13,7 +13,7 @@ use awx_onboard::sessions::DbSessionStore;
 use crate::state::AppState;
 use crate::{
     access, assets, auth, connect, connect_link, csrf, health, mail, operator, operator_platform, pages, platform,
-    proxy, security, sessions, telemetry, webhook,
+    proxy, second_factor, security, sessions, telemetry, webhook,
 };
 
 /// The app's page routes, listed once per process.
@@ -74,6 +74,11 @@ pub fn build_router(state: AppState) -> Router {
         .route(paths::SIGNUP, post(auth::sign_up))
         .route(paths::LOGIN, post(auth::log_in))
         .route(paths::LOGOUT, post(auth::log_out))
+        .route(
+            second_factor::SECOND_FACTOR,
+            get(second_factor::show).post(second_factor::check),
+        )
+        .route(second_factor::RECOVERY_CODES, get(second_factor::recovery_codes))
         .route(paths::OAUTH_CALLBACK, get(connect::callback))
         .route(
             paths::CONNECT_LINK_ROUTE,

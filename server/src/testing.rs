@@ -295,11 +295,42 @@ impl Browser {
         assert_eq!(location(&response), "/connection?notice=welcome");
     }
 
+    /// Logs in with the password, and with the second factor when one is asked for (an
+    /// operator enrols the first time, as a person would: with the key the page shows);
+    /// returns the answer that ends the log-in.
     pub async fn log_in(&self, email: &str) -> reqwest::Response {
         let response = self
             .post(paths::LOGIN, &[("email", email), ("password", PASSWORD)])
             .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{email} logs in");
+        if location(&response) != crate::second_factor::SECOND_FACTOR {
+            return response;
+        }
+        self.give_second_factor(email).await
+    }
+
+    /// On the second-factor page: enrols (keeping the key and the recovery codes for the
+    /// next log-ins of `email` on this app) or enters a code; returns the final answer.
+    pub async fn give_second_factor(&self, email: &str) -> reqwest::Response {
+        let page = self.page(crate::second_factor::SECOND_FACTOR).await;
+        let factor_key = format!("{}|{email}", self.base);
+        if let Some(secret) = attribute(&page, "data-secret") {
+            let secret = awx_onboard::accounts::second_factor::base32_decode(&secret).expect("a base32 key");
+            let code = FACTORS.code_for(&factor_key, &secret);
+            let response = self.post(crate::second_factor::SECOND_FACTOR, &[("code", &code)]).await;
+            assert_eq!(response.status(), StatusCode::SEE_OTHER, "{email} enrols");
+            assert_eq!(location(&response), crate::second_factor::RECOVERY_CODES);
+            let codes = self.page(crate::second_factor::RECOVERY_CODES).await;
+            FACTORS.keep_recovery(&factor_key, all_attributes(&codes, "data-recovery-code"));
+            return response;
+        }
+        let code = FACTORS.next_code(&factor_key);
+        let response = self.post(crate::second_factor::SECOND_FACTOR, &[("code", &code)]).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "{email} gives a second factor"
+        );
         response
     }
 
@@ -368,6 +399,77 @@ impl Browser {
             .next()
             .expect("a cookie")
             .to_string()
+    }
+}
+
+/// The value of the first `name="…"` attribute in `html`.
+pub fn attribute(html: &str, name: &str) -> Option<String> {
+    all_attributes(html, name).into_iter().next()
+}
+
+/// Every value of `name="…"` attributes in `html`, in order.
+pub fn all_attributes(html: &str, name: &str) -> Vec<String> {
+    let needle = format!("{name}=\"");
+    html.match_indices(&needle)
+        .map(|(at, _)| html[at + needle.len()..].chars().take_while(|c| *c != '"').collect())
+        .collect()
+}
+
+/// Second factors that test browsers enrolled, by app and email: what the person's phone
+/// would hold. Each code is given once, as the server requires: the current step's, the
+/// next one's, then recovery codes.
+struct Factors(std::sync::Mutex<HashMap<String, Factor>>);
+
+struct Factor {
+    secret: Vec<u8>,
+    last_step: i64,
+    recovery: Vec<String>,
+}
+
+static FACTORS: std::sync::LazyLock<Factors> =
+    std::sync::LazyLock::new(|| Factors(std::sync::Mutex::new(HashMap::new())));
+
+impl Factors {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Factor>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now_step() -> i64 {
+        awx_onboard::time::Clock::system().now() / awx_onboard::accounts::second_factor::STEP_SECONDS
+    }
+
+    /// The enrolment's first code (and the key kept).
+    fn code_for(&self, key: &str, secret: &[u8]) -> String {
+        let step = Self::now_step();
+        self.lock().insert(
+            key.to_string(),
+            Factor {
+                secret: secret.to_vec(),
+                last_step: step,
+                recovery: Vec::new(),
+            },
+        );
+        awx_onboard::accounts::second_factor::hotp(secret, step as u64)
+    }
+
+    fn keep_recovery(&self, key: &str, codes: Vec<String>) {
+        if let Some(factor) = self.lock().get_mut(key) {
+            factor.recovery = codes;
+        }
+    }
+
+    /// A code not given before: this step's or the next's, else a recovery code.
+    fn next_code(&self, key: &str) -> String {
+        let mut factors = self.lock();
+        let factor = factors
+            .get_mut(key)
+            .unwrap_or_else(|| panic!("no second factor enrolled for {key} in this process"));
+        let step = Self::now_step().max(factor.last_step + 1);
+        if step <= Self::now_step() + 1 {
+            factor.last_step = step;
+            return awx_onboard::accounts::second_factor::hotp(&factor.secret, step as u64);
+        }
+        factor.recovery.pop().expect("a recovery code left")
     }
 }
 

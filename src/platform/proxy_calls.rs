@@ -4,6 +4,7 @@
 //! shutdown), so the proxy adds no write to each call; a hard crash can lose at most a
 //! second of them. The table is append-only (triggers refuse updates and deletes).
 
+use std::collections::VecDeque;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
@@ -36,6 +37,9 @@ pub struct ProxyCallLine {
     pub merchant_email: String,
 }
 
+/// Calls kept in memory at most while the database cannot be written.
+pub const MAX_PENDING: usize = 100_000;
+
 /// Rows written per statement when flushing.
 const BATCH: usize = 200;
 
@@ -43,7 +47,7 @@ const BATCH: usize = 200;
 pub struct ProxyCalls {
     db: Database,
     clock: Clock,
-    pending: Arc<Mutex<Vec<ProxyCall>>>,
+    pending: Arc<Mutex<VecDeque<ProxyCall>>>,
 }
 
 impl std::fmt::Debug for ProxyCalls {
@@ -61,7 +65,7 @@ impl ProxyCalls {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ProxyCall>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<ProxyCall>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -69,21 +73,35 @@ impl ProxyCalls {
         self.clock.now()
     }
 
-    /// Records a call (written at the next flush).
+    /// Records a call (written at the next flush). While the database cannot be written,
+    /// at most [`MAX_PENDING`] calls wait; past that the oldest are dropped, and said so.
     pub fn record(&self, call: ProxyCall) {
-        self.lock().push(call);
+        let mut pending = self.lock();
+        if pending.len() >= MAX_PENDING {
+            pending.pop_front();
+            tracing::warn!("the proxy audit could not be written for a while: its oldest waiting call was dropped");
+        }
+        pending.push_back(call);
     }
 
     /// Writes the calls recorded since the last flush; on failure they are kept for the next.
     pub async fn flush(&self) -> Result<(), sqlx::Error> {
-        let calls = std::mem::take(&mut *self.lock());
+        let calls: Vec<ProxyCall> = std::mem::take(&mut *self.lock()).into();
         if calls.is_empty() {
             return Ok(());
         }
         if let Err(error) = self.write(&calls).await {
             let mut pending = self.lock();
-            let newer = std::mem::replace(&mut *pending, calls);
+            let newer = std::mem::replace(&mut *pending, calls.into());
             pending.extend(newer);
+            let excess = pending.len().saturating_sub(MAX_PENDING);
+            if excess > 0 {
+                pending.drain(..excess);
+                tracing::warn!(
+                    dropped = excess,
+                    "the proxy audit could not be written: its oldest calls were dropped"
+                );
+            }
             return Err(error);
         }
         Ok(())

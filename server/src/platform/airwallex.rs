@@ -26,7 +26,7 @@ use awx_onboard::platform::keys::Scope;
 use awx_onboard::platform::proxy_calls::{ProxyCall, ProxyCalls};
 use awx_onboard::secret::AccessToken;
 
-use super::caller::{Caller, ExternalMerchant, MerchantPath};
+use super::caller::{Caller, ExternalId, MerchantPath};
 use super::errors::{internal, ApiError, ErrorBody, KeyAnswers};
 use super::tokens::refusal;
 use crate::rate_limit::InFlight;
@@ -44,20 +44,24 @@ const PASSED_UP: [HeaderName; 3] = [header::CONTENT_TYPE, header::ACCEPT, header
 const PASSED_DOWN: [&str; 3] = ["content-type", "x-request-id", "retry-after"];
 
 /// The upstream path if it may be forwarded: under `api/v1/`, with no `.` or `..`
-/// segment, no empty segment but a trailing slash, and nothing percent-encoded that could
-/// hide a slash, a backslash or a dot.
+/// segment, no empty segment but a trailing slash, no `;`, and nothing percent-encoded that
+/// could hide a slash, a backslash, a dot or another percent sign.
 pub fn upstream_path(raw: &str) -> Result<&str, &'static str> {
     const REFUSED: &str = "Only paths under api/v1/ are forwarded to Airwallex.";
     if !raw.starts_with("api/v1/") {
         return Err(REFUSED);
     }
     let lower = raw.to_ascii_lowercase();
-    if ["%2f", "%5c", "%2e", "%00"]
+    // `%25` too: a server that decodes twice would read `%252e` as a dot. And no `;`: some
+    // servers read `..;` as `..`.
+    if ["%2f", "%5c", "%2e", "%00", "%25"]
         .iter()
         .any(|encoded| lower.contains(encoded))
-        || raw.contains('\\')
+        || raw.contains(['\\', ';'])
     {
-        return Err("Encoded slashes, backslashes or dots are not forwarded to Airwallex.");
+        return Err(
+            "Encoded slashes, backslashes, dots or percent signs, and semicolons, are not forwarded to Airwallex.",
+        );
     }
     let segments: Vec<&str> = raw.split('/').collect();
     for (i, segment) in segments.iter().enumerate() {
@@ -142,10 +146,17 @@ pub async fn by_merchant_id(
 pub async fn by_external_id(
     State(state): State<AppState>,
     caller: Caller,
-    ExternalMerchant(merchant_id): ExternalMerchant,
+    external: ExternalId,
     request: Request,
 ) -> Response {
-    answered(proxy(&state, &caller, merchant_id, request, 3).await)
+    let merchant = match caller.require(Scope::AirwallexProxy) {
+        Ok(()) => external.merchant(&state).await,
+        Err(error) => Err(error),
+    };
+    answered(match merchant {
+        Ok(merchant_id) => proxy(&state, &caller, merchant_id, request, 3).await,
+        Err(error) => Err(error),
+    })
 }
 
 /// The answer, counted by status class.
@@ -192,15 +203,17 @@ async fn proxy(
         .map_err(|_| ApiError::BodyTooLarge)?;
 
     let services = &state.services;
+    // The limits first (a merchant has one connection): a call past them costs nothing,
+    // not even a token renewal.
+    let limits = &state.config.airwallex.proxy;
+    let in_flight = state
+        .proxy_limiter
+        .admit(merchant_id, limits.rate_per_second, limits.concurrency)
+        .map_err(|retry_after| ApiError::ProxyRateLimited { retry_after })?;
     let grant = match services.vault.access_token_for(merchant_id).await {
         Ok(grant) => grant,
         Err(error) => return Err(refusal(state, merchant_id, error).await),
     };
-    let limits = &state.config.airwallex.proxy;
-    let in_flight = state
-        .proxy_limiter
-        .admit(grant.connection_id, limits.rate_per_second, limits.concurrency)
-        .map_err(|retry_after| ApiError::ProxyRateLimited { retry_after })?;
 
     let call = Upstream {
         state,
@@ -387,6 +400,8 @@ mod tests {
             "api/v1/%2e%2e/%2e%2e/oauth/token",
             "api/v1/..%2f..%2foauth/token",
             "api/v1/%2F..%2Foauth",
+            "api/v1/..;/oauth/token",
+            "api/v1/%252e%252e/oauth/token",
             "api/v1/x\\..\\oauth",
             "api%2fv1/account",
             "",

@@ -78,20 +78,28 @@ impl FromRequestParts<AppState> for MerchantPath {
     }
 }
 
-/// The merchant named by the path's `{external_id}` (the platform's own id), or a JSON
-/// 400 or 404.
-pub struct ExternalMerchant(pub i64);
+/// The path's `{external_id}` (the platform's own id for a merchant), checked for shape;
+/// looked up with [`ExternalId::merchant`] once the key's scope is known to allow the call
+/// (a key without it learns nothing of which ids exist).
+pub struct ExternalId(pub String);
 
-impl FromRequestParts<AppState> for ExternalMerchant {
+impl FromRequestParts<AppState> for ExternalId {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<ExternalMerchant, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<ExternalId, ApiError> {
         let external_id = path_param(parts, state, "external_id")
             .await
             .ok_or_else(|| ApiError::BadRequest("external_id is not valid".into()))?;
         check_external_id(&external_id).map_err(|error| ApiError::BadRequest(error.to_string()))?;
-        match state.services.connect_sessions.merchant_of(&external_id).await {
-            Ok(Some(id)) => Ok(ExternalMerchant(id)),
+        Ok(ExternalId(external_id))
+    }
+}
+
+impl ExternalId {
+    /// The merchant, or a JSON 404.
+    pub async fn merchant(&self, state: &AppState) -> Result<i64, ApiError> {
+        match state.services.connect_sessions.merchant_of(&self.0).await {
+            Ok(Some(id)) => Ok(id),
             Ok(None) => Err(ApiError::Missing("No merchant with this external id.")),
             Err(error) => Err(super::errors::internal(error)),
         }

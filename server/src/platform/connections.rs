@@ -11,7 +11,7 @@ use awx_onboard::platform::directory::{ConnectionInfo, Filter, DEFAULT_LIMIT, MA
 use awx_onboard::platform::keys::Scope;
 use awx_onboard::store::ConnectionStatus;
 
-use super::caller::{Caller, ExternalMerchant, MerchantPath};
+use super::caller::{Caller, ExternalId, MerchantPath};
 use super::errors::{internal, ApiError, ErrorBody, KeyAnswers, MerchantAnswers};
 use crate::state::AppState;
 
@@ -197,9 +197,10 @@ async fn connection_of(state: &AppState, merchant_id: i64) -> Result<ConnectionO
 pub async fn connection_by_external_id(
     State(state): State<AppState>,
     caller: Caller,
-    ExternalMerchant(merchant_id): ExternalMerchant,
+    external: ExternalId,
 ) -> Result<Json<ConnectionOut>, ApiError> {
     caller.require(Scope::ConnectionsRead)?;
+    let merchant_id = external.merchant(&state).await?;
     connection_of(&state, merchant_id).await.map(Json)
 }
 
@@ -223,9 +224,10 @@ pub async fn connection_by_external_id(
 pub async fn disconnect_by_external_id(
     State(state): State<AppState>,
     caller: Caller,
-    ExternalMerchant(merchant_id): ExternalMerchant,
+    external: ExternalId,
 ) -> Result<Json<ConnectionOut>, ApiError> {
     caller.require(Scope::ConnectWrite)?;
+    let merchant_id = external.merchant(&state).await?;
     let disconnected = state
         .services
         .connections

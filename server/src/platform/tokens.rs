@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use awx_onboard::platform::keys::Scope;
 use awx_onboard::vault::VaultError;
 
-use super::caller::{Caller, ExternalMerchant, MerchantPath};
+use super::caller::{Caller, ExternalId, MerchantPath};
 use super::connections::reconnect_url;
 use super::errors::{internal, ApiError, ErrorBody, KeyAnswers, MerchantAnswers};
 use crate::state::AppState;
@@ -71,9 +71,10 @@ pub async fn access_token(
 pub async fn access_token_by_external_id(
     State(state): State<AppState>,
     caller: Caller,
-    ExternalMerchant(merchant_id): ExternalMerchant,
+    external: ExternalId,
 ) -> Result<Json<AccessTokenOut>, ApiError> {
     caller.require(Scope::TokensRead)?;
+    let merchant_id = external.merchant(&state).await?;
     token_for(&state, &caller, merchant_id).await.map(Json)
 }
 

@@ -647,6 +647,14 @@ async fn every_bad_field_is_named(engine: Engine) {
     let tokens_only = Backend::new(&app, &[Scope::TokensRead]).await;
     assert_eq!(tokens_only.get(&path).await.0, 403);
     assert_eq!(
+        tokens_only
+            .get("/api/platform/v1/merchants/external/nobody/connection")
+            .await
+            .0,
+        403,
+        "a key without the scope learns nothing of which external ids exist"
+    );
+    assert_eq!(
         reader
             .call(
                 reqwest::Method::DELETE,

@@ -10,4 +10,5 @@ mod operator;
 mod platform;
 mod production;
 mod proxy;
+mod second_factor;
 mod trends;

@@ -160,6 +160,9 @@ async fn rotate_key_re_encrypts_everything_so_the_old_key_can_go() {
         app.connected_merchant(&format!("m{i}@example.com"), HARBOUR_COFFEE)
             .await;
     }
+    // An operator's second factor is sealed under the same key.
+    let operator = app.create_operator("ops@example.com").await;
+    app.browser().log_in("ops@example.com").await;
     let url = app.db.url.clone();
     app.services().db.close().await;
     let dir = temp_dir();
@@ -175,7 +178,7 @@ async fn rotate_key_re_encrypts_everything_so_the_old_key_can_go() {
     assert!(!ok && text.contains("TOKEN_ENCRYPTION_RETIRED_KEYS"), "{text}");
     let (ok, text) = run(KEY_B, KEY_A);
     assert!(ok, "{text}");
-    assert!(text.contains("3 of 3 re-encrypted"), "{text}");
+    assert!(text.contains("4 of 4 re-encrypted"), "{text}");
     assert!(text.contains("retired keys can be dropped"), "{text}");
     // Again: nothing left to do.
     let (ok, text) = run(KEY_B, KEY_A);
@@ -207,6 +210,35 @@ async fn rotate_key_re_encrypts_everything_so_the_old_key_can_go() {
                 .unwrap_or_else(|e| panic!("connection {id} {field} after rotate-key: {e}"));
         }
     }
+    let (key_id, sealed): (String, Vec<u8>) =
+        sqlx::query_as("SELECT key_id, secret FROM second_factors WHERE account_id = $1")
+            .bind(operator.id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(key_id, new_only.current_key_id());
+    new_only
+        .decrypt(
+            &key_id,
+            &sealed,
+            &awx_onboard::crypto::associated_data("second_factors", operator.id, "secret"),
+        )
+        .expect("the second factor after rotate-key");
+    db.close().await;
+
+    // A lost device: the second factor removed on the server; the next log-in enrols.
+    let (ok, text) = binary(
+        &["create-operator", "--email", "ops@example.com", "--reset-second-factor"],
+        &[("DATABASE_URL", url.as_str()), ("TOKEN_ENCRYPTION_KEY", KEY_B)],
+        &dir,
+    );
+    assert!(ok && text.contains("removed"), "{text}");
+    let db = awx_onboard::db::Database::connect(&url).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM second_factors")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
     db.close().await;
     std::fs::remove_dir_all(dir).unwrap();
     app.stop().await;
