@@ -110,6 +110,31 @@ pub enum AccountPin {
     Free,
 }
 
+impl AccountPin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountPin::UnlessDisconnected => "unless_disconnected",
+            AccountPin::Always => "always",
+            AccountPin::Free => "free",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AccountPin> {
+        [AccountPin::UnlessDisconnected, AccountPin::Always, AccountPin::Free]
+            .into_iter()
+            .find(|pin| pin.as_str() == text)
+    }
+
+    /// The pin of a connect session's authorizations (and of anything its browser starts).
+    pub fn of_connect_session(allow_account_change: bool) -> AccountPin {
+        if allow_account_change {
+            AccountPin::Free
+        } else {
+            AccountPin::Always
+        }
+    }
+}
+
 /// A completed authorization.
 #[derive(Debug, Clone)]
 pub struct Completed {
@@ -171,13 +196,15 @@ impl Authorization {
     }
 
     /// Starts an authorization for a signed-in merchant (from `connect_session`, when
-    /// given); returns the authorize URL to send the browser to.
+    /// given), which may bring back the Airwallex account `pin` allows; returns the
+    /// authorize URL to send the browser to.
     pub async fn start(
         &self,
         merchant_id: i64,
         session_id: &str,
         sign_up: bool,
         connect_session: Option<&str>,
+        pin: AccountPin,
     ) -> Result<String, sqlx::Error> {
         let state = random_urlsafe(32);
         let verifier = random_urlsafe(32);
@@ -187,7 +214,7 @@ impl Authorization {
         let now = self.clock.now();
         sqlx::query(
             "INSERT INTO oauth_states (state_hash, session_id, merchant_id, pkce_verifier, key_id, created_at, \
-             expires_at, connect_session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             expires_at, connect_session_id, account_pin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&hash)
         // The session's stored form: a copy of the database holds no live session id.
@@ -198,6 +225,7 @@ impl Authorization {
         .bind(now)
         .bind(now + STATE_TTL_SECONDS)
         .bind(connect_session)
+        .bind(pin.as_str())
         .execute(self.db.pool())
         .await?;
 
@@ -236,7 +264,7 @@ impl Authorization {
         // Single use: whoever flips consumed_at first owns the state.
         let consumed = sqlx::query(
             "UPDATE oauth_states SET consumed_at = $1 WHERE state_hash = $2 AND consumed_at IS NULL \
-             RETURNING session_id, merchant_id, pkce_verifier, key_id, expires_at, connect_session_id",
+             RETURNING session_id, merchant_id, pkce_verifier, key_id, expires_at, connect_session_id, account_pin",
         )
         .bind(now)
         .bind(&hash)
@@ -294,20 +322,22 @@ impl Authorization {
             .cipher()
             .decrypt_string(&key_id, &sealed, &verifier_aad(&hash))
             .map_err(|_| failed(CallbackProblem::Internal))?;
-        let pin = match connect_session.as_deref() {
-            None => AccountPin::UnlessDisconnected,
-            Some(id) => {
+        let stored_pin: Option<String> = row.try_get("account_pin").map_err(|e| failed(internal(e)))?;
+        let pin = match (
+            stored_pin.as_deref().and_then(AccountPin::parse),
+            connect_session.as_deref(),
+        ) {
+            (Some(pin), _) => pin,
+            (None, None) => AccountPin::UnlessDisconnected,
+            // Started before pins were stored: the connect session decides.
+            (None, Some(id)) => {
                 let allowed: Option<i64> =
                     sqlx::query_scalar("SELECT allow_account_change FROM connect_sessions WHERE id = $1")
                         .bind(id)
                         .fetch_optional(self.db.pool())
                         .await
                         .map_err(|e| failed(internal(e)))?;
-                if allowed.unwrap_or(0) != 0 {
-                    AccountPin::Free
-                } else {
-                    AccountPin::Always
-                }
+                AccountPin::of_connect_session(allowed.unwrap_or(0) != 0)
             }
         };
         let actor = format!("merchant:{merchant_id}");

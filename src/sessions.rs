@@ -26,6 +26,10 @@ const TOUCH_EVERY_SECONDS: i64 = 600;
 pub struct PlatformReturn {
     pub session_id: String,
     pub return_url: String,
+    /// Whether the link let the merchant bring another Airwallex account: what the
+    /// browser it signed in starts keeps the link's pin.
+    #[serde(default)]
+    pub allow_account_change: bool,
 }
 
 /// An account that gave its password and owes its second factor.

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use app::paths::{self, LocalPath, Notice};
-use awx_onboard::oauth::{CallbackFailure, CallbackParams, CallbackProblem};
+use awx_onboard::oauth::{AccountPin, CallbackFailure, CallbackParams, CallbackProblem};
 use awx_onboard::platform::connect_sessions::{return_to, Outcome};
 use awx_onboard::store::EventKind;
 
@@ -35,10 +35,16 @@ pub async fn start(
     HtmlForm(form): HtmlForm<StartForm>,
 ) -> Result<Response, AppError> {
     let session_id = session.id().ok_or_else(|| login_first(Notice::LoginRequired))?;
+    // A browser a connect link signed in keeps the link's pin (disconnecting first does not
+    // lift it); a merchant's own session may change accounts after a disconnect.
+    let pin = match session.platform_return().await {
+        Some(back) => AccountPin::of_connect_session(back.allow_account_change),
+        None => AccountPin::UnlessDisconnected,
+    };
     match state
         .services
         .authorization
-        .start(account.id, &session_id, form.mode == "signup", None)
+        .start(account.id, &session_id, form.mode == "signup", None, pin)
         .await
     {
         Ok(url) => Ok(Redirect::to(&url).into_response()),

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use awx_onboard::html::escape;
+use awx_onboard::oauth::AccountPin;
 use awx_onboard::platform::connect_sessions::{Landing, Outcome, Unusable};
 use awx_onboard::sessions::PlatformReturn;
 use awx_onboard::store::ConnectionStatus;
@@ -158,6 +159,7 @@ pub async fn open(
         .set_platform_return(&PlatformReturn {
             session_id: opened.id.clone(),
             return_url: opened.return_url.clone(),
+            allow_account_change: opened.allow_account_change,
         })
         .await?;
     let session_id = session
@@ -170,7 +172,13 @@ pub async fn open(
     );
     match services
         .authorization
-        .start(account.id, &session_id, opened.sign_up, Some(&opened.id))
+        .start(
+            account.id,
+            &session_id,
+            opened.sign_up,
+            Some(&opened.id),
+            AccountPin::of_connect_session(opened.allow_account_change),
+        )
         .await
     {
         Ok(url) => Ok(Redirect::to(&url).into_response()),

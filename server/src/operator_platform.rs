@@ -198,17 +198,41 @@ fn csv_response(name: &str, body: String) -> Response {
         .into_response()
 }
 
+/// The operators' audit exports.
+#[derive(Clone, Copy)]
+enum Audit {
+    /// Access-token reads, per key, connection and minute.
+    TokenReads,
+    /// Calls through the Airwallex proxy.
+    ProxyCalls,
+}
+
+/// An audit as CSV, for every connection or one, from `days` back (all by default).
+async fn export(
+    state: &AppState,
+    audit: Audit,
+    connection: Option<i64>,
+    days: Option<i64>,
+) -> Result<Response, AppError> {
+    let since = days.map(|days| state.services.clock.now() - days.clamp(0, 3650) * 86_400);
+    let (name, csv) = match audit {
+        Audit::TokenReads => ("token-reads", state.services.token_reads.csv(connection, since).await?),
+        Audit::ProxyCalls => ("proxy-calls", state.services.proxy_calls.csv(connection, since).await?),
+    };
+    let file = match connection {
+        Some(id) => format!("{name}-connection-{id}.csv"),
+        None => format!("{name}.csv"),
+    };
+    Ok(csv_response(&file, csv))
+}
+
 /// `GET /operator/token-reads.csv?days=N`: every access-token read, per key, connection and minute.
 pub async fn token_reads_csv(
     State(state): State<AppState>,
     OperatorUser(_): OperatorUser,
     Query(query): Query<CsvQuery>,
 ) -> Result<Response, AppError> {
-    let since = query
-        .days
-        .map(|days| state.services.clock.now() - days.clamp(0, 3650) * 86_400);
-    let csv = state.services.token_reads.csv(None, since).await?;
-    Ok(csv_response("token-reads.csv", csv))
+    export(&state, Audit::TokenReads, None, query.days).await
 }
 
 /// `GET /operator/connections/{id}/token-reads.csv`.
@@ -217,8 +241,7 @@ pub async fn connection_token_reads_csv(
     OperatorUser(_): OperatorUser,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
-    let csv = state.services.token_reads.csv(Some(id), None).await?;
-    Ok(csv_response(&format!("token-reads-connection-{id}.csv"), csv))
+    export(&state, Audit::TokenReads, Some(id), None).await
 }
 
 /// `GET /operator/proxy-calls.csv?days=N`: every call through the Airwallex proxy.
@@ -227,11 +250,7 @@ pub async fn proxy_calls_csv(
     OperatorUser(_): OperatorUser,
     Query(query): Query<CsvQuery>,
 ) -> Result<Response, AppError> {
-    let since = query
-        .days
-        .map(|days| state.services.clock.now() - days.clamp(0, 3650) * 86_400);
-    let csv = state.services.proxy_calls.csv(None, since).await?;
-    Ok(csv_response("proxy-calls.csv", csv))
+    export(&state, Audit::ProxyCalls, None, query.days).await
 }
 
 /// `GET /operator/connections/{id}/proxy-calls.csv`.
@@ -240,6 +259,5 @@ pub async fn connection_proxy_calls_csv(
     OperatorUser(_): OperatorUser,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
-    let csv = state.services.proxy_calls.csv(Some(id), None).await?;
-    Ok(csv_response(&format!("proxy-calls-connection-{id}.csv"), csv))
+    export(&state, Audit::ProxyCalls, Some(id), None).await
 }

@@ -27,7 +27,7 @@ use awx_onboard::platform::proxy_calls::{ProxyCall, ProxyCalls};
 use awx_onboard::secret::AccessToken;
 
 use super::caller::{Caller, ExternalId, MerchantPath};
-use super::errors::{internal, ApiError, ErrorBody, KeyAnswers};
+use super::errors::{internal, ApiError, KeyAnswers, ProxyAnswers};
 use super::tokens::refusal;
 use crate::rate_limit::InFlight;
 use crate::state::AppState;
@@ -98,14 +98,7 @@ fn raw_rest(request: &Request, merchant_segments: usize) -> Option<String> {
     ),
     responses(
         (status = 200, description = "Airwallex's answer (any status of Airwallex's comes back as it is), with `awx-onboard-connection`"),
-        (status = 400, description = "`path_not_allowed`, or merchant_id is not a whole number", body = ErrorBody),
-        (status = 403, description = "The key lacks airwallex:proxy", body = ErrorBody),
-        (status = 404, description = "No such merchant", body = ErrorBody),
-        (status = 409, description = "`needs_reconnect` (with `reason`) or `not_connected`", body = ErrorBody),
-        (status = 413, description = "`body_too_large`: the request body is above 1 MiB", body = ErrorBody),
-        (status = 502, description = "`airwallex_unavailable`: Airwallex could not be reached", body = ErrorBody),
-        (status = 503, description = "`airwallex_unavailable`: the token could not be renewed right now; see Retry-After", body = ErrorBody),
-        (status = 504, description = "`airwallex_timeout`: no answer within AIRWALLEX_PROXY_TIMEOUT_SECONDS", body = ErrorBody),
+        ProxyAnswers,
         KeyAnswers,
     ),
     security(("bearer" = [])),
@@ -130,14 +123,7 @@ pub async fn by_merchant_id(
     ),
     responses(
         (status = 200, description = "Airwallex's answer (any status of Airwallex's comes back as it is), with `awx-onboard-connection`"),
-        (status = 400, description = "`path_not_allowed`, or external_id is not valid", body = ErrorBody),
-        (status = 403, description = "The key lacks airwallex:proxy", body = ErrorBody),
-        (status = 404, description = "No merchant with this external id", body = ErrorBody),
-        (status = 409, description = "`needs_reconnect` (with `reason`) or `not_connected`", body = ErrorBody),
-        (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 502, description = "`airwallex_unavailable`", body = ErrorBody),
-        (status = 503, description = "`airwallex_unavailable`: the token could not be renewed right now", body = ErrorBody),
-        (status = 504, description = "`airwallex_timeout`", body = ErrorBody),
+        ProxyAnswers,
         KeyAnswers,
     ),
     security(("bearer" = [])),

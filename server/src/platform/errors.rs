@@ -55,6 +55,36 @@ pub enum MerchantAnswers {
     NoSuchMerchant(ErrorBody),
 }
 
+/// What both proxy routes may answer besides Airwallex's own answers (for the OpenAPI
+/// document).
+#[derive(utoipa::IntoResponses)]
+pub enum ProxyAnswers {
+    /// `path_not_allowed` (the path is not under `api/v1/`), or the merchant in the path is not valid
+    #[response(status = 400)]
+    PathNotAllowed(ErrorBody),
+    /// The key lacks airwallex:proxy
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such merchant
+    #[response(status = 404)]
+    NoSuchMerchant(ErrorBody),
+    /// `needs_reconnect` (with `reason`) or `not_connected`
+    #[response(status = 409)]
+    NotConnected(ErrorBody),
+    /// `body_too_large`: the request body is above 1 MiB
+    #[response(status = 413)]
+    BodyTooLarge(ErrorBody),
+    /// `airwallex_unavailable`: Airwallex could not be reached
+    #[response(status = 502)]
+    Unreachable(ErrorBody),
+    /// `airwallex_unavailable`: the token could not be renewed right now; see Retry-After
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+    /// `airwallex_timeout`: no answer within AIRWALLEX_PROXY_TIMEOUT_SECONDS
+    #[response(status = 504)]
+    Timeout(ErrorBody),
+}
+
 #[derive(Debug)]
 pub enum ApiError {
     Unauthorized,

@@ -854,3 +854,32 @@ async fn sessions_created_at_once_create_each_merchant_once(engine: Engine) {
     app.stop().await;
 }
 both_engines!(sessions_created_at_once_create_each_merchant_once);
+
+/// A browser a link signed in keeps the link's pin: disconnecting, then its own Reconnect
+/// with another Airwallex account, is refused (the link did not allow the change).
+async fn a_browser_signed_in_by_a_link_keeps_its_pin(engine: Engine) {
+    let app = app_with_platform(engine).await;
+    let backend = Backend::new(&app, &[Scope::ConnectWrite]).await;
+    let created = backend.session_for("pinned-1", json!({})).await;
+    let browser = app.browser();
+    browser
+        .use_connect_link(created["url"].as_str().unwrap(), "authorize", HARBOUR_COFFEE)
+        .await;
+    let response = browser.post(app::paths::DISCONNECT, &[("confirm", "yes")]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let callback = browser
+        .consent(&browser.start("existing").await, "authorize", MAPLE_FINCH)
+        .await;
+    let problem = browser.callback(&callback).await;
+    assert!(
+        problem.starts_with("/connect/problem?reason=account_mismatch"),
+        "{problem}"
+    );
+    let row = app.connection("pinned-1@example.com").await.unwrap();
+    assert_eq!(row.status, ConnectionStatus::Disconnected);
+    assert_eq!(row.account_id.as_deref(), Some(HARBOUR_COFFEE));
+    // The same account is welcome back.
+    browser.connect_airwallex(HARBOUR_COFFEE).await;
+    app.stop().await;
+}
+both_engines!(a_browser_signed_in_by_a_link_keeps_its_pin);
