@@ -29,6 +29,7 @@ pub mod store;
 pub mod testing;
 pub mod time;
 pub mod trends;
+pub mod urls;
 pub mod vault;
 pub mod webhook_signature;
 pub mod webhooks;

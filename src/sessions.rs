@@ -134,16 +134,16 @@ impl SessionState {
         self.sign_in(account).await
     }
 
-    /// Keeps recovery codes for the one page that shows them.
-    pub async fn keep_recovery_codes(&self, codes: &[String]) -> Result<(), SessionError> {
-        self.0.insert(Self::RECOVERY, codes).await?;
+    /// Keeps recovery codes (sealed) for the one page that shows them.
+    pub async fn keep_recovery_codes(&self, sealed: &str) -> Result<(), SessionError> {
+        self.0.insert(Self::RECOVERY, sealed).await?;
         self.0.save().await?;
         Ok(())
     }
 
-    /// The recovery codes to show, taken: they are shown once.
-    pub async fn take_recovery_codes(&self) -> Result<Option<Vec<String>>, SessionError> {
-        Ok(self.0.remove::<Vec<String>>(Self::RECOVERY).await?)
+    /// The recovery codes to show (sealed), taken: they are shown once.
+    pub async fn take_recovery_codes(&self) -> Result<Option<String>, SessionError> {
+        Ok(self.0.remove::<String>(Self::RECOVERY).await?)
     }
 
     /// Deletes the session on the server, not just the cookie.

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use app::paths::{self, LocalPath};
-use awx_onboard::accounts::second_factor::Enrolment;
+use awx_onboard::accounts::second_factor::{Enrolment, FactorStatus};
 use awx_onboard::accounts::{Account, AccountError, Role, THROTTLE_WINDOW_SECONDS};
 use awx_onboard::html::escape;
 use awx_onboard::sessions::{SessionState, PENDING_SECONDS};
@@ -91,16 +91,23 @@ pub async fn show(State(state): State<AppState>, Sessions(session): Sessions) ->
     let Some(pending) = pending(&session, services.clock.now()).await else {
         return Ok(back_to_login());
     };
-    let account = &pending.account;
-    match services
-        .second_factors
-        .enrolment(account.id, &account.email)
-        .await
-        .map_err(AppError::internal)?
-    {
+    match enrolment_of(&state, &pending.account).await? {
         Some(enrolment) => Ok(enrol_page(StatusCode::OK, &enrolment, None)),
         None => Ok(challenge_page(StatusCode::OK, None)),
     }
+}
+
+/// The enrolment to show, unless the account's second factor is already on (then nothing
+/// is read or drawn for it).
+async fn enrolment_of(state: &AppState, account: &Account) -> Result<Option<Enrolment>, AppError> {
+    let factors = &state.services.second_factors;
+    if factors.status(account.id).await.map_err(AppError::internal)? == FactorStatus::On {
+        return Ok(None);
+    }
+    factors
+        .enrolment(account.id, &account.email)
+        .await
+        .map_err(AppError::internal)
 }
 
 #[derive(Deserialize)]
@@ -131,11 +138,7 @@ pub async fn check(
     };
     let account = pending.account.clone();
     let ip = client.ip.to_string();
-    let enrolment = services
-        .second_factors
-        .enrolment(account.id, &account.email)
-        .await
-        .map_err(AppError::internal)?;
+    let enrolment = enrolment_of(&state, &account).await?;
     let mut recovery = None;
     let attempt = services
         .accounts
@@ -154,7 +157,8 @@ pub async fn check(
             session.second_factor_given(&account).await?;
             tracing::info!(account_id = account.id, "signed in with a second factor");
             if let Some(codes) = recovery {
-                session.keep_recovery_codes(&codes).await?;
+                let sealed = services.second_factors.seal_for_display(account.id, &codes);
+                session.keep_recovery_codes(&sealed).await?;
                 return Ok(Redirect::to(RECOVERY_CODES).into_response());
             }
             let next = pending.next.as_deref().and_then(LocalPath::parse);
@@ -186,13 +190,18 @@ pub async fn check(
 
 /// `GET /login/recovery-codes`: the codes of a new enrolment, shown this once.
 pub async fn recovery_codes(
+    State(state): State<AppState>,
     CurrentUser(account): CurrentUser,
     Sessions(session): Sessions,
 ) -> Result<Response, AppError> {
     let Some(account) = account else {
         return Ok(back_to_login());
     };
-    let Some(codes) = session.take_recovery_codes().await? else {
+    let codes = session
+        .take_recovery_codes()
+        .await?
+        .and_then(|sealed| state.services.second_factors.open_for_display(account.id, &sealed));
+    let Some(codes) = codes else {
         return Ok(Redirect::to(home_of(&account)).into_response());
     };
     let items: String = codes

@@ -92,6 +92,10 @@ fn normalize_recovery(code: &str) -> String {
         .collect()
 }
 
+fn display_aad(account_id: i64) -> Vec<u8> {
+    associated_data("second_factors", account_id, "recovery_codes_shown")
+}
+
 fn secret_aad(account_id: i64) -> Vec<u8> {
     associated_data("second_factors", account_id, "secret")
 }
@@ -296,6 +300,32 @@ impl SecondFactors {
         .await?
         .rows_affected();
         Ok(used == 1)
+    }
+
+    /// New recovery codes sealed for the one page that shows them (kept in the session
+    /// meanwhile: encrypted like the tokens, so the sessions table never holds them readable).
+    pub fn seal_for_display(&self, account_id: i64, codes: &[String]) -> String {
+        use base64::Engine;
+        let sealed = self
+            .cipher
+            .encrypt(codes.join("\n").as_bytes(), &display_aad(account_id));
+        format!(
+            "{}.{}",
+            self.cipher.current_key_id(),
+            base64::engine::general_purpose::STANDARD.encode(sealed)
+        )
+    }
+
+    /// The codes sealed by [`seal_for_display`](Self::seal_for_display) for this account.
+    pub fn open_for_display(&self, account_id: i64, sealed: &str) -> Option<Vec<String>> {
+        use base64::Engine;
+        let (key_id, blob) = sealed.split_once('.')?;
+        let blob = base64::engine::general_purpose::STANDARD.decode(blob).ok()?;
+        let plain = self
+            .cipher
+            .decrypt_string(key_id, &blob, &display_aad(account_id))
+            .ok()?;
+        Some(plain.lines().map(str::to_string).collect())
     }
 
     /// Recovery codes not used yet.

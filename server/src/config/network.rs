@@ -32,17 +32,7 @@ pub struct NetworkConfig {
     pub sign_ups_per_address_per_hour: i64,
 }
 
-/// Whether `url` is `http` on this machine only (`127.0.0.0/8`, `::1`, `localhost`): the one
-/// place where the simulator may be assumed.
-pub fn is_loopback_http(url: &Url) -> bool {
-    url.scheme() == "http"
-        && match url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-            None => false,
-        }
-}
+pub use awx_onboard::urls::is_loopback_http;
 
 /// `PUBLIC_URL`, read first: what other sections default from.
 pub(super) fn public_url(r: &mut Reader) -> Option<Url> {

@@ -579,3 +579,28 @@ async fn the_platform_calls_by_its_own_id_for_merchants_of_connect_sessions() {
     assert_eq!(unknown.status, 404);
     app.stop().await;
 }
+
+/// A call past the limits costs nothing upstream: not even the renewal of an expired token.
+#[tokio::test]
+async fn a_call_past_the_limits_renews_no_token() {
+    let app = TestApp::spawn_with(Engine::Sqlite, &[("AIRWALLEX_PROXY_RATE_PER_SECOND", "1")]).await;
+    let merchant = connected(&app, "ana@example.com", HARBOUR_COFFEE).await;
+    let platform = Caller::new(&app, &[Scope::AirwallexProxy]).await;
+    let path = proxied(merchant, "api/v1/balances/current");
+    assert_eq!(platform.get(&path).await.status, 200);
+    sqlx::query("UPDATE connections SET access_expires_at = $1 WHERE merchant_id = $2")
+        .bind(app.services().clock.now() - 1)
+        .bind(merchant)
+        .execute(app.services().db.pool())
+        .await
+        .unwrap();
+    let refreshes = app.sim().counters().refreshes;
+    let refused = platform.get(&path).await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert_eq!(
+        app.sim().counters().refreshes,
+        refreshes,
+        "no renewal for a refused call"
+    );
+    app.stop().await;
+}

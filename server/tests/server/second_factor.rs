@@ -111,8 +111,21 @@ async fn enrolment_codes_and_recovery_codes_each_work_once(engine: Engine) {
     let enrolled = code(&browser, &first).await;
     assert_eq!(enrolled.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&enrolled), RECOVERY_CODES);
+    // Between the enrolment and the page that shows them, the codes wait in the session:
+    // sealed, never readable in the sessions table.
+    let waiting: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM sessions")
+        .fetch_all(app.services().db.pool())
+        .await
+        .unwrap();
     let codes = all_attributes(&browser.page(RECOVERY_CODES).await, "data-recovery-code");
     assert_eq!(codes.len(), 10);
+    for data in &waiting {
+        let text = String::from_utf8_lossy(data);
+        assert!(
+            codes.iter().all(|c| !text.contains(c.as_str())),
+            "a recovery code in the sessions table"
+        );
+    }
     let again = browser.get(RECOVERY_CODES).await;
     assert_eq!(again.status(), StatusCode::SEE_OTHER, "shown once");
     assert_eq!(browser.get("/operator").await.status(), StatusCode::OK);
