@@ -14,6 +14,11 @@ const smtpPort = port + 2;
 export const SMTP_SINK = `http://127.0.0.1:${port + 3}`;
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'awx-e2e-'));
 export const OPERATOR_EMAIL = 'ops@example.com';
+// What the operators' phones hold (keys, last codes, recovery codes), kept for the whole
+// run: a worker that restarts after a failed test still knows them.
+// (The main process names it; workers, which load this file again, inherit the name.)
+process.env.E2E_FACTORS_FILE ??= path.join(dataDir, 'factors.json');
+export const FACTORS_FILE = process.env.E2E_FACTORS_FILE;
 export const OPERATOR_PASSWORD = 'operator pass phrase 2026';
 // The platform that embeds awx-onboard (platform-server.mjs), and the key it holds.
 export const PLATFORM_URL = `http://127.0.0.1:${port + 4}`;

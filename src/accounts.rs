@@ -4,6 +4,7 @@
 //! account exists.
 
 mod hashing;
+pub mod lifecycle;
 pub mod second_factor;
 mod throttle;
 
@@ -19,8 +20,8 @@ use crate::time::Clock;
 use hashing::{hash_blocking, verify_blocking, HashingPool, Priority};
 use throttle::Throttle;
 pub use throttle::{
-    MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS, MAX_FAILURES_PER_ADDRESS, MAX_SIGN_UPS_PER_ADDRESS, SIGN_UP_WINDOW_SECONDS,
-    THROTTLE_WINDOW_SECONDS,
+    client_key, MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS, MAX_FAILURES_PER_ADDRESS, MAX_SIGN_UPS_PER_ADDRESS,
+    SIGN_UP_WINDOW_SECONDS, THROTTLE_WINDOW_SECONDS,
 };
 
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -293,9 +294,82 @@ impl Accounts {
         self.insert(&email, &hash, role).await
     }
 
+    /// The argon2 hash of a new password for `email`, after the password rules.
+    pub async fn hash_new_password(&self, email: &str, password: &Password) -> Result<String, AccountError> {
+        let email = Email::parse(email)?;
+        check_new_password(password, &email)?;
+        self.hash(password, Priority::SignUp).await
+    }
+
+    /// Checks the signed-in account's password again (before a change or a deletion),
+    /// counted against the same limits as a log-in.
+    pub async fn confirm_password(&self, account: &Account, password: &Password, ip: &str) -> Result<(), AccountError> {
+        let now = self.clock.now();
+        let Some(reserved) = self.throttle.reserve_login(&account.email, ip, now).await? else {
+            crate::metrics::record_login_failure("throttled");
+            return Err(AccountError::Throttled);
+        };
+        let hash: Option<String> = sqlx::query_scalar("SELECT password_hash FROM merchants WHERE id = $1")
+            .bind(account.id)
+            .fetch_optional(self.db.pool())
+            .await?;
+        let hash = hash
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| self.dummy_hash.to_string());
+        if self.verify(password, &hash).await? && hash.as_str() != &*self.dummy_hash {
+            self.throttle.succeeded(reserved, &account.email, ip).await?;
+            Ok(())
+        } else {
+            crate::metrics::record_login_failure("invalid_credentials");
+            Err(AccountError::InvalidCredentials)
+        }
+    }
+
+    /// Changes the password after the current one is confirmed; every other session of
+    /// the account ends (`keep`: the stored id of the session that asked).
+    pub async fn change_password(
+        &self,
+        account: &Account,
+        current: &Password,
+        new: &Password,
+        ip: &str,
+        keep: Option<&str>,
+    ) -> Result<(), AccountError> {
+        let email = Email::parse(&account.email)?;
+        check_new_password(new, &email)?;
+        self.confirm_password(account, current, ip).await?;
+        let hash = self.hash(new, Priority::SignUp).await?;
+        let mut tx = self.db.begin().await?;
+        sqlx::query("UPDATE merchants SET password_hash = $1 WHERE id = $2")
+            .bind(&hash)
+            .bind(account.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND id <> $2")
+            .bind(account.id)
+            .bind(keep.unwrap_or_default())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Notes that the account signed in now (shown on the operators' team page).
+    pub async fn record_login(&self, account_id: i64) -> Result<(), AccountError> {
+        let _gate = self.db.write_gate().await;
+        sqlx::query("UPDATE merchants SET last_login_at = $1 WHERE id = $2")
+            .bind(self.clock.now())
+            .bind(account_id)
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
     async fn insert(&self, email: &Email, hash: &str, role: Role) -> Result<Account, AccountError> {
         let inserted = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO merchants (email, password_hash, role, created_at) VALUES ($1, $2, $3, $4) \
+            // Operators (created on the server) are verified; merchants verify by a link.
+            "INSERT INTO merchants (email, password_hash, role, created_at, email_verified_at) \
+             VALUES ($1, $2, $3, $4, CASE WHEN $3 = 'operator' THEN $4 END) \
              ON CONFLICT (email) DO NOTHING RETURNING id",
         )
         .bind(email.as_str())

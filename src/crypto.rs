@@ -110,6 +110,27 @@ impl TokenCipher {
         let bytes = self.decrypt(key_id, blob, aad)?;
         String::from_utf8(bytes).map_err(|_| CryptoError::Tampered)
     }
+
+    /// Text sealed into one string (`<key id>.<base64>`), for values kept in text columns
+    /// or sessions until they are used once (recovery codes to show, an invitation link to
+    /// send).
+    pub fn seal_text(&self, plaintext: &str, aad: &[u8]) -> String {
+        use base64::Engine;
+        let sealed = self.encrypt(plaintext.as_bytes(), aad);
+        format!(
+            "{}.{}",
+            self.current_key_id(),
+            base64::engine::general_purpose::STANDARD.encode(sealed)
+        )
+    }
+
+    /// Text sealed by [`seal_text`](Self::seal_text) with the same `aad`.
+    pub fn open_text(&self, sealed: &str, aad: &[u8]) -> Option<String> {
+        use base64::Engine;
+        let (key_id, blob) = sealed.split_once('.')?;
+        let blob = base64::engine::general_purpose::STANDARD.decode(blob).ok()?;
+        self.decrypt_string(key_id, &blob, aad).ok()
+    }
 }
 
 /// Reads a base64 key file, or creates one with 32 random bytes and mode 0600.

@@ -18,8 +18,10 @@ pub mod operator;
 pub mod outbox_queue;
 pub mod overview;
 pub mod platform;
+pub mod retention;
 pub mod rotation;
 pub mod secret;
+pub mod security_log;
 pub mod services;
 pub mod sessions;
 #[cfg(feature = "simulator")]

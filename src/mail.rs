@@ -41,6 +41,14 @@ pub enum MailKind {
     ExpiryWarning,
     /// The operators' daily summary.
     Digest,
+    /// An invitation to become an operator (its link sealed in `context` until sent).
+    Invitation,
+    /// To every other operator: someone created a key or an endpoint that can take data out.
+    SecurityAlert,
+    /// A merchant's address is proven by the link in it (sealed in `context` until sent).
+    VerifyEmail,
+    /// "Forgot your password?": the link that sets a new one (sealed until sent).
+    PasswordReset,
 }
 
 impl MailKind {
@@ -49,7 +57,28 @@ impl MailKind {
             MailKind::Reconnect => "reconnect",
             MailKind::ExpiryWarning => "expiry_warning",
             MailKind::Digest => "digest",
+            MailKind::Invitation => "invitation",
+            MailKind::SecurityAlert => "security_alert",
+            MailKind::VerifyEmail => "verify_email",
+            MailKind::PasswordReset => "password_reset",
         }
+    }
+
+    /// Messages no preference turns off: links the recipient asked for, and the alerts
+    /// that tell operators what someone did with the keys of the house.
+    pub fn always_sent(self) -> bool {
+        matches!(
+            self,
+            MailKind::Invitation | MailKind::SecurityAlert | MailKind::VerifyEmail | MailKind::PasswordReset
+        )
+    }
+
+    /// Messages that carry a single-use link, sealed in the outbox until sent.
+    pub fn carries_link(self) -> bool {
+        matches!(
+            self,
+            MailKind::Invitation | MailKind::VerifyEmail | MailKind::PasswordReset
+        )
     }
 
     pub fn parse(text: &str) -> Option<MailKind> {
@@ -57,6 +86,10 @@ impl MailKind {
             "reconnect" => MailKind::Reconnect,
             "expiry_warning" => MailKind::ExpiryWarning,
             "digest" => MailKind::Digest,
+            "invitation" => MailKind::Invitation,
+            "security_alert" => MailKind::SecurityAlert,
+            "verify_email" => MailKind::VerifyEmail,
+            "password_reset" => MailKind::PasswordReset,
             _ => return None,
         })
     }
@@ -137,7 +170,7 @@ pub(crate) async fn enqueue_reconnect(tx: &mut WriteTx, connection_id: i64, now:
             dedupe_key: format!("reconnect:{connection_id}:{generation}"),
             kind: MailKind::Reconnect,
             reason: row.try_get("status_reason")?,
-            account_id: row.try_get("account_id")?,
+            account_id: Some(row.try_get("account_id")?),
             connection_id: Some(connection_id),
             recipient: row.try_get("email")?,
             context: None,
@@ -152,12 +185,79 @@ pub(crate) struct NewMail {
     pub(crate) dedupe_key: String,
     pub(crate) kind: MailKind,
     pub(crate) reason: Option<String>,
-    pub(crate) account_id: i64,
+    /// None for an address without an account (an invitation).
+    pub(crate) account_id: Option<i64>,
     pub(crate) connection_id: Option<i64>,
     pub(crate) recipient: String,
     pub(crate) context: Option<String>,
     /// False when the recipient turned these emails off: kept, as suppressed.
     pub(crate) wanted: bool,
+}
+
+/// A message's single-use link, kept sealed under `TOKEN_ENCRYPTION_KEY` (bound to the
+/// link's row) in the outbox's `context` until the message is sent; the row itself stores
+/// only the secret's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedLink {
+    /// The table and row of the link (what the sealed secret is bound to).
+    pub table: String,
+    pub id: i64,
+    /// The link's path below `PUBLIC_URL`, to which the secret is appended.
+    pub path: String,
+    pub sealed: String,
+    /// Who sent it (an invitation's operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+impl SealedLink {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_json(text: &str) -> Option<SealedLink> {
+        serde_json::from_str(text).ok()
+    }
+
+    pub fn aad(&self) -> Vec<u8> {
+        crate::crypto::associated_data(&self.table, self.id, "token")
+    }
+}
+
+/// What the outbox keeps of an unsubscribe token: `h:` and its SHA-256 (the token itself is
+/// only in the message sent; a new one is made at each sending).
+pub(crate) fn stored_unsubscribe_token(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("h:{}", hex::encode(Sha256::digest(token.as_bytes())))
+}
+
+/// Replaces unsubscribe tokens stored as they are (before they were hashed) by their
+/// hash, in batches; the links already sent keep working. Returns how many were replaced.
+pub async fn hash_stored_unsubscribe_tokens(db: &Database) -> Result<u64, sqlx::Error> {
+    let mut replaced = 0;
+    loop {
+        let rows = sqlx::query(
+            "SELECT id, unsubscribe_token FROM mail_outbox WHERE unsubscribe_token NOT LIKE 'h:%' LIMIT 500",
+        )
+        .fetch_all(db.pool())
+        .await?;
+        if rows.is_empty() {
+            return Ok(replaced);
+        }
+        let _gate = db.write_gate().await;
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            let token: String = row.try_get("unsubscribe_token")?;
+            replaced +=
+                sqlx::query("UPDATE mail_outbox SET unsubscribe_token = $1 WHERE id = $2 AND unsubscribe_token = $3")
+                    .bind(stored_unsubscribe_token(&token))
+                    .bind(id)
+                    .bind(&token)
+                    .execute(db.pool())
+                    .await?
+                    .rows_affected();
+        }
+    }
 }
 
 /// Writes one message unless its dedupe key is already there.
@@ -177,7 +277,8 @@ where
     .bind(mail.connection_id)
     .bind(&mail.recipient)
     .bind(mail.context.as_deref())
-    .bind(random_urlsafe(24))
+    // A placeholder until the message is sent (then a token is made and its hash kept).
+    .bind(stored_unsubscribe_token(&random_urlsafe(24)))
     .bind(if mail.wanted {
         MailStatus::Queued.as_str()
     } else {

@@ -5,6 +5,7 @@
 
 mod actions;
 mod list;
+pub mod team;
 
 pub use crate::store::ConnectionLine;
 

@@ -33,6 +33,16 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// Rows one round claims: no more than finish within the lease even if every attempt
+    /// takes its whole timeout (so no other instance takes a row this one still works on),
+    /// and at most `batch`.
+    pub fn claimable(&self) -> i64 {
+        let waves = (self.lease.as_millis() / self.timeout.as_millis().max(1))
+            .saturating_sub(1)
+            .max(1) as i64;
+        self.batch.min(self.concurrency.max(1) as i64 * waves)
+    }
+
     /// When a row queued at `created_at` is tried again after `attempts` failed attempts,
     /// or `None`: its retries are over.
     pub fn retry_at(&self, attempts: i64, created_at: i64, now: i64) -> Option<i64> {
@@ -54,25 +64,55 @@ pub trait Courier: Send + Sync + 'static {
     /// Work due before a round (the mail outbox plans its messages here).
     async fn before_round(&self) {}
 
-    /// Claims due rows for this instance.
-    async fn claim(&self) -> Result<Vec<Self::Claimed>, sqlx::Error>;
+    /// Claims at most `limit` due rows for this instance.
+    async fn claim(&self, limit: i64) -> Result<Vec<Self::Claimed>, sqlx::Error>;
 
     /// Delivers one claimed row and records the outcome.
     async fn deliver(&self, claimed: Self::Claimed);
 }
 
-/// Rounds until `stop` turns true; a round in progress finishes what it claimed. A full
-/// batch is followed by the next round at once, anything less by a pause.
+/// Works the outbox until `stop` turns true: rows are claimed only as delivery slots free
+/// up (at most `concurrency` in flight), so a claimed row is worked at once and never waits
+/// behind a slow one past its lease, and one slow target does not hold back the rest. On
+/// stop, what is in flight finishes.
 pub async fn run<C: Courier>(courier: Arc<C>, mut stop: watch::Receiver<bool>) {
+    let schedule = *courier.schedule();
+    let concurrency = schedule.concurrency.max(1);
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
     loop {
         if *stop.borrow() {
             break;
         }
         courier.before_round().await;
-        let schedule = *courier.schedule();
-        let pause = match round(&*courier).await {
-            Ok(claimed) if claimed as i64 >= schedule.batch => Duration::ZERO,
-            Ok(_) => schedule.poll,
+        let free = slots.available_permits();
+        if free == 0 {
+            // Every slot busy: wait for one (or the stop).
+            tokio::select! {
+                permit = slots.clone().acquire_owned() => drop(permit),
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let wanted = (free as i64).min(schedule.claimable());
+        let pause = match courier.claim(wanted).await {
+            Ok(claimed) => {
+                let full = claimed.len() as i64 >= wanted;
+                for row in claimed {
+                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let courier = courier.clone();
+                    tokio::spawn(async move {
+                        courier.deliver(row).await;
+                        drop(permit);
+                    });
+                }
+                if full {
+                    Duration::ZERO
+                } else {
+                    schedule.poll
+                }
+            }
             Err(error) => {
                 tracing::warn!(%error, what = C::WHAT, "a delivery round failed");
                 schedule.poll * 4
@@ -85,12 +125,14 @@ pub async fn run<C: Courier>(courier: Arc<C>, mut stop: watch::Receiver<bool>) {
             }
         }
     }
+    // Let what is in flight finish (each attempt is bounded by its timeout).
+    let _ = slots.acquire_many(concurrency as u32).await;
 }
 
-/// One round: claims due rows and delivers them, `concurrency` at a time. Returns how
-/// many it claimed.
+/// One round: claims what fits in a lease and delivers it, `concurrency` at a time.
+/// Returns how many it claimed.
 pub async fn round<C: Courier>(courier: &C) -> Result<usize, sqlx::Error> {
-    let claimed = courier.claim().await?;
+    let claimed = courier.claim(courier.schedule().claimable()).await?;
     let count = claimed.len();
     futures::stream::iter(claimed)
         .map(|row| courier.deliver(row))
@@ -111,23 +153,54 @@ pub async fn fetch_claimed(db: &Database, select: &str, ids: &[i64]) -> Result<V
     Ok(rows)
 }
 
-/// Claims up to `batch` rows of `table` whose `status` is `due_status`, that are due at
-/// `now` (the product's clock) and not leased by anyone (real time); returns their ids.
-/// `table` and `due_status` are the caller's constants, never input.
+/// Which rows of which table an outbox claims. Every field is the caller's constant,
+/// never input.
+#[derive(Debug, Clone, Copy)]
+pub struct Queue {
+    pub table: &'static str,
+    /// The status of rows still to do.
+    pub due_status: &'static str,
+    /// At most this many rows in flight per value of this column (one slow target does
+    /// not take every slot).
+    pub per_group: Option<(&'static str, i64)>,
+    /// A condition a row must meet to be claimed (`"1 = 1"`: every due row).
+    pub filter: &'static str,
+}
+
+/// Claims up to `limit` rows of the queue that are due at `now` (the product's clock) and
+/// not leased by anyone (real time); returns their ids.
 pub async fn claim_due(
     db: &Database,
-    table: &'static str,
-    due_status: &'static str,
+    queue: &Queue,
     owner: &str,
     schedule: &Schedule,
+    limit: i64,
     now: i64,
 ) -> Result<Vec<i64>, sqlx::Error> {
-    let (lease, batch) = (schedule.lease, schedule.batch);
+    let Queue {
+        table,
+        due_status,
+        per_group,
+        filter,
+    } = *queue;
+    let (lease, batch) = (schedule.lease, limit.min(schedule.claimable()));
     let real = real_now();
+    let due = format!(
+        "status = '{due_status}' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $4) AND ({filter})"
+    );
+    let candidates = match per_group {
+        None => format!("SELECT id FROM {table} WHERE {due} ORDER BY next_attempt_at, id LIMIT $5"),
+        // Rows in flight (leased) rank first in their group, so a group never has more
+        // than `most` in flight, however many rounds claim.
+        Some((column, most)) => format!(
+            "SELECT id FROM (SELECT id, next_attempt_at, lease_until, ROW_NUMBER() OVER (PARTITION BY {column} \
+             ORDER BY CASE WHEN lease_until >= $4 THEN 0 ELSE 1 END, next_attempt_at, id) AS n FROM {table} \
+             WHERE status = '{due_status}' AND (lease_until >= $4 OR ({due}))) ranked \
+             WHERE n <= {most} AND (lease_until IS NULL OR lease_until < $4) ORDER BY next_attempt_at, id LIMIT $5"
+        ),
+    };
     sqlx::query_scalar(&format!(
-        "UPDATE {table} SET lease_owner = $1, lease_until = $2 \
-         WHERE id IN (SELECT id FROM {table} WHERE status = '{due_status}' AND next_attempt_at <= $3 \
-           AND (lease_until IS NULL OR lease_until < $4) ORDER BY next_attempt_at, id LIMIT $5) \
+        "UPDATE {table} SET lease_owner = $1, lease_until = $2 WHERE id IN ({candidates}) \
          AND status = '{due_status}' AND (lease_until IS NULL OR lease_until < $4) RETURNING id"
     ))
     .bind(owner)
@@ -148,6 +221,21 @@ pub fn backoff_seconds(base: Duration, attempts: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_round_claims_only_what_fits_in_its_lease() {
+        let webhooks = crate::platform::outbox::WEBHOOK_SCHEDULE;
+        // 30 s lease, 10 s attempts, 32 at once: two waves of 32 fit (20 s), not 200.
+        assert_eq!(webhooks.claimable(), 64);
+        let tight = Schedule {
+            lease: Duration::from_secs(11),
+            ..webhooks
+        };
+        assert_eq!(tight.claimable(), 32, "one wave at least");
+        let mail = crate::mail::MailSettings::new(None, "a@b.example".into(), "http://x".into()).schedule;
+        // 60 s lease, 20 s attempts, 16 at once: two waves (40 s).
+        assert_eq!(mail.claimable(), 2 * mail.concurrency as i64);
+    }
 
     #[test]
     fn retries_double_up_to_an_hour() {

@@ -51,21 +51,21 @@ pub async fn remaining(db: &Database, current_key_id: &str) -> Result<i64, sqlx:
             .bind(current_key_id)
             .fetch_one(db.pool())
             .await?;
-    let states: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM oauth_states WHERE key_id <> $1 AND consumed_at IS NULL")
-            .bind(current_key_id)
-            .fetch_one(db.pool())
-            .await?;
-    let factors: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM second_factors WHERE key_id <> $1")
-        .bind(current_key_id)
-        .fetch_one(db.pool())
-        .await?;
-    Ok(connections + states + factors)
+    // A link's context is JSON with `"sealed":"<key id>.…"`.
+    let invitations: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM mail_outbox WHERE kind IN ('invitation', 'verify_email', 'password_reset') \
+         AND status = 'queued' AND context NOT LIKE '%\"sealed\":\"' || $1 || '.%'",
+    )
+    .bind(current_key_id)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(connections + invitations + count_sealed(db, current_key_id).await?)
 }
 
-/// Re-encrypts every connection's tokens, every pending authorization's PKCE verifier and
-/// every second-factor secret under the cipher's current key, reporting progress after
-/// each batch.
+/// Re-encrypts every sealed value under the cipher's current key: every connection's
+/// tokens, every pending authorization's PKCE verifier, every second-factor secret, every
+/// webhook endpoint's signing secret and every invitation link waiting to be sent,
+/// reporting progress after each batch.
 pub async fn rotate(
     db: &Database,
     cipher: &TokenCipher,
@@ -78,8 +78,10 @@ pub async fn rotate(
     };
     report(&progress);
     rotate_connections(db, cipher, &current, &mut progress, &mut report).await?;
-    rotate_states(db, cipher, &current, &mut progress).await?;
-    rotate_second_factors(db, cipher, &current, &mut progress).await?;
+    for column in &SEALED_COLUMNS {
+        rotate_column(db, cipher, &current, &mut progress, column).await?;
+    }
+    rotate_invitations(db, cipher, &current, &mut progress).await?;
     report(&progress);
     Ok(progress)
 }
@@ -160,70 +162,159 @@ async fn rotate_connections(
     }
 }
 
-async fn rotate_states(
+/// A sealed column outside `connections`: one blob per row under the row's `key_id`.
+struct SealedColumn {
+    table: &'static str,
+    /// The row's key (text or a whole number).
+    id: &'static str,
+    blob: &'static str,
+    /// Rows that still matter (e.g. OAuth states not used yet).
+    only: &'static str,
+    aad: fn(&RowId) -> Vec<u8>,
+}
+
+enum RowId {
+    Int(i64),
+    Text(String),
+}
+
+impl RowId {
+    fn read(row: &sqlx::any::AnyRow, column: &str) -> Result<RowId, sqlx::Error> {
+        match row.try_get::<i64, _>(column) {
+            Ok(id) => Ok(RowId::Int(id)),
+            Err(_) => Ok(RowId::Text(row.try_get(column)?)),
+        }
+    }
+
+    fn int(&self) -> i64 {
+        match self {
+            RowId::Int(id) => *id,
+            RowId::Text(_) => 0,
+        }
+    }
+}
+
+/// Every sealed column besides the connections' tokens. A value added later gets a line
+/// here (and a test that rotates, drops the old key and still reads it).
+const SEALED_COLUMNS: [SealedColumn; 3] = [
+    SealedColumn {
+        table: "oauth_states",
+        id: "state_hash",
+        blob: "pkce_verifier",
+        only: "consumed_at IS NULL",
+        aad: |id| match id {
+            RowId::Text(hash) => crate::oauth::verifier_aad(hash),
+            RowId::Int(_) => Vec::new(),
+        },
+    },
+    SealedColumn {
+        table: "second_factors",
+        id: "account_id",
+        blob: "secret",
+        only: "1 = 1",
+        aad: |id| associated_data("second_factors", id.int(), "secret"),
+    },
+    SealedColumn {
+        table: "webhook_endpoints",
+        id: "id",
+        blob: "secret",
+        only: "1 = 1",
+        aad: |id| associated_data("webhook_endpoints", id.int(), "secret"),
+    },
+];
+
+async fn count_sealed(db: &Database, current: &str) -> Result<i64, sqlx::Error> {
+    let mut total = 0;
+    for column in &SEALED_COLUMNS {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM {} WHERE key_id <> $1 AND {}",
+            column.table, column.only
+        ))
+        .bind(current)
+        .fetch_one(db.pool())
+        .await?;
+        total += n;
+    }
+    Ok(total)
+}
+
+async fn rotate_column(
+    db: &Database,
+    cipher: &TokenCipher,
+    current: &str,
+    progress: &mut Progress,
+    column: &SealedColumn,
+) -> Result<(), sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {id}, key_id, {blob} FROM {table} WHERE key_id <> $1 AND {only}",
+        id = column.id,
+        blob = column.blob,
+        table = column.table,
+        only = column.only
+    ))
+    .bind(current)
+    .fetch_all(db.pool())
+    .await?;
+    let update = format!(
+        "UPDATE {table} SET key_id = $1, {blob} = $2 WHERE {id} = $3 AND key_id = $4",
+        table = column.table,
+        blob = column.blob,
+        id = column.id
+    );
+    for row in rows {
+        let id = RowId::read(&row, column.id)?;
+        let key_id: String = row.try_get("key_id")?;
+        let Ok(Some(sealed)) = reseal(cipher, &key_id, Some(row.try_get(column.blob)?), &(column.aad)(&id)) else {
+            tracing::error!(table = column.table, %key_id, "a sealed value cannot be read with any configured key");
+            progress.unreadable += 1;
+            continue;
+        };
+        let query = sqlx::query(&update).bind(current).bind(sealed);
+        let query = match &id {
+            RowId::Int(id) => query.bind(*id),
+            RowId::Text(id) => query.bind(id.clone()),
+        };
+        let written = query.bind(&key_id).execute(db.pool()).await?;
+        progress.written(written.rows_affected());
+    }
+    Ok(())
+}
+
+/// Links waiting in the mail outbox (invitations, verifications, resets) are sealed in the
+/// message's context.
+async fn rotate_invitations(
     db: &Database,
     cipher: &TokenCipher,
     current: &str,
     progress: &mut Progress,
 ) -> Result<(), sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT state_hash, key_id, pkce_verifier FROM oauth_states WHERE key_id <> $1 AND consumed_at IS NULL",
+        "SELECT id, context FROM mail_outbox WHERE kind IN ('invitation', 'verify_email', 'password_reset') \
+         AND status = 'queued'",
     )
-    .bind(current)
     .fetch_all(db.pool())
     .await?;
     for row in rows {
-        let hash: String = row.try_get("state_hash")?;
-        let key_id: String = row.try_get("key_id")?;
-        let aad = crate::oauth::verifier_aad(&hash);
-        match reseal(cipher, &key_id, Some(row.try_get("pkce_verifier")?), &aad) {
-            Ok(Some(sealed)) => {
-                let written = sqlx::query(
-                    "UPDATE oauth_states SET key_id = $1, pkce_verifier = $2 WHERE state_hash = $3 AND key_id = $4",
-                )
-                .bind(current)
-                .bind(sealed)
-                .bind(&hash)
-                .bind(&key_id)
-                .execute(db.pool())
-                .await?;
-                progress.written(written.rows_affected());
-            }
-            _ => progress.unreadable += 1,
+        let id: i64 = row.try_get("id")?;
+        let context: Option<String> = row.try_get("context")?;
+        let Some(mut link) = context.as_deref().and_then(crate::mail::SealedLink::from_json) else {
+            continue;
+        };
+        if link.sealed.starts_with(&format!("{current}.")) {
+            continue;
         }
-    }
-    Ok(())
-}
-
-async fn rotate_second_factors(
-    db: &Database,
-    cipher: &TokenCipher,
-    current: &str,
-    progress: &mut Progress,
-) -> Result<(), sqlx::Error> {
-    let rows = sqlx::query("SELECT account_id, key_id, secret FROM second_factors WHERE key_id <> $1")
-        .bind(current)
-        .fetch_all(db.pool())
-        .await?;
-    for row in rows {
-        let account_id: i64 = row.try_get("account_id")?;
-        let key_id: String = row.try_get("key_id")?;
-        let aad = crate::crypto::associated_data("second_factors", account_id, "secret");
-        match reseal(cipher, &key_id, Some(row.try_get("secret")?), &aad) {
-            Ok(Some(sealed)) => {
-                let written = sqlx::query(
-                    "UPDATE second_factors SET key_id = $1, secret = $2 WHERE account_id = $3 AND key_id = $4",
-                )
-                .bind(current)
-                .bind(sealed)
-                .bind(account_id)
-                .bind(&key_id)
-                .execute(db.pool())
-                .await?;
-                progress.written(written.rows_affected());
-            }
-            _ => progress.unreadable += 1,
-        }
+        let Some(token) = cipher.open_text(&link.sealed, &link.aad()) else {
+            progress.unreadable += 1;
+            continue;
+        };
+        link.sealed = cipher.seal_text(&token, &link.aad());
+        let written = sqlx::query("UPDATE mail_outbox SET context = $1 WHERE id = $2 AND context = $3")
+            .bind(link.to_json())
+            .bind(id)
+            .bind(context)
+            .execute(db.pool())
+            .await?;
+        progress.written(written.rows_affected());
     }
     Ok(())
 }

@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
+use crate::accounts::lifecycle::AccountLinks;
 use crate::accounts::second_factor::SecondFactors;
 use crate::accounts::Accounts;
 use crate::db::Database;
 use crate::keeper::Keeper;
 use crate::mail::{MailOutbox, MailSettings, Mailer, SmtpUrlError};
 use crate::oauth::{Authorization, OAuthSettings};
+use crate::operator::team::Team;
 use crate::operator::OperatorDesk;
 use crate::outbox_queue::Schedule;
 use crate::overview::MerchantConnections;
@@ -18,8 +20,10 @@ use crate::platform::audit::TokenReads;
 use crate::platform::connect_sessions::{ConnectSessions, ConnectSettings};
 use crate::platform::directory::Directory;
 use crate::platform::keys::ApiKeys;
-use crate::platform::outbox::{Deliverer, WebhookEndpoints};
+use crate::platform::outbox::{Deliverer, TargetPolicy, WebhookEndpoints};
 use crate::platform::proxy_calls::ProxyCalls;
+use crate::retention::Retention;
+use crate::security_log::SecurityLog;
 use crate::store::ConnectionStore;
 use crate::time::Clock;
 use crate::trends::Trends;
@@ -61,6 +65,14 @@ pub struct Services {
     pub proxy_calls: ProxyCalls,
     /// Accounts' second factors (TOTP and recovery codes).
     pub second_factors: SecondFactors,
+    /// Operators managing operators: invitations, removals, sessions ended.
+    pub team: Team,
+    /// What happened to the keys of the house (append-only).
+    pub security_log: SecurityLog,
+    /// Prunes what is kept only for a while.
+    pub retention: Retention,
+    /// Verification and reset links, and deleting an account.
+    pub links: AccountLinks,
 }
 
 impl std::fmt::Debug for Services {
@@ -86,6 +98,10 @@ pub struct ServiceSettings {
     /// From this hour (UTC) on, the operators' daily digest is due.
     pub digest_hour: u32,
     pub connect: ConnectSettings,
+    /// Where webhooks may go.
+    pub webhook_targets: TargetPolicy,
+    /// `RETENTION_DAYS`.
+    pub retention_days: i64,
 }
 
 impl Services {
@@ -98,12 +114,18 @@ impl Services {
         let db = vault.store().db().clone();
         let clock = vault.clock().clone();
         let mail = MailOutbox::new(db.clone(), clock.clone(), settings.digest_hour);
-        let mailer = Arc::new(Mailer::new(db.clone(), clock.clone(), mail.clone(), settings.mail)?);
+        let mailer = Arc::new(
+            Mailer::new(db.clone(), clock.clone(), mail.clone(), settings.mail)?.with_cipher(vault.shared_cipher()),
+        );
         Ok(Services {
             trends: Trends::new(db.clone(), clock.clone()),
             connect_sessions: ConnectSessions::new(db.clone(), clock.clone(), settings.connect),
             proxy_calls: ProxyCalls::new(db.clone(), clock.clone()),
             second_factors: SecondFactors::new(db.clone(), clock.clone(), vault.shared_cipher()),
+            team: Team::new(db.clone(), clock.clone(), vault.shared_cipher()),
+            security_log: SecurityLog::new(db.clone(), clock.clone()),
+            retention: Retention::new(db.clone(), clock.clone(), settings.retention_days),
+            links: AccountLinks::new(db.clone(), clock.clone(), vault.shared_cipher()),
             mail,
             mailer,
             accounts: Accounts::with_sign_up_limit(
@@ -118,12 +140,18 @@ impl Services {
             api_keys: ApiKeys::new(db.clone(), clock.clone()),
             directory: Directory::new(db.clone()),
             token_reads: TokenReads::new(db.clone(), clock.clone()),
-            webhooks: WebhookEndpoints::new(db.clone(), clock.clone(), vault.shared_cipher()),
+            webhooks: WebhookEndpoints::new(
+                db.clone(),
+                clock.clone(),
+                vault.shared_cipher(),
+                settings.webhook_targets,
+            ),
             deliverer: Arc::new(Deliverer::new(
                 db.clone(),
                 clock.clone(),
                 vault.shared_cipher(),
                 settings.deliveries,
+                settings.webhook_targets,
             )),
             db,
             clock,

@@ -66,6 +66,9 @@ impl SessionState {
     const SIGNED_IN: &'static str = "signed_in";
     /// Key holding an account that gave its password and owes its second factor.
     const PENDING: &'static str = "second_factor_pending";
+    /// Key holding when a second factor was last given in this session (a log-in or a
+    /// confirmation before a sensitive action).
+    const CONFIRMED_AT: &'static str = "second_factor_at";
     /// Key holding recovery codes to show once, right after an enrolment.
     const RECOVERY: &'static str = "recovery_codes";
     /// Key holding the connect session this session was signed in by, if any.
@@ -78,6 +81,9 @@ impl SessionState {
     /// Key under which the store leaves whether the account gets emails, read with the
     /// session; never saved.
     const EMAILS: &'static str = "__emails";
+    /// Key under which the store leaves whether the account's address is verified, read
+    /// with the session; never saved.
+    const VERIFIED: &'static str = "__verified";
 
     pub fn new(session: Session) -> SessionState {
         SessionState(session)
@@ -104,6 +110,11 @@ impl SessionState {
         self.0.get::<bool>(Self::EMAILS).await.ok().flatten()
     }
 
+    /// Whether the signed-in account's address is verified, as read with the session.
+    pub async fn email_verified(&self) -> Option<bool> {
+        self.0.get::<bool>(Self::VERIFIED).await.ok().flatten()
+    }
+
     /// Signs `account` in: a new session id first (no fixation), then the account, saved at
     /// once so the session has an id within this same response (OAuth state binding).
     pub async fn sign_in(&self, account: &Account) -> Result<(), SessionError> {
@@ -118,6 +129,7 @@ impl SessionState {
     pub async fn await_second_factor(&self, pending: &PendingSignIn) -> Result<(), SessionError> {
         self.0.cycle_id().await?;
         let _ = self.0.remove_value(Self::SIGNED_IN).await?;
+        let _ = self.0.remove_value(Self::CONFIRMED_AT).await?;
         self.0.insert(Self::PENDING, pending).await?;
         self.0.save().await?;
         Ok(())
@@ -128,10 +140,23 @@ impl SessionState {
         self.0.get::<PendingSignIn>(Self::PENDING).await.ok().flatten()
     }
 
-    /// The second factor was given: signed in (a new session id again).
-    pub async fn second_factor_given(&self, account: &Account) -> Result<(), SessionError> {
+    /// The second factor was given at `now`: signed in (a new session id again).
+    pub async fn second_factor_given(&self, account: &Account, now: i64) -> Result<(), SessionError> {
         let _ = self.0.remove_value(Self::PENDING).await?;
+        self.0.insert(Self::CONFIRMED_AT, now).await?;
         self.sign_in(account).await
+    }
+
+    /// When a second factor was last given in this session, if ever.
+    pub async fn confirmed_at(&self) -> Option<i64> {
+        self.0.get::<i64>(Self::CONFIRMED_AT).await.ok().flatten()
+    }
+
+    /// A second factor was given again at `now` (a confirmation before a sensitive action).
+    pub async fn confirmed(&self, now: i64) -> Result<(), SessionError> {
+        self.0.insert(Self::CONFIRMED_AT, now).await?;
+        self.0.save().await?;
+        Ok(())
     }
 
     /// Keeps recovery codes (sealed) for the one page that shows them.
@@ -215,6 +240,7 @@ fn encode(record: &Record) -> session_store::Result<(Vec<u8>, Option<i64>)> {
     let mut data = record.data.clone();
     data.remove(SessionState::CONNECTION);
     data.remove(SessionState::EMAILS);
+    data.remove(SessionState::VERIFIED);
     let data = serde_json::to_vec(&data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
     let account_id = record
         .data
@@ -276,7 +302,7 @@ impl SessionStore for DbSessionStore {
         // One round trip: the session, its account as it is now, the merchant's connection.
         let row = sqlx::query(&format!(
             "SELECT s.data, s.expiry_date, s.account_id, m.id AS member_id, m.email, m.role, \
-             m.email_notifications AS m_emails, {SUMMARY_COLUMNS} \
+             m.email_notifications AS m_emails, m.email_verified_at AS m_verified, {SUMMARY_COLUMNS} \
              FROM sessions s LEFT JOIN merchants m ON m.id = s.account_id \
              LEFT JOIN connections c ON c.merchant_id = m.id WHERE s.id = $1 AND s.expiry_date > $2"
         ))
@@ -320,9 +346,15 @@ impl SessionStore for DbSessionStore {
             );
             let emails: i64 = row.try_get("m_emails").map_err(backend)?;
             data.insert(SessionState::EMAILS.to_string(), serde_json::Value::Bool(emails != 0));
+            let verified: Option<i64> = row.try_get("m_verified").map_err(backend)?;
+            data.insert(
+                SessionState::VERIFIED.to_string(),
+                serde_json::Value::Bool(verified.is_some()),
+            );
         } else {
             data.remove(SessionState::SIGNED_IN);
             data.remove(SessionState::EMAILS);
+            data.remove(SessionState::VERIFIED);
         }
         Ok(Some(Record {
             id: *session_id,

@@ -268,8 +268,10 @@ impl ConnectionStore {
     /// The hot-path read: status and access token of a merchant's connection.
     pub async fn hot_token(&self, merchant_id: i64) -> Result<Option<HotToken>, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT id, account_id, status, status_reason, key_id, access_token, access_expires_at, generation \
-             FROM connections WHERE merchant_id = $1",
+            // Only a merchant's connection is handed out (an operator's own is not).
+            "SELECT c.id, c.account_id, c.status, c.status_reason, c.key_id, c.access_token, c.access_expires_at, \
+             c.generation FROM connections c JOIN merchants m ON m.id = c.merchant_id \
+             WHERE c.merchant_id = $1 AND m.role = 'merchant'",
         )
         .bind(merchant_id)
         .fetch_optional(self.db.pool())

@@ -95,6 +95,20 @@ pub async fn load_connection() -> Result<ConnectionView, ServerFnError> {
             .await
             .map_err(|_| ServerFnError::new("Something went wrong on our side. Please try again."))?,
     };
+    let known_verified = use_context::<http::request::Parts>().and_then(|parts| {
+        parts
+            .extensions
+            .get::<awx_onboard::accounts::lifecycle::EmailVerified>()
+            .copied()
+    });
+    let email_verified = match known_verified {
+        Some(verified) => verified.0,
+        None => services
+            .links
+            .is_verified(account.id)
+            .await
+            .map_err(|_| ServerFnError::new("Something went wrong on our side. Please try again."))?,
+    };
     let platform_return = match use_context::<http::request::Parts>()
         .and_then(|parts| parts.extensions.get::<awx_onboard::sessions::SessionState>().cloned())
     {
@@ -130,5 +144,7 @@ pub async fn load_connection() -> Result<ConnectionView, ServerFnError> {
         last_refresh_at: overview.last_refresh_at.map(human_datetime),
         emails_on,
         back_to,
+        email_verified,
+        email: account.email.clone(),
     })
 }

@@ -152,6 +152,7 @@ pub fn OperatorNav(current: &'static str) -> impl IntoView {
             {link(paths::OPERATOR_API_KEYS, "API keys")}
             {link(paths::OPERATOR_WEBHOOKS, "Webhooks")}
             {link(paths::OPERATOR_EMAILS, "Emails")}
+            {link(paths::OPERATOR_TEAM, "Team")}
         </nav>
     }
 }

@@ -47,6 +47,11 @@ pub struct ConnectionView {
     pub emails_on: bool,
     /// The way back to the platform, when this browser came from its connect link.
     pub back_to: Option<BackLink>,
+    /// Whether the merchant's address is verified (else only the link that verifies it
+    /// is sent).
+    pub email_verified: bool,
+    /// The merchant's address (shown when it waits for verification).
+    pub email: String,
 }
 
 /// A link back to the platform a merchant came from.
@@ -70,6 +75,8 @@ pub struct CountsView {
 pub struct LineView {
     pub connection_id: Option<i64>,
     pub email: String,
+    /// Whether the merchant's address is verified (shown when it is not).
+    pub email_verified: bool,
     /// The platform's id for the merchant, if a platform created them.
     pub external_id: Option<String>,
     /// The platform's tags on the merchant, `key=value`.
@@ -174,6 +181,45 @@ pub struct ApiKeyView {
     pub created_at: String,
     pub last_used: Option<String>,
     pub revoked: Option<String>,
+    /// When the key ends, if it was given an end.
+    pub expires: Option<String>,
+    pub expired: bool,
+}
+
+/// The operators' team page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamView {
+    /// The operator looking at the page.
+    pub me: i64,
+    pub members: Vec<TeamMemberView>,
+    pub invitations: Vec<InvitationView>,
+    pub events: Vec<SecurityEventView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamMemberView {
+    pub id: i64,
+    pub email: String,
+    pub second_factor: bool,
+    pub last_login: Option<String>,
+    pub active_sessions: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationView {
+    pub email: String,
+    pub invited_by: String,
+    pub expires: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityEventView {
+    pub at: String,
+    pub kind: String,
+    pub label: String,
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    pub ip: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

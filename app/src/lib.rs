@@ -25,7 +25,7 @@ use crate::layout::Layout;
 use crate::pages::{
     connect_problem::ConnectProblemPage, connection::ConnectionPage, home::HomePage, login::LoginPage,
     not_found::NotFound, operator::OperatorPage, operator_api_keys::OperatorApiKeysPage,
-    operator_connection::OperatorConnectionPage, operator_emails::OperatorEmailsPage,
+    operator_connection::OperatorConnectionPage, operator_emails::OperatorEmailsPage, operator_team::OperatorTeamPage,
     operator_webhooks::OperatorWebhookPage, operator_webhooks::OperatorWebhooksPage, signup::SignupPage,
 };
 
@@ -83,6 +83,11 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("operator"), StaticSegment("api-keys"))
                         view=OperatorApiKeysPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=(StaticSegment("operator"), StaticSegment("team"))
+                        view=OperatorTeamPage
                         ssr=SsrMode::Async
                     />
                     <Route

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::dto::{ApiKeyView, EndpointDetailView, EndpointView, OperatorOverview, Revealed};
+use crate::dto::{ApiKeyView, EndpointDetailView, EndpointView, OperatorOverview, Revealed, TeamView};
 
 mod connection;
 
@@ -27,6 +27,7 @@ pub(crate) mod ssr {
         LineView {
             connection_id: line.connection_id,
             email: line.email,
+            email_verified: line.email_verified,
             external_id: line.external_id,
             tags: awx_onboard::platform::connect_sessions::tags_from_text(line.tags.as_deref())
                 .into_iter()
@@ -114,11 +115,9 @@ pub async fn load_api_keys() -> Result<Vec<ApiKeyView>, ServerFnError> {
     use awx_onboard::time::human_datetime;
 
     ssr::require_operator()?;
-    let keys = crate::api::ssr::services()?
-        .api_keys
-        .list()
-        .await
-        .map_err(ssr::internal)?;
+    let services = crate::api::ssr::services()?;
+    let keys = services.api_keys.list().await.map_err(ssr::internal)?;
+    let now = services.clock.now();
     Ok(keys
         .into_iter()
         .map(|k| ApiKeyView {
@@ -129,8 +128,56 @@ pub async fn load_api_keys() -> Result<Vec<ApiKeyView>, ServerFnError> {
             created_at: human_datetime(k.created_at),
             last_used: k.last_used_at.map(human_datetime),
             revoked: k.revoked_at.map(human_datetime),
+            expires: k.expires_at.map(human_datetime),
+            expired: k.expires_at.is_some_and(|at| at <= now),
         })
         .collect())
+}
+
+/// Operators, open invitations and the newest entries of the security log.
+#[server(endpoint = "operator/team")]
+pub async fn load_team() -> Result<TeamView, ServerFnError> {
+    use awx_onboard::time::human_datetime;
+
+    use crate::dto::{InvitationView, SecurityEventView, TeamMemberView};
+
+    let me = ssr::require_operator()?;
+    let services = crate::api::ssr::services()?;
+    let members = services.team.members().await.map_err(ssr::internal)?;
+    let invitations = services.team.open_invitations().await.map_err(ssr::internal)?;
+    let events = services.security_log.recent(100).await.map_err(ssr::internal)?;
+    Ok(TeamView {
+        me: me.id,
+        members: members
+            .into_iter()
+            .map(|m| TeamMemberView {
+                id: m.id,
+                email: m.email,
+                second_factor: m.second_factor,
+                last_login: m.last_login_at.map(human_datetime),
+                active_sessions: m.active_sessions,
+            })
+            .collect(),
+        invitations: invitations
+            .into_iter()
+            .map(|i| InvitationView {
+                email: i.email,
+                invited_by: i.invited_by,
+                expires: human_datetime(i.expires_at),
+            })
+            .collect(),
+        events: events
+            .into_iter()
+            .map(|e| SecurityEventView {
+                at: human_datetime(e.at),
+                kind: e.kind.as_str().to_string(),
+                label: e.kind.label().to_string(),
+                actor: e.actor,
+                subject: e.subject,
+                ip: e.ip,
+            })
+            .collect(),
+    })
 }
 
 #[cfg(feature = "ssr")]
@@ -235,6 +282,10 @@ pub async fn load_outbox(before: Option<i64>) -> Result<crate::dto::OutboxView, 
                 ),
                 MailKind::ExpiryWarning => "Refresh token ends within 7 days".to_string(),
                 MailKind::Digest => "Operators' daily digest".to_string(),
+                MailKind::Invitation => "Operator invitation".to_string(),
+                MailKind::SecurityAlert => "Security alert to operators".to_string(),
+                MailKind::VerifyEmail => "Email address verification".to_string(),
+                MailKind::PasswordReset => "Password reset".to_string(),
             },
             recipient: m.recipient,
             connection_id: m.connection_id,

@@ -7,6 +7,7 @@ pub mod operator;
 pub mod operator_api_keys;
 pub mod operator_connection;
 pub mod operator_emails;
+pub mod operator_team;
 pub mod operator_webhooks;
 pub mod signup;
 

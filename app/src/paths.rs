@@ -12,6 +12,29 @@ pub const CONNECTION: &str = "/connection";
 pub const DISCONNECT: &str = "/connection/disconnect";
 /// The merchant turns emails about their connection on or off.
 pub const CONNECTION_EMAILS: &str = "/connection/emails";
+/// The merchant's password and the way to leave.
+pub const CONNECTION_ACCOUNT: &str = "/connection/account";
+pub const CONNECTION_PASSWORD: &str = "/connection/password";
+pub const CONNECTION_DELETE: &str = "/connection/delete";
+/// Sends the verification link again.
+pub const CONNECTION_VERIFY_EMAIL: &str = "/connection/verify-email";
+/// Uses a verification link (public: the secret in it is the key).
+pub const VERIFY_EMAIL_ROUTE: &str = "/verify-email/{secret}";
+/// "Forgot your password?": asks for the address; the link's page sets a new password.
+pub const PASSWORD_RESET: &str = "/password-reset";
+pub const PASSWORD_RESET_ROUTE: &str = "/password-reset/{secret}";
+/// What would have been sent, in the embedded mode without SMTP_URL.
+pub const MAILBOX: &str = "/mailbox";
+/// An operator deletes a merchant's account.
+pub const OPERATOR_DELETE_MERCHANT_ROUTE: &str = "/operator/connections/{id}/delete-merchant";
+
+pub fn operator_delete_merchant(id: i64) -> String {
+    format!("{}/delete-merchant", operator_connection(id))
+}
+
+/// The merchant's own second factor: set up, or turned off.
+pub const CONNECTION_SECOND_FACTOR: &str = "/connection/second-factor";
+pub const CONNECTION_SECOND_FACTOR_OFF: &str = "/connection/second-factor/off";
 /// RFC 8058 one-click unsubscribe (`?t=` the message's token); GET shows a confirmation.
 pub const EMAIL_UNSUBSCRIBE: &str = "/email/unsubscribe";
 /// One page per way the OAuth callback can fail (`?reason=`).
@@ -42,6 +65,23 @@ pub const OPERATOR_WEBHOOK_DISABLE_ROUTE: &str = "/operator/webhooks/{id}/disabl
 pub const OPERATOR_DELIVERY_RESEND_ROUTE: &str = "/operator/webhooks/deliveries/{id}/resend";
 /// The mail outbox.
 pub const OPERATOR_EMAILS: &str = "/operator/emails";
+/// Operators, invitations and the security log.
+pub const OPERATOR_TEAM: &str = "/operator/team";
+pub const OPERATOR_TEAM_INVITE: &str = "/operator/team/invite";
+pub const OPERATOR_TEAM_REMOVE_ROUTE: &str = "/operator/team/{id}/remove";
+pub const OPERATOR_TEAM_LOG_OUT_ROUTE: &str = "/operator/team/{id}/log-out-everywhere";
+/// "Confirm it's you" before an export (a GET) goes on.
+pub const OPERATOR_CONFIRM: &str = "/operator/confirm";
+/// An operator invitation's link (public: the secret in it is the key).
+pub const INVITATION_ROUTE: &str = "/invitation/{secret}";
+
+pub fn operator_team_remove(id: i64) -> String {
+    format!("{OPERATOR_TEAM}/{id}/remove")
+}
+
+pub fn operator_team_log_out(id: i64) -> String {
+    format!("{OPERATOR_TEAM}/{id}/log-out-everywhere")
+}
 pub const OPERATOR_EMAIL_RESEND_ROUTE: &str = "/operator/emails/{id}/resend";
 /// Every token read, as CSV.
 pub const OPERATOR_TOKEN_READS_CSV: &str = "/operator/token-reads.csv";
@@ -144,13 +184,24 @@ pub enum Notice {
     Resent,
     EmailsOn,
     EmailsOff,
+    Invited,
+    OperatorRemoved,
+    SessionsEnded,
+    SecondFactorOff,
+    VerificationSent,
+    VerificationTooSoon,
+    EmailVerified,
+    PasswordChanged,
+    PasswordReset,
+    AccountDeleted,
+    MerchantDeleted,
 }
 
 /// How a notice looks: `ok` or `warn`.
 pub type NoticeTone = &'static str;
 
 impl Notice {
-    pub const ALL: [Notice; 13] = [
+    pub const ALL: [Notice; 24] = [
         Notice::Welcome,
         Notice::Connected,
         Notice::Disconnected,
@@ -164,6 +215,17 @@ impl Notice {
         Notice::Resent,
         Notice::EmailsOn,
         Notice::EmailsOff,
+        Notice::Invited,
+        Notice::OperatorRemoved,
+        Notice::SessionsEnded,
+        Notice::SecondFactorOff,
+        Notice::VerificationSent,
+        Notice::VerificationTooSoon,
+        Notice::EmailVerified,
+        Notice::PasswordChanged,
+        Notice::PasswordReset,
+        Notice::AccountDeleted,
+        Notice::MerchantDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -181,6 +243,17 @@ impl Notice {
             Notice::Resent => "resent",
             Notice::EmailsOn => "emails_on",
             Notice::EmailsOff => "emails_off",
+            Notice::Invited => "invited",
+            Notice::OperatorRemoved => "operator_removed",
+            Notice::SessionsEnded => "sessions_ended",
+            Notice::SecondFactorOff => "second_factor_off",
+            Notice::VerificationSent => "verification_sent",
+            Notice::VerificationTooSoon => "verification_too_soon",
+            Notice::EmailVerified => "email_verified",
+            Notice::PasswordChanged => "password_changed",
+            Notice::PasswordReset => "password_reset",
+            Notice::AccountDeleted => "account_deleted",
+            Notice::MerchantDeleted => "merchant_deleted",
         }
     }
 
@@ -212,6 +285,29 @@ impl Notice {
             Notice::Resent => ("ok", "Queued again: it goes out within seconds."),
             Notice::EmailsOn => ("ok", "Emails are on: we will write when your connection needs you."),
             Notice::EmailsOff => ("ok", "Emails are off: we will not write about your connection."),
+            Notice::Invited => ("ok", "Invitation sent: the link in it works once, for 24 hours."),
+            Notice::OperatorRemoved => (
+                "ok",
+                "The operator is removed: their sessions ended and they can no longer sign in.",
+            ),
+            Notice::SessionsEnded => ("ok", "Their sessions are ended, on every device."),
+            Notice::SecondFactorOff => ("ok", "Your second factor is off: you log in with your password alone."),
+            Notice::VerificationSent => ("ok", "A new link is on its way: it works once, for 24 hours."),
+            Notice::VerificationTooSoon => (
+                "warn",
+                "A link went out less than a minute ago: give it a moment, then try again.",
+            ),
+            Notice::EmailVerified => ("ok", "Your email address is confirmed. Thank you!"),
+            Notice::PasswordChanged => ("ok", "Your password is changed: your other sessions have ended."),
+            Notice::PasswordReset => (
+                "ok",
+                "Your password is set: log in with it (every earlier session has ended).",
+            ),
+            Notice::AccountDeleted => (
+                "ok",
+                "Your account is deleted: your Airwallex connection is gone and we forgot your address.",
+            ),
+            Notice::MerchantDeleted => ("ok", "The merchant's account is deleted, and logged."),
         }
     }
 }

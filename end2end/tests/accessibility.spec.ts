@@ -1,9 +1,9 @@
 import { test, expect, Page } from '@playwright/test';
-import { accessible, connectedMerchant, consent, signUp, SIM, uniqueEmail, logInAsOperator } from './helpers';
+import { accessible, connectedMerchant, consent, signUp, SIM, uniqueEmail, logInAsOperator, tabTo } from './helpers';
 import { OPERATOR_EMAIL, OPERATOR_PASSWORD } from '../playwright.config';
 
 test('every page a visitor and a merchant see has no serious accessibility violation', async ({ page }) => {
-  for (const path of ['/', '/signup', '/login', '/no-such-page', '/connect/problem?reason=declined']) {
+  for (const path of ['/', '/signup', '/login', '/password-reset', '/no-such-page', '/connect/problem?reason=declined']) {
     await page.goto(path);
     await accessible(page, path);
   }
@@ -36,6 +36,10 @@ test('every page a visitor and a merchant see has no serious accessibility viola
   await accessible(page, 'connection, needs reconnection');
   await page.goto('/connection/disconnect');
   await accessible(page, 'disconnect confirmation');
+  for (const path of ['/connection/account', '/connection/second-factor']) {
+    await page.goto(path);
+    await accessible(page, path);
+  }
 });
 
 test('every operator page has no serious accessibility violation', async ({ page, browser }) => {
@@ -71,23 +75,9 @@ test('every operator page has no serious accessibility violation', async ({ page
   await accessible(page, 'an endpoint and its deliveries');
   await page.goto('/operator/emails');
   await accessible(page, 'the mail outbox');
+  await page.goto('/operator/team');
+  await accessible(page, 'the team and the security log');
 });
-
-/** Presses Tab until `target` has the focus, and checks that the focus can be seen. */
-async function tabTo(page: Page, target: ReturnType<Page['locator']>, what: string) {
-  for (let i = 0; i < 40; i++) {
-    await page.keyboard.press('Tab');
-    if (await target.evaluate((el) => el === document.activeElement).catch(() => false)) {
-      const visible = await target.evaluate((el) => {
-        const style = getComputedStyle(el);
-        return (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0) || style.boxShadow !== 'none';
-      });
-      expect(visible, `the focus on ${what} is visible`).toBe(true);
-      return;
-    }
-  }
-  throw new Error(`Tab never reached ${what}`);
-}
 
 test('a merchant signs up, connects and disconnects with the keyboard alone', async ({ page }) => {
   await page.goto('/signup');

@@ -1,5 +1,5 @@
 import { expect, Page, test } from '@playwright/test';
-import { accessible, consent, SIM, signUp, logInAsOperator } from './helpers';
+import { accessible, consent, SIM, signUp, logInAsOperator, tabTo } from './helpers';
 import { OPERATOR_EMAIL, OPERATOR_PASSWORD, SMTP_SINK } from '../playwright.config';
 
 type Received = { from: string; to: string[]; data: string };
@@ -39,6 +39,17 @@ async function mailTo(email: string, count = 1): Promise<Received[]> {
   return found;
 }
 
+/** Opens the verification link the sign-up sent to `email` (until then no other mail goes). */
+async function verifyAddress(page: Page, email: string) {
+  const [message] = await mailTo(email);
+  expect(header(message, 'Subject')).toBe('Confirm your email address for awx-onboard');
+  const link = part(message, 'text/plain').match(/https?:\/\/\S+\/verify-email\/[A-Za-z0-9_-]+/)![0];
+  await page.goto(link);
+  await accessible(page, 'the verification page');
+  await page.getByRole('button', { name: 'Confirm my email address' }).click();
+  await expect(page).toHaveURL(/\/connection\?notice=email_verified/);
+}
+
 async function connectNewBusiness(page: Page, business: string): Promise<string> {
   await page.getByRole('button', { name: 'Create an Airwallex account' }).click();
   await consent(page, 'Authorize', { newBusiness: business });
@@ -50,12 +61,13 @@ test('a revocation on Airwallex emails the merchant a link that reconnects in on
   const email = await signUp(page);
   const business = `Mailed Goods ${Date.now()}`;
   const accountId = await connectNewBusiness(page, business);
+  await verifyAddress(page, email);
 
   await page.goto(`${SIM}/merchant/apps?account=${accountId}`);
   await page.getByRole('button', { name: 'Disconnect awx-onboard' }).click();
   await expect(page.getByText('The app was disconnected.')).toBeVisible();
 
-  const [message] = await mailTo(email);
+  const message = (await mailTo(email, 2))[1];
   expect(header(message, 'Subject')).toBe('Your Airwallex connection was disconnected');
   const text = part(message, 'text/plain');
   expect(text).toContain(business);
@@ -91,9 +103,10 @@ test('a revocation on Airwallex emails the merchant a link that reconnects in on
 test('operators see the outbox with the SMTP answer, and the trends as charts', async ({ page }) => {
   const email = await signUp(page);
   const accountId = await connectNewBusiness(page, `Outbox Goods ${Date.now()}`);
+  await verifyAddress(page, email);
   await page.goto(`${SIM}/merchant/apps?account=${accountId}`);
   await page.getByRole('button', { name: 'Disconnect awx-onboard' }).click();
-  await mailTo(email);
+  await mailTo(email, 2);
   await page.context().clearCookies();
 
   await logInAsOperator(page, OPERATOR_EMAIL, OPERATOR_PASSWORD);
@@ -101,10 +114,46 @@ test('operators see the outbox with the SMTP answer, and the trends as charts', 
     await expect(page.getByRole('img', { name: title })).toBeVisible();
   }
   await page.getByRole('link', { name: 'Emails' }).click();
-  const row = page.locator('tr[data-status="sent"]', { hasText: email });
+  const row = page.locator('tr[data-status="sent"]', { hasText: email }).first();
   await expect(row).toBeVisible();
   await expect(row).toContainText('250');
   await row.getByRole('button', { name: 'Resend' }).click();
   await expect(page).toHaveURL(/notice=resent/);
-  await mailTo(email, 2);
+  await mailTo(email, 3);
+});
+
+test('a new address is confirmed by its link, and a forgotten password is reset by email, with the keyboard alone', async ({ page }) => {
+  const email = await signUp(page);
+  await expect(page.locator('[data-email-verified="no"]')).toBeVisible();
+  await accessible(page, 'the connection page waiting for verification');
+  await verifyAddress(page, email);
+  await expect(page.locator('[data-email-verified="no"]')).toHaveCount(0);
+  await page.getByRole('button', { name: 'Log out' }).click();
+
+  // Forgot the password: from /login, by keyboard.
+  await page.goto('/login');
+  await tabTo(page, page.getByRole('link', { name: 'Forgot your password?' }), 'Forgot your password?');
+  await page.keyboard.press('Enter');
+  await expect(page).toHaveURL(/\/password-reset$/);
+  await accessible(page, 'the reset request');
+  await expect(page.getByLabel('Email')).toBeFocused();
+  await page.keyboard.type(email);
+  await page.keyboard.press('Enter');
+  await expect(page.getByText('If an account has that address')).toBeVisible();
+  const reset = (await mailTo(email, 2))[1];
+  expect(header(reset, 'Subject')).toBe('Reset your awx-onboard password');
+  const link = part(reset, 'text/plain').match(/https?:\/\/\S+\/password-reset\/[A-Za-z0-9_-]+/)![0];
+  await page.goto(link);
+  await accessible(page, 'the new password page');
+  await expect(page.getByLabel(/^New password/)).toBeFocused();
+  const fresh = 'a fresh pass phrase for 2027';
+  await page.keyboard.type(fresh);
+  await page.keyboard.press('Enter');
+  await expect(page).toHaveURL(/\/login\?notice=password_reset/);
+  await tabTo(page, page.getByLabel('Email'), 'the email field');
+  await page.keyboard.type(email);
+  await tabTo(page, page.getByLabel('Password'), 'the password field');
+  await page.keyboard.type(fresh);
+  await page.keyboard.press('Enter');
+  await expect(page).toHaveURL(/\/connection$/);
 });

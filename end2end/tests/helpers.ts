@@ -1,6 +1,8 @@
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import { expect, Page } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
+import { FACTORS_FILE } from '../playwright.config';
 
 export const SIM = process.env.E2E_SIM_URL ?? `http://127.0.0.1:${Number(process.env.E2E_PORT ?? 3300) + 1}`;
 export const PASSWORD = 'correct horse battery staple';
@@ -55,10 +57,25 @@ export async function accessible(page: Page, what: string) {
 
 
 /** What an operator's phone holds for this run: the key shown at enrolment, the last time
- * step a code was given for (each code is taken once), the recovery codes. */
-const factors = new Map<string, { secret: Buffer; lastStep: number; recovery: string[] }>();
+ * step a code was given for (each code is taken once), the recovery codes. Kept in a file of
+ * the run, so that a worker restarted after a failed test still knows them. */
+type Factor = { secret: Buffer; lastStep: number; recovery: string[] };
+const factors = {
+  all(): Record<string, { secret: string; lastStep: number; recovery: string[] }> {
+    return fs.existsSync(FACTORS_FILE) ? JSON.parse(fs.readFileSync(FACTORS_FILE, 'utf8')) : {};
+  },
+  get(key: string): Factor | undefined {
+    const found = this.all()[key];
+    return found && { ...found, secret: Buffer.from(found.secret, 'base64') };
+  },
+  set(key: string, factor: Factor) {
+    const all = this.all();
+    all[key] = { ...factor, secret: factor.secret.toString('base64') };
+    fs.writeFileSync(FACTORS_FILE, JSON.stringify(all));
+  },
+};
 
-function base32Decode(text: string): Buffer {
+export function base32Decode(text: string): Buffer {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
   let bits = 0;
   let value = 0;
@@ -99,26 +116,54 @@ export async function logInAsOperator(page: Page, email: string, password: strin
   if (await shown.count()) {
     if (audit) await accessible(page, 'second-factor enrolment');
     const secret = base32Decode((await shown.getAttribute('data-secret'))!);
-    factors.set(key, { secret, lastStep: step, recovery: [] });
     await page.getByLabel('Code', { exact: true }).fill(totp(secret, step));
     await page.getByRole('button', { name: 'Continue' }).click();
     await expect(page).toHaveURL(/\/login\/recovery-codes$/);
     if (audit) await accessible(page, 'recovery codes');
-    factors.get(key)!.recovery = await page.locator('[data-recovery-code]').allTextContents();
+    factors.set(key, { secret, lastStep: step, recovery: await page.locator('[data-recovery-code]').allTextContents() });
     await page.getByRole('link', { name: 'Continue' }).click();
   } else {
-    const factor = factors.get(key);
-    if (!factor) throw new Error(`no second factor enrolled for ${key} in this run`);
-    const next = Math.max(step, factor.lastStep + 1);
-    let code: string;
-    if (next <= step + 1) {
-      factor.lastStep = next;
-      code = totp(factor.secret, next);
-    } else {
-      code = factor.recovery.pop()!;
-    }
-    await page.getByLabel('Code', { exact: true }).fill(code);
+    await page.getByLabel('Code', { exact: true }).fill(nextCode(page, email));
     await page.getByRole('button', { name: 'Continue' }).click();
   }
   await expect(page).toHaveURL(/\/operator$/);
+}
+
+/** Remembers a key enrolled outside logInAsOperator (an invitee's), with its codes. */
+export function enrolled(page: Page, email: string, secret: string, step: number, recovery: string[]) {
+  factors.set(`${new URL(page.url()).origin}|${email}`, { secret: base32Decode(secret), lastStep: step, recovery });
+}
+
+/** A code of `email`'s second factor not given before (this step's or the next one's, else
+ * a recovery code), as the phone would show it. */
+export function nextCode(page: Page, email: string): string {
+  const key = `${new URL(page.url()).origin}|${email}`;
+  const factor = factors.get(key);
+  if (!factor) throw new Error(`no second factor enrolled for ${key} in this run`);
+  const step = Math.floor(Date.now() / 1000 / 30);
+  const next = Math.max(step, factor.lastStep + 1);
+  if (next <= step + 1) {
+    factor.lastStep = next;
+    factors.set(key, factor);
+    return totp(factor.secret, next);
+  }
+  const code = factor.recovery.pop()!;
+  factors.set(key, factor);
+  return code;
+}
+
+/** Tabs until `target` has the focus (and shows it), as a keyboard user would. */
+export async function tabTo(page: Page, target: ReturnType<Page['locator']>, what: string) {
+  for (let i = 0; i < 60; i++) {
+    await page.keyboard.press('Tab');
+    if (await target.evaluate((el) => el === document.activeElement).catch(() => false)) {
+      const visible = await target.evaluate((el) => {
+        const style = getComputedStyle(el);
+        return (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0) || style.boxShadow !== 'none';
+      });
+      expect(visible, `the focus on ${what} is visible`).toBe(true);
+      return;
+    }
+  }
+  throw new Error(`Tab never reached ${what}`);
 }

@@ -42,7 +42,7 @@ async fn run(engine: Engine) {
     let (_, key) = app
         .services()
         .api_keys
-        .create("bench", &Scope::ALL, "bench")
+        .create("bench", &Scope::ALL, "bench", None)
         .await
         .unwrap();
     let authorization = format!("Bearer {}", key.expose());

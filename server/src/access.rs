@@ -46,6 +46,11 @@ pub async fn load_account(
         if let Some(on) = session.emails_on().await {
             request.extensions_mut().insert(awx_onboard::mail::EmailChoice(on));
         }
+        if let Some(verified) = session.email_verified().await {
+            request
+                .extensions_mut()
+                .insert(awx_onboard::accounts::lifecycle::EmailVerified(verified));
+        }
     }
     request.extensions_mut().insert(CurrentAccount(account));
     request.extensions_mut().insert(session);

@@ -85,6 +85,8 @@ pub async fn sign_up(
         Ok(account) => {
             session.sign_in(&account).await?;
             tracing::info!(account_id = account.id, "merchant signed up");
+            // The address is proven by a link; signing up and connecting go on meanwhile.
+            state.services.links.send_verification(account.id).await?;
             Ok(Redirect::to(&paths::with_notice(paths::CONNECTION, Notice::Welcome)).into_response())
         }
         Err(error) => refused(&state, page, paths::SIGNUP, &form, error).await,
@@ -121,6 +123,12 @@ pub async fn log_in(
                 return Ok(Redirect::to(crate::second_factor::SECOND_FACTOR).into_response());
             }
             session.sign_in(&account).await?;
+            state
+                .services
+                .accounts
+                .record_login(account.id)
+                .await
+                .map_err(AppError::internal)?;
             let home = if account.role == Role::Operator {
                 paths::OPERATOR
             } else {

@@ -21,10 +21,11 @@ const USAGE: &str = "usage:
   awx-onboard create-operator --email E --reset-second-factor
                                            remove an operator's second factor (a lost device); they
                                            enrol again at their next log-in
-  awx-onboard create-api-key --name NAME --scope SCOPE [--scope SCOPE]...
+  awx-onboard create-api-key --name NAME --scope SCOPE [--scope SCOPE]... [--expires-in-days N]
                                            create a platform API key (scopes: connections:read,
-                                           tokens:read, connect:write, airwallex:proxy); the key is
-                                           printed once, alone on the last line
+                                           tokens:read, connect:write, airwallex:proxy), ending after
+                                           N days if given; the key is printed once, alone on the
+                                           last line
   awx-onboard sim [--addr HOST:PORT] [--redirect-uri URI]... [--webhook-url URL]
                   [--refresh-token-ttl SECONDS]
                                            run the Airwallex simulator alone";
@@ -178,12 +179,19 @@ async fn reset_second_factor(config: &Config, email: &str) -> anyhow::Result<()>
 async fn create_api_key(args: &[String]) -> anyhow::Result<()> {
     let mut name = None;
     let mut scopes = Vec::new();
+    let mut expires_in_days = None;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         let mut value = || rest.next().with_context(|| format!("{flag} needs a value\n{USAGE}"));
         match flag.as_str() {
             "--name" => name = Some(value()?.clone()),
             "--scope" => scopes.push(value()?.clone()),
+            "--expires-in-days" => {
+                expires_in_days = awx_onboard::platform::keys::parse_expiry_days(value()?)?;
+                if expires_in_days.is_none() {
+                    bail!("--expires-in-days needs a number of days\n{USAGE}");
+                }
+            }
             other => bail!("unknown option {other:?}\n{USAGE}"),
         }
     }
@@ -192,12 +200,16 @@ async fn create_api_key(args: &[String]) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let db = connect(&config).await?;
     let keys = awx_onboard::platform::keys::ApiKeys::new(db.clone(), awx_onboard::time::Clock::system());
-    let created = keys.create(&name, &scopes, "command line").await;
+    let created = keys.create(&name, &scopes, "command line", expires_in_days).await;
     db.close().await;
     let (key, secret) = created.map_err(|e| anyhow::anyhow!("could not create the key: {e}"))?;
     let scopes = key.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
+    let ends = key
+        .expires_at
+        .map(|at| format!(", ending {}", awx_onboard::time::rfc3339(at)))
+        .unwrap_or_default();
     println!(
-        "API key {:?} ({}) created with {scopes}; it is shown only now:",
+        "API key {:?} ({}) created with {scopes}{ends}; it is shown only now:",
         key.name, key.id
     );
     println!("{}", secret.expose());

@@ -30,6 +30,9 @@ pub struct Config {
     pub network: NetworkConfig,
     pub mail: MailConfig,
     pub platform: PlatformConfig,
+    /// `RETENTION_DAYS`: finished deliveries, sent emails and ended invitations are pruned
+    /// after this many days (the audit trails are kept).
+    pub retention_days: i64,
 }
 
 impl Config {
@@ -65,9 +68,10 @@ impl Config {
         let env = airwallex::env(&mut r, public_url.as_ref());
         let airwallex = airwallex::read(&mut r, env);
         let token_key = database::token_key(&mut r, env == AirwallexEnv::Sim);
-        let mail = mail::read(&mut r, public_url.as_ref());
+        let mail = mail::read(&mut r, public_url.as_ref(), env == AirwallexEnv::Sim);
         let platform = platform::read(&mut r);
         let network = network::read(&mut r, public_url);
+        let retention_days = r.count("RETENTION_DAYS", awx_onboard::retention::DEFAULT_RETENTION_DAYS, 3650);
         match (r.problems.is_empty(), airwallex, token_key, network) {
             (true, Some(airwallex), Some(token_key), Some(network)) => Ok(Config {
                 database_url,
@@ -76,6 +80,7 @@ impl Config {
                 network,
                 mail,
                 platform,
+                retention_days,
             }),
             _ => Err(ConfigError(r.problems)),
         }
@@ -144,6 +149,8 @@ impl Config {
                 "email: {}, from {}, operators' digest from {:02}:00 UTC",
                 if self.mail.smtp_url.is_some() {
                     "sent through SMTP_URL"
+                } else if self.mail.local_mailbox {
+                    "kept in the local mailbox at /mailbox (no SMTP_URL in the embedded mode)"
                 } else {
                     awx_onboard::mail::sender::NOT_CONFIGURED
                 },

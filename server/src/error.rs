@@ -21,6 +21,9 @@ pub enum AppError {
     BadForm(&'static str),
     #[error("form too large")]
     FormTooLarge,
+    /// The request cannot be done as things stand (e.g. removing the last operator).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// Something this app depends on is down for now (storage, Airwallex).
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -73,6 +76,11 @@ impl IntoResponse for AppError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Too much data",
                 "The form sent more than we accept.",
+            ),
+            AppError::Conflict(text) => crate::problem::plain_page(
+                StatusCode::CONFLICT,
+                "That cannot be done",
+                &awx_onboard::html::escape(&text),
             ),
             AppError::Unavailable(cause) => {
                 tracing::warn!(%cause, "answered 503");

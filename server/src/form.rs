@@ -24,6 +24,11 @@ impl FormFields {
             .collect()
     }
 
+    /// Every field, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     /// The first value of `name`, or "".
     pub fn first(&self, name: &str) -> &str {
         self.all(name).first().copied().unwrap_or_default()

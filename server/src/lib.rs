@@ -2,12 +2,14 @@
 //! plus the plain routes), the embedded simulator in `sim` mode, and shutdown.
 
 pub mod access;
+pub mod account;
 pub mod assets;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod connect_link;
+pub mod connection_factor;
 pub mod csrf;
 pub mod error;
 pub mod form;
@@ -21,11 +23,13 @@ pub mod platform;
 pub mod problem;
 pub mod proxy;
 pub mod rate_limit;
+pub mod reauth;
 pub mod router;
 pub mod second_factor;
 pub mod security;
 pub mod sessions;
 pub mod state;
+pub mod team;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -80,6 +84,15 @@ impl Application {
             .await
             .context("database start-up failed")?;
         tracing::info!(database = %config::shown_database_url(&config), "database ready");
+        let hashed = awx_onboard::mail::hash_stored_unsubscribe_tokens(&db)
+            .await
+            .context("hashing the stored unsubscribe tokens failed")?;
+        if hashed > 0 {
+            tracing::info!(
+                hashed,
+                "unsubscribe tokens stored as they were are now stored as hashes"
+            );
+        }
 
         let listener = tokio::net::TcpListener::bind(config.network.site_addr)
             .await
@@ -137,7 +150,9 @@ impl Application {
         let (stop_keeper, keeper_stopped) = tokio::sync::watch::channel(false);
         let keeper = tokio::spawn(self.state.services.keeper.clone().run(keeper_stopped.clone()));
         let deliverer = tokio::spawn(self.state.services.deliverer.clone().run(keeper_stopped.clone()));
-        if !self.state.services.mailer.configured() {
+        if self.state.config.mail.local_mailbox {
+            tracing::info!("emails: kept in the local mailbox at /mailbox (no SMTP_URL in the embedded mode)");
+        } else if !self.state.services.mailer.configured() {
             tracing::warn!(
                 "emails: not sent: no mail server configured (set SMTP_URL, e.g. smtp://127.0.0.1:2525); \
                  they wait in the outbox at /operator/emails"
@@ -265,12 +280,25 @@ fn build_services(
                 lease: config.platform.webhook_delivery_lease,
                 ..awx_onboard::platform::outbox::WEBHOOK_SCHEDULE
             },
-            mail: awx_onboard::mail::MailSettings::new(
-                config.mail.smtp_url.clone(),
-                config.mail.from.clone(),
-                config.public_origin(),
-            ),
+            mail: awx_onboard::mail::MailSettings {
+                local_mailbox: config.mail.local_mailbox,
+                ..awx_onboard::mail::MailSettings::new(
+                    config.mail.smtp_url.clone(),
+                    config.mail.from.clone(),
+                    config.public_origin(),
+                )
+            },
             digest_hour: config.mail.digest_hour,
+            retention_days: config.retention_days,
+            webhook_targets: awx_onboard::platform::outbox::TargetPolicy {
+                allow_private: config.platform.webhook_allow_private_targets,
+                public_url_is_loopback: match config.public_url().host() {
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+                    None => false,
+                },
+            },
             connect: awx_onboard::platform::connect_sessions::ConnectSettings {
                 platform_name: config.platform.name.clone(),
                 return_origins: config.platform.return_origins.clone(),
@@ -354,7 +382,7 @@ async fn flush_token_reads(services: Services, mut stop: tokio::sync::watch::Rec
 }
 
 /// Deletes expired sessions, finished authorization requests, old log-in attempts and
-/// processed webhook ids past their horizon.
+/// processed webhook ids past their horizon, and what is past `RETENTION_DAYS`.
 async fn sweep_periodically(services: Services, mut stop: tokio::sync::watch::Receiver<bool>) {
     let sessions = DbSessionStore::new(services.db.clone(), services.clock.clone());
     loop {
@@ -366,6 +394,11 @@ async fn sweep_periodically(services: Services, mut stop: tokio::sync::watch::Re
         }
         let _ = services.accounts.sweep_attempts().await;
         let _ = awx_onboard::webhooks::sweep(services.store(), services.clock.now()).await;
+        match services.retention.prune().await {
+            Ok(pruned) if pruned.total() > 0 => tracing::info!(?pruned, "pruned what is past RETENTION_DAYS"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "pruning past RETENTION_DAYS failed; trying later"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(300)) => {}
             _ = stop.changed() => return,

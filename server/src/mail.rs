@@ -13,6 +13,7 @@ use awx_onboard::html::escape;
 use crate::access::{OperatorUser, SignedIn};
 use crate::error::AppError;
 use crate::form::HtmlForm;
+use crate::net::ClientAddr;
 use crate::problem::{page_with_body, plain_page};
 use crate::state::AppState;
 
@@ -134,4 +135,67 @@ pub async fn resend(
     }
     tracing::info!(message = id, by = %operator.email, "email queued again");
     Ok(Redirect::to(&paths::with_notice(paths::OPERATOR_EMAILS, Notice::Resent)).into_response())
+}
+
+/// Links in a message's text, clickable (the text escaped first).
+fn linked(text: &str) -> String {
+    let escaped = escape(text);
+    let mut out = String::with_capacity(escaped.len());
+    let mut rest = escaped.as_str();
+    while let Some(at) = rest.find("http://").into_iter().chain(rest.find("https://")).min() {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '<' || c == '"')
+            .unwrap_or(tail.len());
+        let url = tail[..end].trim_end_matches(['.', ',', ')']);
+        out.push_str(&format!("<a href=\"{url}\">{url}</a>"));
+        rest = &tail[url.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `GET /mailbox`: in the embedded mode without `SMTP_URL`, what would have been sent
+/// (newest first), so that a newcomer can follow every link; to this machine only.
+pub async fn mailbox(State(state): State<AppState>, client: ClientAddr) -> Result<Response, AppError> {
+    let Some(kept) = state.services.mailer.mailbox() else {
+        return Err(AppError::NotFound(
+            "There is no local mailbox: emails go through SMTP_URL.",
+        ));
+    };
+    if !client.ip.is_loopback() {
+        return Err(AppError::NotFound("The local mailbox is shown on this machine only."));
+    }
+    let items: String = kept
+        .iter()
+        .rev()
+        .map(|m| {
+            format!(
+                "<article class=\"card mail\" data-to=\"{to}\"><h2>{subject}</h2><p class=\"muted\">To {to}, \
+                 {at}</p><pre class=\"mail-text\">{text}</pre></article>",
+                to = escape(&m.to),
+                subject = escape(&m.subject),
+                at = awx_onboard::time::human_datetime(m.at),
+                text = linked(&m.text),
+            )
+        })
+        .collect();
+    let body = format!(
+        "<p>No SMTP server is configured (SMTP_URL), so in the embedded mode emails land here instead: the newest \
+         first, the latest {}.</p>{}",
+        awx_onboard::mail::sender::MAILBOX_SIZE,
+        if items.is_empty() {
+            "<p class=\"muted\">Nothing yet.</p>".to_string()
+        } else {
+            items
+        }
+    );
+    let mut response =
+        crate::problem::page_with_eyebrow(StatusCode::OK, "Local mailbox", "What would have been sent", &body);
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }

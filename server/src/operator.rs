@@ -90,6 +90,10 @@ pub async fn metrics(State(state): State<AppState>, client: ClientAddr, headers:
         }
         Err(error) => tracing::warn!(%error, "metrics: connection counts unavailable"),
     }
+    match state.services.security_log.counts().await {
+        Ok(counts) => text.push_str(&awx_onboard::security_log::render_counts(&counts)),
+        Err(error) => tracing::warn!(%error, "metrics: security log counts unavailable"),
+    }
     text.push_str(&format!(
         "# HELP awx_keeper_backlog Connections the keeper found due in its latest pass.\n# TYPE awx_keeper_backlog gauge\nawx_keeper_backlog {}\n",
         state.services.keeper.backlog()

@@ -9,32 +9,89 @@ use serde::Deserialize;
 
 use app::dto::{FormFeedback, Revealed};
 use app::paths::{self, Notice};
+use awx_onboard::accounts::Account;
 use awx_onboard::platform::connect_sessions::{SessionError, SessionRequest};
-use awx_onboard::platform::keys::{parse_scopes, KeyError};
+use awx_onboard::platform::keys::{parse_expiry_days, parse_scopes, KeyError, Scope};
 use awx_onboard::platform::outbox::{parse_events, EndpointError};
+use awx_onboard::security_log::{Actor, SecurityEventKind};
 
-use crate::access::OperatorUser;
+use crate::access::{OperatorUser, Sessions};
 use crate::error::AppError;
 use crate::form::{FormFields, PageRequest};
+use crate::net::ClientAddr;
 use crate::pages::render_page_with;
+use crate::reauth::{confirm_get, confirm_post};
 use crate::state::AppState;
+
+/// Logs what `operator` did in the security log.
+async fn log(state: &AppState, operator: &Account, client: &ClientAddr, kind: SecurityEventKind, subject: &str) {
+    let ip = client.ip.to_string();
+    state
+        .services
+        .security_log
+        .record(kind, &Actor::of(operator, Some(&ip)), Some(subject))
+        .await;
+}
+
+/// Tells every other operator, by email, what `operator` did.
+async fn alert_others(state: &AppState, operator: &Account, what: String) {
+    if let Err(error) = state.services.team.alert_others(operator, &what).await {
+        tracing::error!(%error, "the other operators could not be alerted");
+    }
+}
+
+/// What a new key can take out, for the other operators' alert (None: nothing sensitive).
+fn reach_of(scopes: &[Scope]) -> Option<&'static str> {
+    match (
+        scopes.contains(&Scope::TokensRead),
+        scopes.contains(&Scope::AirwallexProxy),
+    ) {
+        (true, true) => Some("can read every merchant's token and call Airwallex for every merchant"),
+        (true, false) => Some("can read every merchant's token"),
+        (false, true) => Some("can call Airwallex for every merchant"),
+        (false, false) => None,
+    }
+}
 
 /// `POST /operator/api-keys`: creates a key and shows it, once, on the keys page.
 pub async fn create_key(
     State(state): State<AppState>,
     OperatorUser(operator): OperatorUser,
+    Sessions(session): Sessions,
+    client: ClientAddr,
     page: PageRequest,
     form: FormFields,
 ) -> Result<Response, AppError> {
+    if let Some(ask) = confirm_post(&state, &session, &operator, &client, &form, paths::OPERATOR_API_KEYS).await? {
+        return Ok(ask);
+    }
     let name = form.first("name");
-    let scopes = parse_scopes(form.all("scope"));
-    let created = match scopes {
-        Ok(scopes) => state.services.api_keys.create(name, &scopes, &operator.email).await,
-        Err(error) => Err(error),
+    let created = match (
+        parse_scopes(form.all("scope")),
+        parse_expiry_days(form.first("expires_in_days")),
+    ) {
+        (Ok(scopes), Ok(days)) => {
+            state
+                .services
+                .api_keys
+                .create(name, &scopes, &operator.email, days)
+                .await
+        }
+        (Err(error), _) | (_, Err(error)) => Err(error),
     };
     let outcome = match created {
         Ok((key, secret)) => {
             tracing::info!(key = %key.id, by = %operator.email, "API key created");
+            let scopes = key.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
+            let subject = format!("key {} “{}” ({scopes})", key.id, key.name);
+            log(&state, &operator, &client, SecurityEventKind::ApiKeyCreated, &subject).await;
+            if let Some(reach) = reach_of(&key.scopes) {
+                let what = format!(
+                    "{} created key “{}” ({}) that {reach}",
+                    operator.email, key.name, key.id
+                );
+                alert_others(&state, &operator, what).await;
+            }
             let revealed = Revealed {
                 label: format!("The new key “{}”", key.name),
                 secret: secret.expose().to_string(),
@@ -52,9 +109,23 @@ pub async fn create_key(
 pub async fn create_connect_link(
     State(state): State<AppState>,
     OperatorUser(operator): OperatorUser,
+    Sessions(session): Sessions,
+    client: ClientAddr,
     page: PageRequest,
     form: FormFields,
 ) -> Result<Response, AppError> {
+    if let Some(ask) = confirm_post(
+        &state,
+        &session,
+        &operator,
+        &client,
+        &form,
+        paths::OPERATOR_CONNECT_LINKS,
+    )
+    .await?
+    {
+        return Ok(ask);
+    }
     let email = form.first("email").trim();
     let request = SessionRequest {
         external_id: form.first("external_id").trim().to_string(),
@@ -66,6 +137,15 @@ pub async fn create_connect_link(
     let outcome = match state.services.connect_sessions.create(&request, &created_by).await {
         Ok(created) => {
             tracing::info!(connect_session = %created.id, by = %operator.email, "connect link created by an operator");
+            let subject = format!("{} for external id {}", created.id, created.external_id);
+            log(
+                &state,
+                &operator,
+                &client,
+                SecurityEventKind::ConnectLinkCreated,
+                &subject,
+            )
+            .await;
             Ok(Ok(Revealed {
                 label: format!(
                     "A connect link for “{}”, usable once until {}",
@@ -85,11 +165,20 @@ pub async fn create_connect_link(
 pub async fn revoke_key(
     State(state): State<AppState>,
     OperatorUser(operator): OperatorUser,
+    client: ClientAddr,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     match state.services.api_keys.revoke(&id, &operator.email).await {
         Ok(()) => {
             tracing::info!(key = %id, by = %operator.email, "API key revoked");
+            log(
+                &state,
+                &operator,
+                &client,
+                SecurityEventKind::ApiKeyRevoked,
+                &format!("key {id}"),
+            )
+            .await;
             Ok(Redirect::to(&paths::with_notice(paths::OPERATOR_API_KEYS, Notice::KeyRevoked)).into_response())
         }
         Err(KeyError::NotFound) => Err(AppError::NotFound("There is no key with that id.")),
@@ -101,9 +190,14 @@ pub async fn revoke_key(
 pub async fn create_endpoint(
     State(state): State<AppState>,
     OperatorUser(operator): OperatorUser,
+    Sessions(session): Sessions,
+    client: ClientAddr,
     page: PageRequest,
     form: FormFields,
 ) -> Result<Response, AppError> {
+    if let Some(ask) = confirm_post(&state, &session, &operator, &client, &form, paths::OPERATOR_WEBHOOKS).await? {
+        return Ok(ask);
+    }
     let url = form.first("url");
     let created = match parse_events(form.all("event")) {
         Ok(events) => state.services.webhooks.create(url, &events, &operator.email).await,
@@ -112,6 +206,21 @@ pub async fn create_endpoint(
     let outcome = match created {
         Ok((id, secret)) => {
             tracing::info!(endpoint = id, by = %operator.email, "webhook endpoint registered");
+            let subject = format!("endpoint {id} {}", url.trim());
+            log(
+                &state,
+                &operator,
+                &client,
+                SecurityEventKind::WebhookEndpointRegistered,
+                &subject,
+            )
+            .await;
+            let what = format!(
+                "{} registered the webhook endpoint {} (number {id}), which receives merchants' emails and connection events",
+                operator.email,
+                url.trim()
+            );
+            alert_others(&state, &operator, what).await;
             let revealed = Revealed {
                 label: "The endpoint's signing secret (verify deliveries with a Standard Webhooks library)".into(),
                 secret: secret.expose().to_string(),
@@ -153,11 +262,21 @@ async fn show_outcome(
 pub async fn disable_endpoint(
     State(state): State<AppState>,
     OperatorUser(operator): OperatorUser,
+    client: ClientAddr,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
     match state.services.webhooks.disable(id).await {
         Ok(()) => {
             tracing::info!(endpoint = id, by = %operator.email, "webhook endpoint disabled");
+            let subject = format!("endpoint {id}");
+            log(
+                &state,
+                &operator,
+                &client,
+                SecurityEventKind::WebhookEndpointDisabled,
+                &subject,
+            )
+            .await;
             Ok(Redirect::to(&paths::with_notice(paths::OPERATOR_WEBHOOKS, Notice::EndpointDisabled)).into_response())
         }
         Err(EndpointError::NotFound) => Err(AppError::NotFound("There is no active endpoint with that number.")),
@@ -192,6 +311,7 @@ fn csv_response(name: &str, body: String) -> Response {
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
             (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (header::CACHE_CONTROL, "no-store".to_string()),
         ],
         body,
     )
@@ -207,13 +327,44 @@ enum Audit {
     ProxyCalls,
 }
 
-/// An audit as CSV, for every connection or one, from `days` back (all by default).
+/// An export's request: who, from where, and the session that must be fresh.
+pub struct ExportRequest {
+    operator: Account,
+    session: awx_onboard::sessions::SessionState,
+    client: ClientAddr,
+    uri: axum::http::Uri,
+}
+
+impl axum::extract::FromRequestParts<AppState> for ExportRequest {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, AppError> {
+        let OperatorUser(operator) = OperatorUser::from_request_parts(parts, state).await?;
+        let Sessions(session) = Sessions::from_request_parts(parts, state).await?;
+        let client = ClientAddr::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::internal("no client address"))?;
+        Ok(ExportRequest {
+            operator,
+            session,
+            client,
+            uri: parts.uri.clone(),
+        })
+    }
+}
+
+/// An audit as CSV, for every connection or one, from `days` back (all by default), once
+/// the operator's second factor is fresh.
 async fn export(
     state: &AppState,
+    request: ExportRequest,
     audit: Audit,
     connection: Option<i64>,
     days: Option<i64>,
 ) -> Result<Response, AppError> {
+    if let Some(ask) = confirm_get(state, &request.session, &request.uri).await {
+        return Ok(ask);
+    }
     let since = days.map(|days| state.services.clock.now() - days.clamp(0, 3650) * 86_400);
     let (name, csv) = match audit {
         Audit::TokenReads => ("token-reads", state.services.token_reads.csv(connection, since).await?),
@@ -223,41 +374,49 @@ async fn export(
         Some(id) => format!("{name}-connection-{id}.csv"),
         None => format!("{name}.csv"),
     };
+    log(
+        state,
+        &request.operator,
+        &request.client,
+        SecurityEventKind::CsvExported,
+        &file,
+    )
+    .await;
     Ok(csv_response(&file, csv))
 }
 
 /// `GET /operator/token-reads.csv?days=N`: every access-token read, per key, connection and minute.
 pub async fn token_reads_csv(
     State(state): State<AppState>,
-    OperatorUser(_): OperatorUser,
+    request: ExportRequest,
     Query(query): Query<CsvQuery>,
 ) -> Result<Response, AppError> {
-    export(&state, Audit::TokenReads, None, query.days).await
+    export(&state, request, Audit::TokenReads, None, query.days).await
 }
 
 /// `GET /operator/connections/{id}/token-reads.csv`.
 pub async fn connection_token_reads_csv(
     State(state): State<AppState>,
-    OperatorUser(_): OperatorUser,
+    request: ExportRequest,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
-    export(&state, Audit::TokenReads, Some(id), None).await
+    export(&state, request, Audit::TokenReads, Some(id), None).await
 }
 
 /// `GET /operator/proxy-calls.csv?days=N`: every call through the Airwallex proxy.
 pub async fn proxy_calls_csv(
     State(state): State<AppState>,
-    OperatorUser(_): OperatorUser,
+    request: ExportRequest,
     Query(query): Query<CsvQuery>,
 ) -> Result<Response, AppError> {
-    export(&state, Audit::ProxyCalls, None, query.days).await
+    export(&state, request, Audit::ProxyCalls, None, query.days).await
 }
 
 /// `GET /operator/connections/{id}/proxy-calls.csv`.
 pub async fn connection_proxy_calls_csv(
     State(state): State<AppState>,
-    OperatorUser(_): OperatorUser,
+    request: ExportRequest,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
-    export(&state, Audit::ProxyCalls, Some(id), None).await
+    export(&state, request, Audit::ProxyCalls, Some(id), None).await
 }

@@ -92,4 +92,11 @@ pub fn routes() -> Router<AppState> {
         )
         .fallback(|| async { ApiError::NotFoundRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // JSON bodies as large as the proxy's (1 MiB; 413 beyond).
+        .layer(axum::extract::DefaultBodyLimit::max(airwallex::MAX_BODY_BYTES))
+        // Tokens, merchants and Airwallex's answers: never kept by a cache on the way.
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        ))
 }

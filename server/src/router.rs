@@ -12,8 +12,8 @@ use awx_onboard::sessions::DbSessionStore;
 
 use crate::state::AppState;
 use crate::{
-    access, assets, auth, connect, connect_link, csrf, health, mail, operator, operator_platform, pages, platform,
-    proxy, second_factor, security, sessions, telemetry, webhook,
+    access, account, assets, auth, connect, connect_link, connection_factor, csrf, health, mail, operator,
+    operator_platform, pages, platform, proxy, reauth, second_factor, security, sessions, team, telemetry, webhook,
 };
 
 /// The app's page routes, listed once per process.
@@ -64,6 +64,9 @@ fn guarded(router: Router<AppState>, area: Area) -> Router<AppState> {
     ))
 }
 
+/// The largest request body a page, form or server function accepts.
+pub const MAX_PAGE_BODY_BYTES: usize = 64 * 1024;
+
 pub fn build_router(state: AppState) -> Router {
     let listings = route_listings();
     let public = Router::new()
@@ -87,11 +90,34 @@ pub fn build_router(state: AppState) -> Router {
         .route(
             paths::EMAIL_UNSUBSCRIBE,
             get(mail::unsubscribe_page).post(mail::unsubscribe),
-        );
+        )
+        .route(paths::INVITATION_ROUTE, get(team::landing).post(team::accept))
+        .route(
+            paths::VERIFY_EMAIL_ROUTE,
+            get(account::verify_page).post(account::verify),
+        )
+        .route(
+            paths::PASSWORD_RESET,
+            get(account::reset_form).post(account::request_reset),
+        )
+        .route(
+            paths::PASSWORD_RESET_ROUTE,
+            get(account::reset_page).post(account::reset),
+        )
+        .route(paths::MAILBOX, get(mail::mailbox));
     let merchant = Router::new()
         .route(paths::OAUTH_START, post(connect::start))
         .route(paths::DISCONNECT, post(connect::disconnect))
-        .route(paths::CONNECTION_EMAILS, post(mail::set_emails));
+        .route(paths::CONNECTION_EMAILS, post(mail::set_emails))
+        .route(
+            paths::CONNECTION_SECOND_FACTOR,
+            get(connection_factor::show).post(connection_factor::enrol),
+        )
+        .route(paths::CONNECTION_SECOND_FACTOR_OFF, post(connection_factor::turn_off))
+        .route(paths::CONNECTION_ACCOUNT, get(account::account))
+        .route(paths::CONNECTION_PASSWORD, post(account::change_password))
+        .route(paths::CONNECTION_DELETE, post(account::delete))
+        .route(paths::CONNECTION_VERIFY_EMAIL, post(account::send_verification));
     let operator = Router::new()
         .route(paths::OPERATOR_REFRESH_ROUTE, post(operator::refresh))
         .route(paths::OPERATOR_CHECK_ROUTE, post(operator::check))
@@ -114,6 +140,11 @@ pub fn build_router(state: AppState) -> Router {
             post(operator_platform::resend_delivery),
         )
         .route(paths::OPERATOR_EMAIL_RESEND_ROUTE, post(mail::resend))
+        .route(paths::OPERATOR_CONFIRM, post(reauth::confirm))
+        .route(paths::OPERATOR_DELETE_MERCHANT_ROUTE, post(account::operator_delete))
+        .route(paths::OPERATOR_TEAM_INVITE, post(team::invite))
+        .route(paths::OPERATOR_TEAM_REMOVE_ROUTE, post(team::remove))
+        .route(paths::OPERATOR_TEAM_LOG_OUT_ROUTE, post(team::log_out_everywhere))
         .route(paths::OPERATOR_TOKEN_READS_CSV, get(operator_platform::token_reads_csv))
         .route(
             paths::OPERATOR_CONNECTION_TOKEN_READS_CSV_ROUTE,
@@ -140,7 +171,9 @@ pub fn build_router(state: AppState) -> Router {
             access::load_account,
         ))
         .route_layer(axum::middleware::from_fn(telemetry::count_requests))
-        .layer(session_layer);
+        .layer(session_layer)
+        // Forms and server functions: 64 KiB at most (413 beyond), before any is read.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_PAGE_BODY_BYTES));
     let site_root = std::path::PathBuf::from(state.leptos_options.site_root.as_ref());
     Router::new()
         // Files first, outside the session: no database work for them.

@@ -9,9 +9,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use app::paths::{self, LocalPath};
-use awx_onboard::accounts::second_factor::{Enrolment, FactorStatus};
+use awx_onboard::accounts::second_factor::{Enrolment, FactorStatus, FactorUsed};
 use awx_onboard::accounts::{Account, AccountError, Role, THROTTLE_WINDOW_SECONDS};
 use awx_onboard::html::escape;
+use awx_onboard::security_log::{Actor, SecurityEventKind};
 use awx_onboard::sessions::{SessionState, PENDING_SECONDS};
 
 use crate::access::{CurrentUser, Sessions};
@@ -27,9 +28,9 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     crate::problem::page_with_eyebrow(status, "Log in", title, body)
 }
 
-fn code_form(problem: Option<&str>) -> String {
+pub(crate) fn code_form(action: &str, problem: Option<&str>) -> String {
     format!(
-        "{problem}<form class=\"stack\" method=\"post\" action=\"{SECOND_FACTOR}\">\
+        "{problem}<form class=\"stack\" method=\"post\" action=\"{action}\">\
          <label for=\"code\">Code</label>\
          <input id=\"code\" name=\"code\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" \
          required maxlength=\"20\" autofocus>\
@@ -41,6 +42,25 @@ fn code_form(problem: Option<&str>) -> String {
 }
 
 fn enrol_page(status: StatusCode, enrolment: &Enrolment, problem: Option<&str>) -> Response {
+    enrolment_page(
+        status,
+        "Log in",
+        "Operator accounts sign in with a second factor.",
+        SECOND_FACTOR,
+        enrolment,
+        problem,
+    )
+}
+
+/// The enrolment: the QR code, the key as text, and the first code's form posting to `action`.
+pub(crate) fn enrolment_page(
+    status: StatusCode,
+    eyebrow: &str,
+    why: &str,
+    action: &str,
+    enrolment: &Enrolment,
+    problem: Option<&str>,
+) -> Response {
     let grouped: Vec<String> = enrolment
         .secret
         .as_bytes()
@@ -48,16 +68,17 @@ fn enrol_page(status: StatusCode, enrolment: &Enrolment, problem: Option<&str>) 
         .map(|c| String::from_utf8_lossy(c).to_string())
         .collect();
     let body = format!(
-        "<p>Operator accounts sign in with a second factor. Scan this code with an authenticator app \
+        "<p>{why} Scan this code with an authenticator app \
          (or enter the key in your password manager), then type the 6 digits it shows.</p>\
          <div class=\"qr\" role=\"img\" aria-label=\"QR code of your second-factor key\">{svg}</div>\
          <p>Key: <code data-secret=\"{secret}\">{shown}</code></p>{form}",
         svg = enrolment.qr_svg,
         secret = escape(&enrolment.secret),
         shown = escape(&grouped.join(" ")),
-        form = code_form(problem),
+        form = code_form(action, problem),
+        why = escape(why),
     );
-    let mut response = page(status, "Set up your second factor", &body);
+    let mut response = crate::problem::page_with_eyebrow(status, eyebrow, "Set up your second factor", &body);
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -68,7 +89,7 @@ fn challenge_page(status: StatusCode, problem: Option<&str>) -> Response {
     let body = format!(
         "<p>Enter the 6-digit code your authenticator app shows for awx-onboard, or one of your \
          recovery codes.</p>{}",
-        code_form(problem)
+        code_form(SECOND_FACTOR, problem)
     );
     page(status, "Your second factor", &body)
 }
@@ -140,6 +161,7 @@ pub async fn check(
     let ip = client.ip.to_string();
     let enrolment = enrolment_of(&state, &account).await?;
     let mut recovery = None;
+    let mut used = None;
     let attempt = services
         .accounts
         .second_factor_attempt(&account.email, &ip, async {
@@ -148,14 +170,33 @@ pub async fn check(
                     recovery = services.second_factors.confirm(account.id, &form.code).await?;
                     Ok(recovery.is_some())
                 }
-                None => services.second_factors.verify(account.id, &form.code).await,
+                None => {
+                    used = services.second_factors.verify(account.id, &form.code).await?;
+                    Ok(used.is_some())
+                }
             }
         })
         .await;
+    let actor = Actor::of(&account, Some(&ip));
+    let log = &services.security_log;
     match attempt {
         Ok(()) => {
-            session.second_factor_given(&account).await?;
+            session.second_factor_given(&account, services.clock.now()).await?;
             tracing::info!(account_id = account.id, "signed in with a second factor");
+            services
+                .accounts
+                .record_login(account.id)
+                .await
+                .map_err(AppError::internal)?;
+            if recovery.is_some() {
+                log.record(SecurityEventKind::SecondFactorEnrolled, &actor, None).await;
+            }
+            if used == Some(FactorUsed::RecoveryCode) {
+                log.record(SecurityEventKind::RecoveryCodeUsed, &actor, None).await;
+            }
+            if account.role == Role::Operator {
+                log.record(SecurityEventKind::OperatorLogin, &actor, None).await;
+            }
             if let Some(codes) = recovery {
                 let sealed = services.second_factors.seal_for_display(account.id, &codes);
                 session.keep_recovery_codes(&sealed).await?;
@@ -167,6 +208,8 @@ pub async fn check(
         }
         Err(AccountError::WrongCode) => {
             tracing::info!(account_id = account.id, "a wrong second-factor code");
+            log.record(SecurityEventKind::SecondFactorFailed, &actor, Some("log-in"))
+                .await;
             let message = AccountError::WrongCode.to_string();
             Ok(match &enrolment {
                 Some(enrolment) => enrol_page(StatusCode::UNAUTHORIZED, enrolment, Some(&message)),

@@ -86,6 +86,9 @@ impl TestApp {
             ("AIRWALLEX_SIM_ADDR", "127.0.0.1:0".to_string()),
             ("TOKEN_ENCRYPTION_KEY_FILE", key_file.display().to_string()),
             ("DRAIN_SECONDS", "0".to_string()),
+            // Messages wait in the outbox unless a test gives an SMTP server (or asks for
+            // the local mailbox).
+            ("LOCAL_MAILBOX", "false".to_string()),
         ]);
         for (name, value) in extra {
             vars.insert(name, value.to_string());
@@ -158,6 +161,28 @@ impl TestApp {
     }
 
     /// The merchant's connection id (the merchant must have connected once).
+    /// Verifies `email`'s address as its owner would: the link of its newest verification
+    /// message (opened from the outbox with the app's key), its button posted.
+    pub async fn verify_email(&self, email: &str) {
+        let context: String = sqlx::query_scalar(
+            "SELECT o.context FROM mail_outbox o JOIN merchants m ON m.id = o.account_id \
+             WHERE m.email = $1 AND o.kind = 'verify_email' ORDER BY o.id DESC LIMIT 1",
+        )
+        .bind(email)
+        .fetch_one(self.services().db.pool())
+        .await
+        .expect("a verification message");
+        let link = awx_onboard::mail::SealedLink::from_json(&context).expect("a sealed link");
+        let token = self
+            .services()
+            .vault
+            .shared_cipher()
+            .open_text(&link.sealed, &link.aad())
+            .expect("the link opens");
+        let response = self.browser().post(&format!("{}{token}", link.path), &[]).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{email} is verified");
+    }
+
     pub async fn connection_id(&self, email: &str) -> i64 {
         self.connection(email).await.expect("the merchant has a connection").id
     }
@@ -332,6 +357,12 @@ impl Browser {
             "{email} gives a second factor"
         );
         response
+    }
+
+    /// A second-factor code of `email` (enrolled by this browser's app in this process) not
+    /// given before, as the person's authenticator app shows it.
+    pub fn fresh_code(&self, email: &str) -> String {
+        FACTORS.next_code(&format!("{}|{email}", self.base))
     }
 
     /// Starts the flow; returns the authorize URL the app sent the browser to.

@@ -124,6 +124,15 @@ pub enum FactorStatus {
     On,
 }
 
+/// Which second factor a verified code was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorUsed {
+    /// A TOTP code.
+    Code,
+    /// One of the single-use recovery codes.
+    RecoveryCode,
+}
+
 #[derive(Clone)]
 pub struct SecondFactors {
     db: Database,
@@ -271,9 +280,9 @@ impl SecondFactors {
 
     /// Checks a code (or a recovery code) of an account whose second factor is on; each is
     /// accepted once.
-    pub async fn verify(&self, account_id: i64, code: &str) -> Result<bool, sqlx::Error> {
+    pub async fn verify(&self, account_id: i64, code: &str) -> Result<Option<FactorUsed>, sqlx::Error> {
         let Some((secret, Some(_))) = self.secret(account_id).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         if let Some(step) = self.step_of(&secret, code) {
             let _gate = self.db.write_gate().await;
@@ -284,10 +293,10 @@ impl SecondFactors {
                     .execute(self.db.pool())
                     .await?
                     .rows_affected();
-            return Ok(taken == 1);
+            return Ok((taken == 1).then_some(FactorUsed::Code));
         }
         if normalize_recovery(code).len() != 10 {
-            return Ok(false);
+            return Ok(None);
         }
         let _gate = self.db.write_gate().await;
         let used = sqlx::query(
@@ -299,32 +308,18 @@ impl SecondFactors {
         .execute(self.db.pool())
         .await?
         .rows_affected();
-        Ok(used == 1)
+        Ok((used == 1).then_some(FactorUsed::RecoveryCode))
     }
 
     /// New recovery codes sealed for the one page that shows them (kept in the session
     /// meanwhile: encrypted like the tokens, so the sessions table never holds them readable).
     pub fn seal_for_display(&self, account_id: i64, codes: &[String]) -> String {
-        use base64::Engine;
-        let sealed = self
-            .cipher
-            .encrypt(codes.join("\n").as_bytes(), &display_aad(account_id));
-        format!(
-            "{}.{}",
-            self.cipher.current_key_id(),
-            base64::engine::general_purpose::STANDARD.encode(sealed)
-        )
+        self.cipher.seal_text(&codes.join("\n"), &display_aad(account_id))
     }
 
     /// The codes sealed by [`seal_for_display`](Self::seal_for_display) for this account.
     pub fn open_for_display(&self, account_id: i64, sealed: &str) -> Option<Vec<String>> {
-        use base64::Engine;
-        let (key_id, blob) = sealed.split_once('.')?;
-        let blob = base64::engine::general_purpose::STANDARD.decode(blob).ok()?;
-        let plain = self
-            .cipher
-            .decrypt_string(key_id, &blob, &display_aad(account_id))
-            .ok()?;
+        let plain = self.cipher.open_text(sealed, &display_aad(account_id))?;
         Some(plain.lines().map(str::to_string).collect())
     }
 

@@ -16,7 +16,7 @@ use crate::db::{Database, WriteTx};
 
 pub const THROTTLE_WINDOW_SECONDS: i64 = 15 * 60;
 pub const MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS: i64 = 5;
-pub const MAX_FAILURES_PER_ADDRESS: i64 = 30;
+pub const MAX_FAILURES_PER_ADDRESS: i64 = 20;
 /// Failures of one account (any address) in the window after which each attempt waits.
 pub const SLOW_DOWN_AFTER: i64 = 10;
 const SLOW_DOWN_STEP: Duration = Duration::from_millis(100);
@@ -24,6 +24,21 @@ const SLOW_DOWN_MAX: Duration = Duration::from_secs(2);
 pub const SIGN_UP_WINDOW_SECONDS: i64 = 3600;
 /// The default of `SIGN_UPS_PER_ADDRESS_PER_HOUR`.
 pub const MAX_SIGN_UPS_PER_ADDRESS: i64 = 10;
+
+/// The client an attempt is counted for: an IPv4 address as it is, an IPv6 address by its
+/// `/64` (one subscriber's network: its 2^64 addresses are one client).
+pub fn client_key(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        _ => ip.to_string(),
+    }
+}
 
 /// What an attempt counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +115,7 @@ impl Throttle {
     /// Reserves a log-in attempt for (`email`, `ip`), or `None` when a bound is reached.
     /// Keys are always locked in the same order (address, then account and address).
     pub(super) async fn reserve_login(&self, email: &str, ip: &str, now: i64) -> Result<Option<Reserved>, sqlx::Error> {
+        let ip = &client_key(ip);
         let since = now - THROTTLE_WINDOW_SECONDS;
         let mut tx = self.db.begin().await?;
         lock_key(&mut tx, &format!("login-ip:{ip}"), now).await?;
@@ -122,6 +138,7 @@ impl Throttle {
         ip: &str,
         now: i64,
     ) -> Result<Option<Reserved>, sqlx::Error> {
+        let ip = &client_key(ip);
         let mut tx = self.db.begin().await?;
         lock_key(&mut tx, &format!("signup-ip:{ip}"), now).await?;
         if count(&mut tx, Kind::SignUp, None, ip, now - SIGN_UP_WINDOW_SECONDS).await? >= self.sign_ups_per_address {
@@ -156,6 +173,7 @@ impl Throttle {
     /// The attempt was not a failure (a successful log-in): forget it, and the failures of
     /// this account from this address.
     pub(super) async fn succeeded(&self, reserved: Reserved, email: &str, ip: &str) -> Result<(), sqlx::Error> {
+        let ip = &client_key(ip);
         sqlx::query("DELETE FROM auth_attempts WHERE id = $1 OR (kind = 'login' AND email = $2 AND ip = $3)")
             .bind(reserved.id)
             .bind(email)
@@ -191,5 +209,19 @@ impl Throttle {
             .execute(self.db.pool())
             .await?;
         Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_key;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        assert_eq!(client_key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(client_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(client_key("2001:db8:1:2:ffff::9"), client_key("2001:db8:1:2::1"));
+        assert_ne!(client_key("2001:db8:1:3::1"), client_key("2001:db8:1:2::1"));
+        assert_eq!(client_key("::ffff:198.51.100.4"), "198.51.100.4");
     }
 }

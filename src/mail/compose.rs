@@ -77,18 +77,29 @@ pub fn compose(letter: &Letter<'_>) -> Composed {
             )
         }
         MailKind::Digest => digest(letter, &connection_url),
+        MailKind::Invitation => invitation(letter),
+        MailKind::SecurityAlert => security_alert(letter),
+        MailKind::VerifyEmail => verify_email(letter),
+        MailKind::PasswordReset => password_reset(letter),
     };
-    parts.push(Part::Text(match letter.kind {
-        MailKind::Digest => {
-            "You get this digest because you are an operator of awx-onboard, on days when something needs attention."
-                .into()
+    match letter.kind {
+        MailKind::Invitation | MailKind::VerifyEmail | MailKind::PasswordReset => {}
+        MailKind::SecurityAlert => parts.push(Part::Text(
+            "Every operator gets these alerts; they cannot be turned off, so that no one can act unseen.".into(),
+        )),
+        kind => {
+            parts.push(Part::Text(match kind {
+                MailKind::Digest => "You get this digest because you are an operator of awx-onboard, on days when \
+                                     something needs attention."
+                    .into(),
+                _ => "You get this email because you connected Airwallex to awx-onboard.".into(),
+            }));
+            parts.push(Part::Link {
+                label: "Stop these emails".into(),
+                url: letter.unsubscribe_url.to_string(),
+            });
         }
-        _ => "You get this email because you connected Airwallex to awx-onboard.".into(),
-    }));
-    parts.push(Part::Link {
-        label: "Stop these emails".into(),
-        url: letter.unsubscribe_url.to_string(),
-    });
+    }
     Composed {
         text: text_of(&parts),
         html: html_of(&subject, &parts),
@@ -196,6 +207,97 @@ fn digest(letter: &Letter<'_>, connection_url: &str) -> (String, Vec<Part>) {
         url: dashboard,
     });
     (subject, parts)
+}
+
+fn context_of(letter: &Letter<'_>) -> serde_json::Value {
+    letter
+        .context
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default()
+}
+
+fn invitation(letter: &Letter<'_>) -> (String, Vec<Part>) {
+    let context = context_of(letter);
+    let by = context["by"].as_str().unwrap_or("An operator");
+    let url = context["url"].as_str().unwrap_or_default().to_string();
+    (
+        "You are invited to operate awx-onboard".into(),
+        vec![
+            Part::Text(format!(
+                "{by} invited you to become an operator of awx-onboard, where merchants' Airwallex connections \
+                 are kept. Choose your password and set up your second factor here:"
+            )),
+            Part::Link {
+                label: "Accept the invitation".into(),
+                url,
+            },
+            Part::Text(format!(
+                "The link works once, for {} hours. If you did not expect it, ignore this email.",
+                crate::operator::team::INVITATION_HOURS
+            )),
+        ],
+    )
+}
+
+fn verify_email(letter: &Letter<'_>) -> (String, Vec<Part>) {
+    let url = context_of(letter)["url"].as_str().unwrap_or_default().to_string();
+    (
+        "Confirm your email address for awx-onboard".into(),
+        vec![
+            Part::Text(
+                "Someone (we hope you) signed up to awx-onboard with this address. Confirm it, so that we can \
+                 tell you when your Airwallex connection needs you:"
+                    .into(),
+            ),
+            Part::Link {
+                label: "Confirm my email address".into(),
+                url,
+            },
+            Part::Text(format!(
+                "The link works once, for {} hours. If you did not sign up, ignore this email: we will not write \
+                 to this address again.",
+                crate::accounts::lifecycle::VERIFY_HOURS
+            )),
+        ],
+    )
+}
+
+fn password_reset(letter: &Letter<'_>) -> (String, Vec<Part>) {
+    let url = context_of(letter)["url"].as_str().unwrap_or_default().to_string();
+    (
+        "Reset your awx-onboard password".into(),
+        vec![
+            Part::Text("Someone asked to reset the password of the awx-onboard account with this address.".into()),
+            Part::Link {
+                label: "Choose a new password".into(),
+                url,
+            },
+            Part::Text(format!(
+                "The link works once, for {} minutes; using it logs you out everywhere. If you did not ask, \
+                 ignore this email: your password stays as it is.",
+                crate::accounts::lifecycle::RESET_MINUTES
+            )),
+        ],
+    )
+}
+
+fn security_alert(letter: &Letter<'_>) -> (String, Vec<Part>) {
+    let context = context_of(letter);
+    let what = context["what"]
+        .as_str()
+        .unwrap_or("Something changed in the operators' area")
+        .to_string();
+    (
+        format!("awx-onboard security alert: {what}"),
+        vec![
+            Part::Text(format!("{what}.")),
+            Part::Text("If this was not expected, revoke it and review the security log:".into()),
+            Part::Link {
+                label: "Open the team page".into(),
+                url: format!("{}/operator/team", letter.public_url),
+            },
+        ],
+    )
 }
 
 fn text_of(parts: &[Part]) -> String {

@@ -72,7 +72,7 @@ impl MailOutbox {
                     dedupe_key: format!("expiry_warning:{connection_id}:{expires_at}"),
                     kind: MailKind::ExpiryWarning,
                     reason: None,
-                    account_id: row.try_get("account_id")?,
+                    account_id: Some(row.try_get("account_id")?),
                     connection_id: Some(connection_id),
                     recipient: row.try_get("email")?,
                     context: Some(expires_at.to_string()),
@@ -88,7 +88,7 @@ impl MailOutbox {
 
     async fn plan_digest(&self, day: i64, now: i64) -> Result<u64, sqlx::Error> {
         let operators = sqlx::query(
-            "SELECT m.id, m.email, m.email_notifications FROM merchants m WHERE m.role = 'operator' \
+            "SELECT m.id, m.email, m.email_notifications FROM merchants m WHERE m.role = 'operator' AND m.removed_at IS NULL \
              AND NOT EXISTS (SELECT 1 FROM mail_outbox o WHERE o.dedupe_key = \
                  'digest:' || CAST($1 AS TEXT) || ':' || CAST(m.id AS TEXT))",
         )
@@ -114,7 +114,7 @@ impl MailOutbox {
                     dedupe_key: format!("digest:{day}:{id}"),
                     kind: MailKind::Digest,
                     reason: None,
-                    account_id: id,
+                    account_id: Some(id),
                     connection_id: None,
                     recipient: row.try_get("email")?,
                     context: Some(json.clone()),

@@ -48,7 +48,7 @@ impl MailOutbox {
             "SELECT m.id, m.email, m.email_notifications FROM mail_outbox o JOIN merchants m ON m.id = o.account_id \
              WHERE o.unsubscribe_token = $1",
         )
-        .bind(token)
+        .bind(super::stored_unsubscribe_token(token))
         .fetch_optional(self.db.pool())
         .await?;
         row.map(|r| {

@@ -20,6 +20,7 @@ use super::headers::{AutoSubmitted, ListUnsubscribe, ListUnsubscribePost};
 use super::smtp::transport;
 pub use super::smtp::{check_smtp_url, parse_from, SmtpUrlError, CONNECTIONS, NOT_CONFIGURED};
 use super::{MailKind, MailOutbox};
+use crate::crypto::TokenCipher;
 use crate::db::Database;
 use crate::outbox_queue::{Courier, Schedule};
 use crate::secret::random_urlsafe;
@@ -38,6 +39,9 @@ pub struct MailSettings {
     pub schedule: Schedule,
     /// How often to look for expiry warnings and the digest.
     pub plan_every: Duration,
+    /// Without `SMTP_URL`, keep what would be sent in a local mailbox (the embedded mode's
+    /// `/mailbox`) instead of letting it wait.
+    pub local_mailbox: bool,
 }
 
 impl fmt::Debug for MailSettings {
@@ -67,9 +71,36 @@ impl MailSettings {
                 give_up_after: Duration::from_secs(3 * 86_400),
             },
             plan_every: Duration::from_secs(60),
+            local_mailbox: false,
         }
     }
 }
+
+/// A message kept in the local mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptMail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub at: i64,
+}
+
+/// What would have been sent, newest last, the latest [`MAILBOX_SIZE`] (the embedded mode
+/// without `SMTP_URL`; in memory, per instance).
+pub type LocalMailbox = Arc<Mutex<std::collections::VecDeque<KeptMail>>>;
+
+/// Messages the local mailbox keeps.
+pub const MAILBOX_SIZE: usize = 200;
+
+/// Queued messages; an address not verified yet gets only the link that verifies it (and
+/// the links it asked for), the rest waits.
+const MESSAGES: crate::outbox_queue::Queue = crate::outbox_queue::Queue {
+    table: "mail_outbox",
+    due_status: "queued",
+    per_group: None,
+    filter: "kind IN ('verify_email', 'password_reset', 'invitation', 'security_alert', 'digest') \
+             OR account_id IN (SELECT id FROM merchants WHERE email_verified_at IS NOT NULL)",
+};
 
 /// A claimed message with what sending it needs.
 pub struct Claimed {
@@ -108,6 +139,10 @@ pub struct Mailer {
     host: String,
     /// When expiry warnings and the digest were last planned.
     planned: Mutex<Option<Instant>>,
+    /// Opens what a message keeps sealed (an invitation's link).
+    cipher: Option<Arc<TokenCipher>>,
+    /// Without SMTP in the embedded mode: where messages go instead.
+    mailbox: Option<LocalMailbox>,
 }
 
 impl fmt::Debug for Mailer {
@@ -126,6 +161,7 @@ impl Mailer {
             .map(|url| transport(url.expose_secret(), settings.schedule.timeout))
             .transpose()?;
         let from = parse_from(&settings.from)?;
+        let settings_local_mailbox = settings.local_mailbox && transport.is_none();
         let host = url::Url::parse(&settings.public_url)
             .ok()
             .and_then(|u| u.host_str().map(str::to_string))
@@ -140,12 +176,48 @@ impl Mailer {
             instance: format!("mailer-{}", random_urlsafe(6)),
             host,
             planned: Mutex::new(None),
+            cipher: None,
+            mailbox: (settings_local_mailbox).then(LocalMailbox::default),
         })
     }
 
-    /// Whether an SMTP server is configured (else messages wait in the outbox).
+    /// The local mailbox, in the embedded mode without `SMTP_URL`.
+    pub fn mailbox(&self) -> Option<Vec<KeptMail>> {
+        self.mailbox
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect())
+    }
+
+    /// The cipher that opens what messages keep sealed (an invitation's link).
+    pub fn with_cipher(mut self, cipher: Arc<TokenCipher>) -> Mailer {
+        self.cipher = Some(cipher);
+        self
+    }
+
+    /// A link-carrying message's context for composing: who sent it, and the link (its
+    /// secret opened here, at the last moment).
+    fn link_context(&self, message: &Claimed) -> Result<String, String> {
+        let link = message
+            .context
+            .as_deref()
+            .and_then(super::SealedLink::from_json)
+            .ok_or("the message has no link")?;
+        let token = self
+            .cipher
+            .as_ref()
+            .and_then(|cipher| cipher.open_text(&link.sealed, &link.aad()))
+            .ok_or("the link cannot be opened (was the encryption key changed?)")?;
+        Ok(serde_json::json!({
+            "by": link.by,
+            "url": format!("{}{}{token}", self.settings.public_url, link.path),
+        })
+        .to_string())
+    }
+
+    /// Whether messages go anywhere: an SMTP server, or the local mailbox (else they wait
+    /// in the outbox).
     pub fn configured(&self) -> bool {
-        self.transport.is_some()
+        self.transport.is_some() || self.mailbox.is_some()
     }
 
     pub fn outbox(&self) -> &MailOutbox {
@@ -169,30 +241,68 @@ impl Mailer {
         format!("{}/email/unsubscribe?t={token}", self.settings.public_url)
     }
 
-    fn build(&self, message: &Claimed) -> Result<Message, String> {
+    /// The message's words, with its links opened.
+    fn compose(&self, message: &Claimed) -> Result<super::compose::Composed, String> {
         let unsubscribe_url = self.unsubscribe_url(&message.unsubscribe_token);
-        let composed = compose(&Letter {
+        let context = if message.kind.carries_link() {
+            Some(self.link_context(message)?)
+        } else {
+            message.context.clone()
+        };
+        Ok(compose(&Letter {
             kind: message.kind,
             reason: message.reason.as_deref(),
             business_name: message.business_name.as_deref(),
-            context: message.context.as_deref(),
+            context: context.as_deref(),
             public_url: &self.settings.public_url,
             unsubscribe_url: &unsubscribe_url,
-        });
+        }))
+    }
+
+    fn build(&self, message: &Claimed) -> Result<Message, String> {
+        let unsubscribe_url = self.unsubscribe_url(&message.unsubscribe_token);
+        let composed = self.compose(message)?;
         let to = message
             .recipient
             .parse::<Mailbox>()
             .map_err(|e| format!("the address cannot be used: {e}"))?;
-        Message::builder()
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(composed.subject)
-            .message_id(Some(format!("<mail.{}@{}>", message.id, self.host)))
-            .header(ListUnsubscribe(format!("<{unsubscribe_url}>")))
-            .header(ListUnsubscribePost)
+            .message_id(Some(format!("<mail.{}@{}>", message.id, self.host)));
+        if !message.kind.always_sent() {
+            builder = builder
+                .header(ListUnsubscribe(format!("<{unsubscribe_url}>")))
+                .header(ListUnsubscribePost);
+        }
+        builder
             .header(AutoSubmitted)
             .multipart(MultiPart::alternative_plain_html(composed.text, composed.html))
             .map_err(|e| format!("the message cannot be built: {e}"))
+    }
+
+    /// Keeps the message in the local mailbox.
+    fn keep(&self, mailbox: &LocalMailbox, message: &Claimed) -> Outcome {
+        if !message.wanted {
+            return Outcome::Suppressed;
+        }
+        match self.compose(message) {
+            Ok(composed) => {
+                let mut kept = mailbox.lock().unwrap_or_else(|p| p.into_inner());
+                if kept.len() >= MAILBOX_SIZE {
+                    kept.pop_front();
+                }
+                kept.push_back(KeptMail {
+                    to: message.recipient.clone(),
+                    subject: composed.subject,
+                    text: composed.text,
+                    at: self.clock.now(),
+                });
+                Outcome::Sent("kept in the local mailbox (no SMTP_URL): see /mailbox".into())
+            }
+            Err(problem) => Outcome::Refused(problem),
+        }
     }
 
     async fn attempt(&self, transport: &AsyncSmtpTransport<Tokio1Executor>, message: &Claimed) -> Outcome {
@@ -241,24 +351,24 @@ impl Courier for Mailer {
         }
     }
 
-    async fn claim(&self) -> Result<Vec<Claimed>, sqlx::Error> {
-        if self.transport.is_none() {
+    async fn claim(&self, limit: i64) -> Result<Vec<Claimed>, sqlx::Error> {
+        if self.transport.is_none() && self.mailbox.is_none() {
             return Ok(Vec::new());
         }
 
         let ids = crate::outbox_queue::claim_due(
             &self.db,
-            "mail_outbox",
-            "queued",
+            &MESSAGES,
             &self.instance,
             &self.settings.schedule,
+            limit,
             self.clock.now(),
         )
         .await?;
         let rows = crate::outbox_queue::fetch_claimed(
             &self.db,
-            "SELECT o.id, o.kind, o.reason, o.recipient, o.context, o.unsubscribe_token, o.attempts, o.created_at, \
-             m.email_notifications, c.business_name FROM mail_outbox o JOIN merchants m ON m.id = o.account_id \
+            "SELECT o.id, o.kind, o.reason, o.recipient, o.context, o.attempts, o.created_at, \
+             m.email_notifications, c.business_name FROM mail_outbox o LEFT JOIN merchants m ON m.id = o.account_id \
              LEFT JOIN connections c ON c.id = o.connection_id WHERE o.id IN",
             &ids,
         )
@@ -266,15 +376,17 @@ impl Courier for Mailer {
         rows.iter()
             .map(|r| {
                 let kind: String = r.try_get("kind")?;
+                let kind = MailKind::parse(&kind).unwrap_or(MailKind::Reconnect);
+                let emails_on = r.try_get::<Option<i64>, _>("email_notifications")? == Some(1);
                 Ok(Claimed {
                     id: r.try_get("id")?,
-                    kind: MailKind::parse(&kind).unwrap_or(MailKind::Reconnect),
+                    kind,
                     reason: r.try_get("reason")?,
                     recipient: r.try_get("recipient")?,
                     context: r.try_get("context")?,
-                    unsubscribe_token: r.try_get("unsubscribe_token")?,
+                    unsubscribe_token: String::new(),
                     business_name: r.try_get("business_name")?,
-                    wanted: r.try_get::<i64, _>("email_notifications")? != 0,
+                    wanted: kind.always_sent() || emails_on,
                     attempts: r.try_get("attempts")?,
                     created_at: r.try_get("created_at")?,
                 })
@@ -283,10 +395,28 @@ impl Courier for Mailer {
     }
 
     /// Sends one message and records the outcome (only while this instance holds it).
-    async fn deliver(&self, message: Claimed) {
-        let outcome = match &self.transport {
-            Some(transport) => self.attempt(transport, &message).await,
-            None => return,
+    async fn deliver(&self, mut message: Claimed) {
+        if self.transport.is_none() && self.mailbox.is_none() {
+            return;
+        }
+        // A new unsubscribe token for this sending: the message carries it, the outbox keeps
+        // only its hash.
+        let token = random_urlsafe(24);
+        let stored = sqlx::query("UPDATE mail_outbox SET unsubscribe_token = $1 WHERE id = $2 AND lease_owner = $3")
+            .bind(super::stored_unsubscribe_token(&token))
+            .bind(message.id)
+            .bind(&self.instance)
+            .execute(self.db.pool())
+            .await;
+        if let Err(error) = stored {
+            tracing::warn!(%error, message = message.id, "an email's unsubscribe token could not be stored; sent later");
+            return;
+        }
+        message.unsubscribe_token = token;
+        let outcome = match (&self.transport, &self.mailbox) {
+            (Some(transport), _) => self.attempt(transport, &message).await,
+            (None, Some(mailbox)) => self.keep(mailbox, &message),
+            (None, None) => return,
         };
         let now = self.clock.now();
         let attempts = message.attempts + 1;

@@ -153,7 +153,8 @@ impl OperatorDesk {
             .unwrap_or_else(|| "%".into());
         let exact = query.search.as_deref().map(str::trim).unwrap_or_default();
         let rows = sqlx::query(
-            "SELECT m.id AS merchant_id, m.email, m.external_id, m.tags FROM merchants m WHERE m.role = 'merchant' \
+            "SELECT m.id AS merchant_id, m.email, m.external_id, m.tags, m.email_verified_at FROM merchants m \
+             WHERE m.role = 'merchant' AND m.deleted_at IS NULL \
              AND NOT EXISTS (SELECT 1 FROM connections c WHERE c.merchant_id = m.id) \
              AND (m.email LIKE $1 ESCAPE '\\' OR m.external_id = $4) AND m.id < $2 ORDER BY m.id DESC LIMIT $3",
         )
@@ -183,6 +184,7 @@ impl OperatorDesk {
                     refresh_expires_at: None,
                     last_error: None,
                     last_activity_at: None,
+                    email_verified: row.try_get::<Option<i64>, _>("email_verified_at")?.is_some(),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;

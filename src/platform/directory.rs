@@ -51,7 +51,7 @@ impl Directory {
         });
         let rows = sqlx::query(&format!(
             "SELECT {LINE_COLUMNS} FROM connections c JOIN merchants m ON m.id = c.merchant_id \
-             WHERE c.id > $1 AND ($2 IS NULL OR c.status = $2) AND ($3 IS NULL OR m.email = $3) \
+             WHERE c.id > $1 AND m.role = 'merchant' AND ($2 IS NULL OR c.status = $2) AND ($3 IS NULL OR m.email = $3) \
              AND ($4 IS NULL OR m.external_id = $4) ORDER BY c.id LIMIT $5"
         ))
         .bind(filter.after.unwrap_or(0))

@@ -83,6 +83,23 @@ pub struct ApiKey {
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub revoked_by: Option<String>,
+    /// When the key stops working, if it was given an end.
+    pub expires_at: Option<i64>,
+}
+
+/// The longest life a key may be given, in days.
+pub const MAX_EXPIRY_DAYS: i64 = 3650;
+
+/// Reads an `expires_in_days` field: empty means no end; else 1 to [`MAX_EXPIRY_DAYS`].
+pub fn parse_expiry_days(text: &str) -> Result<Option<i64>, KeyError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<i64>() {
+        Ok(days) if (1..=MAX_EXPIRY_DAYS).contains(&days) => Ok(Some(days)),
+        _ => Err(KeyError::BadExpiry),
+    }
 }
 
 impl ApiKey {
@@ -99,6 +116,8 @@ pub enum KeyError {
     NoScope,
     #[error("unknown scope {0:?}: use connections:read, tokens:read, connect:write or airwallex:proxy")]
     UnknownScope(String),
+    #[error("expires_in_days must be a whole number of days from 1 to 3650 (or empty: no end)")]
+    BadExpiry,
     #[error("no such key")]
     NotFound,
     #[error("database error")]
@@ -113,6 +132,8 @@ pub enum Refused {
     Malformed,
     Unknown,
     Revoked,
+    /// Its expiry has passed (answered 401 `key_expired`).
+    Expired,
 }
 
 fn hash(secret: &str) -> Vec<u8> {
@@ -147,6 +168,7 @@ fn key_from_row(row: &sqlx::any::AnyRow) -> Result<ApiKey, sqlx::Error> {
         last_used_at: row.try_get("last_used_at")?,
         revoked_at: row.try_get("revoked_at")?,
         revoked_by: row.try_get("revoked_by")?,
+        expires_at: row.try_get("expires_at")?,
     })
 }
 
@@ -175,7 +197,14 @@ impl ApiKeys {
     }
 
     /// Creates a key; its secret is returned here and nowhere else, ever.
-    pub async fn create(&self, name: &str, scopes: &[Scope], created_by: &str) -> Result<(ApiKey, NewKey), KeyError> {
+    /// `expires_in_days`: none for a key without an end.
+    pub async fn create(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+        created_by: &str,
+        expires_in_days: Option<i64>,
+    ) -> Result<(ApiKey, NewKey), KeyError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(KeyError::BadName);
@@ -183,12 +212,17 @@ impl ApiKeys {
         if scopes.is_empty() {
             return Err(KeyError::NoScope);
         }
+        if expires_in_days.is_some_and(|days| !(1..=MAX_EXPIRY_DAYS).contains(&days)) {
+            return Err(KeyError::BadExpiry);
+        }
         let id = random_urlsafe(9).replace(['-', '_'], "x");
         let secret = random_urlsafe(32);
         let now = self.clock.now();
         let scope_text = scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
+        let expires_at = expires_in_days.map(|days| now + days * 86_400);
         sqlx::query(
-            "INSERT INTO api_keys (id, name, secret_hash, scopes, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_keys (id, name, secret_hash, scopes, created_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&id)
         .bind(name)
@@ -196,6 +230,7 @@ impl ApiKeys {
         .bind(&scope_text)
         .bind(created_by)
         .bind(now)
+        .bind(expires_at)
         .execute(self.db.pool())
         .await?;
         let key = ApiKey {
@@ -207,6 +242,7 @@ impl ApiKeys {
             last_used_at: None,
             revoked_at: None,
             revoked_by: None,
+            expires_at,
         };
         Ok((key, NewKey(format!("{PREFIX}{id}_{secret}"))))
     }
@@ -214,7 +250,7 @@ impl ApiKeys {
     /// Every key, newest first.
     pub async fn list(&self) -> Result<Vec<ApiKey>, KeyError> {
         let rows = sqlx::query(
-            "SELECT id, name, scopes, created_by, created_at, last_used_at, revoked_at, revoked_by FROM api_keys \
+            "SELECT id, name, scopes, created_by, created_at, last_used_at, revoked_at, revoked_by, expires_at FROM api_keys \
              ORDER BY created_at DESC, id",
         )
         .fetch_all(self.db.pool())
@@ -252,7 +288,7 @@ impl ApiKeys {
             return Ok(Err(Refused::Malformed));
         };
         let row = sqlx::query(
-            "SELECT id, name, secret_hash, scopes, created_by, created_at, last_used_at, revoked_at, revoked_by \
+            "SELECT id, name, secret_hash, scopes, created_by, created_at, last_used_at, revoked_at, revoked_by, expires_at \
              FROM api_keys WHERE id = $1",
         )
         .bind(id)
@@ -270,6 +306,9 @@ impl ApiKeys {
         let key = key_from_row(&row)?;
         if key.revoked_at.is_some() {
             return Ok(Err(Refused::Revoked));
+        }
+        if key.expires_at.is_some_and(|at| at <= self.clock.now()) {
+            return Ok(Err(Refused::Expired));
         }
         self.touch(&key.id).await;
         Ok(Ok(key))
@@ -308,6 +347,15 @@ mod tests {
         );
         assert_eq!(parse_scopes([]), Err(KeyError::NoScope));
         assert_eq!(parse_scopes(["admin"]), Err(KeyError::UnknownScope("admin".into())));
+    }
+
+    #[test]
+    fn expiries_are_whole_days_within_ten_years() {
+        assert_eq!(parse_expiry_days(""), Ok(None));
+        assert_eq!(parse_expiry_days(" 30 "), Ok(Some(30)));
+        for bad in ["0", "-1", "3651", "1.5", "soon"] {
+            assert_eq!(parse_expiry_days(bad), Err(KeyError::BadExpiry), "{bad}");
+        }
     }
 
     #[test]

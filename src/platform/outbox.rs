@@ -12,6 +12,7 @@
 pub mod deliveries;
 pub mod endpoints;
 pub mod sender;
+pub mod targets;
 
 use serde_json::json;
 use sqlx::Row;
@@ -21,6 +22,7 @@ use crate::db::WriteTx;
 pub use deliveries::Delivery;
 pub use endpoints::{parse_events, parse_url, Endpoint, EndpointError, SigningSecret, WebhookEndpoints};
 pub use sender::{Deliverer, WEBHOOK_SCHEDULE};
+pub use targets::{TargetPolicy, TargetRefused};
 
 use crate::secret::random_urlsafe;
 use crate::time::rfc3339;

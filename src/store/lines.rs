@@ -28,11 +28,13 @@ pub struct ConnectionLine {
     pub refresh_expires_at: Option<i64>,
     pub last_error: Option<String>,
     pub last_activity_at: Option<i64>,
+    /// Whether the merchant's address is verified.
+    pub email_verified: bool,
 }
 
 /// The columns [`ConnectionLine::from_row`] reads, from `merchants m` and `connections c`.
 pub const LINE_COLUMNS: &str =
-    "m.id AS merchant_id, m.email, m.external_id, m.tags, c.id AS connection_id, c.status, c.status_reason, \
+    "m.id AS merchant_id, m.email, m.external_id, m.tags, m.email_verified_at, c.id AS connection_id, c.status, c.status_reason, \
      c.business_name, c.account_id, c.connected_at, c.last_refresh_at, c.last_refresh_result, c.access_expires_at, \
      c.refresh_expires_at, c.last_error, c.last_activity_at";
 
@@ -58,6 +60,7 @@ impl ConnectionLine {
             refresh_expires_at: row.try_get("refresh_expires_at")?,
             last_error: row.try_get("last_error")?,
             last_activity_at: row.try_get("last_activity_at")?,
+            email_verified: row.try_get::<Option<i64>, _>("email_verified_at")?.is_some(),
         })
     }
 }

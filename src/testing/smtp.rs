@@ -113,6 +113,8 @@ fn decode_quoted_printable(text: &str) -> String {
 
 struct Shared {
     received: Mutex<Vec<ReceivedMail>>,
+    /// Subjects (their beginnings) that [`SmtpSink::received`] leaves out.
+    ignored: Mutex<Vec<String>>,
     mode: AtomicU8,
     arrived: Notify,
     conversations: AtomicUsize,
@@ -137,6 +139,7 @@ impl SmtpSink {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             received: Mutex::new(Vec::new()),
+            ignored: Mutex::new(Vec::new()),
             mode: AtomicU8::new(0),
             arrived: Notify::new(),
             conversations: AtomicUsize::new(0),
@@ -165,8 +168,26 @@ impl SmtpSink {
         self.shared.mode.store(mode as u8, Ordering::SeqCst);
     }
 
+    /// What arrived, oldest first (without the subjects [`ignore_subject`](Self::ignore_subject) names).
     pub fn received(&self) -> Vec<ReceivedMail> {
-        self.shared.received.lock().expect("sink lock").clone()
+        let ignored = self.shared.ignored.lock().expect("sink lock").clone();
+        self.shared
+            .received
+            .lock()
+            .expect("sink lock")
+            .iter()
+            .filter(|m| {
+                let subject = m.header("Subject").unwrap_or_default();
+                !ignored.iter().any(|prefix| subject.starts_with(prefix.as_str()))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Leaves messages whose subject begins with `prefix` out of what this sink reports
+    /// (tests about other mail than, say, the address verification every sign-up sends).
+    pub fn ignore_subject(&self, prefix: &str) {
+        self.shared.ignored.lock().expect("sink lock").push(prefix.to_string());
     }
 
     /// SMTP conversations opened so far.

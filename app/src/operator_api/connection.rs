@@ -53,6 +53,7 @@ pub async fn load_operator_connection(id: i64, before: Option<i64>) -> Result<Co
             merchant_id: row.merchant_id,
             email,
             external_id: merchant.as_ref().and_then(|m| m.external_id.clone()),
+            email_verified: merchant.as_ref().is_none_or(|m| m.email_verified),
             tags: merchant.and_then(|m| m.tags),
             connection_id: Some(row.id),
             status: Some(row.status),

@@ -13,6 +13,11 @@ const NOTICES: &[Notice] = &[
     Notice::Welcome,
     Notice::EmailsOn,
     Notice::EmailsOff,
+    Notice::SecondFactorOff,
+    Notice::VerificationSent,
+    Notice::VerificationTooSoon,
+    Notice::EmailVerified,
+    Notice::PasswordChanged,
 ];
 
 #[component]
@@ -66,6 +71,8 @@ fn ConnectionDetails(view: ConnectionView) -> impl IntoView {
         last_refresh_at,
         emails_on,
         back_to,
+        email_verified,
+        email,
     } = view;
     let status = match &state {
         ConnectionState::Connected => {
@@ -135,6 +142,7 @@ fn ConnectionDetails(view: ConnectionView) -> impl IntoView {
         {back_to.map(|back| view! {
             <p class="back-to-platform"><a class="button secondary" data-back href=back.href>{back.label}</a></p>
         })}
+        {(!email_verified).then(|| view! { <VerifyEmail email=email.clone() /> })}
         <section class="card connection" aria-labelledby="status-title">
             <h2 id="status-title">"Status: " {status}</h2>
             {body}
@@ -149,6 +157,31 @@ fn ConnectionDetails(view: ConnectionView) -> impl IntoView {
             </section>
         })}
         <EmailChoice on=emails_on />
+        <section class="card" aria-labelledby="account-settings-title">
+            <h2 id="account-settings-title">"Your account"</h2>
+            <p>"Your password, a second factor at log-in (a code from an authenticator app), or leaving awx-onboard."</p>
+            <div class="actions">
+                <a class="button secondary" rel="external" href=paths::CONNECTION_SECOND_FACTOR>"Manage your second factor"</a>
+                <a class="button secondary" rel="external" href=paths::CONNECTION_ACCOUNT>"Password and account"</a>
+            </div>
+        </section>
+    }
+}
+
+/// The address waits for its verification link: until it is used we send nothing else.
+#[component]
+fn VerifyEmail(email: String) -> impl IntoView {
+    view! {
+        <section class="notice warn verify" role="status" data-email-verified="no">
+            <p>
+                <strong>"Confirm your email address."</strong>
+                " We sent a link to " {email}
+                ". Until you use it, we send no other email (not even when your connection needs you)."
+            </p>
+            <form method="post" action=paths::CONNECTION_VERIFY_EMAIL>
+                <button type="submit" class="button small secondary">"Send the link again"</button>
+            </form>
+        </section>
     }
 }
 

@@ -5,7 +5,14 @@ use leptos_router::hooks::use_query_map;
 use crate::components::{form_feedback, EmailField, QueryNotice};
 use crate::paths::{self, LocalPath, Notice};
 
-const NOTICES: &[Notice] = &[Notice::SignedOut, Notice::LoginToConnect, Notice::LoginRequired];
+const NOTICES: &[Notice] = &[
+    Notice::SignedOut,
+    Notice::LoginToConnect,
+    Notice::LoginRequired,
+    Notice::PasswordReset,
+    Notice::AccountDeleted,
+    Notice::EmailVerified,
+];
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
@@ -40,7 +47,11 @@ pub fn LoginPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-            <p class="muted">"New here? " <a href=paths::SIGNUP>"Create an account"</a></p>
+            <p class="muted">
+                <a rel="external" href=paths::PASSWORD_RESET>"Forgot your password?"</a>
+                " · New here? "
+                <a href=paths::SIGNUP>"Create an account"</a>
+            </p>
         </section>
     }
 }

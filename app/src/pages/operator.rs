@@ -235,6 +235,9 @@ fn ConnectionsTable(lines: Vec<LineView>) -> impl IntoView {
                                 <tr>
                                     <td>
                                         {merchant}
+                                        {(!line.email_verified).then(|| view! {
+                                            " " <span class="badge warn" data-unverified="">"unverified"</span>
+                                        })}
                                         {line.external_id.clone().map(|id| {
                                             let shown = id.clone();
                                             view! {

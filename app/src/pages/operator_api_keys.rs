@@ -41,9 +41,9 @@ pub fn OperatorApiKeysPage() -> impl IntoView {
         </p>
         <p class="muted">
             "What the keys did: "
-            <a href=paths::OPERATOR_TOKEN_READS_CSV>"every token read (CSV)"</a>
+            <a rel="external" href=paths::OPERATOR_TOKEN_READS_CSV>"every token read (CSV)"</a>
             ", "
-            <a href=paths::OPERATOR_PROXY_CALLS_CSV>"every call through the Airwallex proxy (CSV)"</a>
+            <a rel="external" href=paths::OPERATOR_PROXY_CALLS_CSV>"every call through the Airwallex proxy (CSV)"</a>
             "."
         </p>
         <QueryNotice notices=NOTICES />
@@ -56,6 +56,13 @@ pub fn OperatorApiKeysPage() -> impl IntoView {
                     <input type="text" name="name" required maxlength="100" placeholder="billing backend" />
                 </label>
                 <Checkboxes legend="Scopes" name="scope" options=&SCOPES />
+                <label>
+                    "Expires in (days; empty for no end)"
+                    <input type="number" name="expires_in_days" min="1" max="3650" step="1" inputmode="numeric" />
+                </label>
+                <p class="muted">
+                    "Keys that can read tokens or call Airwallex are announced by email to every other operator."
+                </p>
                 <button type="submit" class="button">"Create key"</button>
             </form>
         </section>
@@ -73,6 +80,7 @@ fn KeyTable(keys: Vec<ApiKeyView>) -> impl IntoView {
         .map(|key| {
             let status = match &key.revoked {
                 Some(at) => view! { <span class="badge none">"Revoked " {at.clone()}</span> }.into_any(),
+                None if key.expired => view! { <span class="badge bad">"Expired"</span> }.into_any(),
                 None => view! {
                     <PostButton
                         action=paths::operator_api_key_revoke(&key.id)
@@ -90,6 +98,7 @@ fn KeyTable(keys: Vec<ApiKeyView>) -> impl IntoView {
                     <td>{key.scopes.join(", ")}</td>
                     <td>{key.created_at}<br /><small class="muted">{key.created_by}</small></td>
                     <td>{key.last_used.unwrap_or_else(|| "never".into())}</td>
+                    <td>{key.expires.unwrap_or_else(|| "no end".into())}</td>
                     <td>{status}</td>
                 </tr>
             }
@@ -99,7 +108,7 @@ fn KeyTable(keys: Vec<ApiKeyView>) -> impl IntoView {
     view! {
         <DataTable
             caption="Service keys"
-            columns=&["Name", "Key id", "Scopes", "Created", "Last used", "Status"]
+            columns=&["Name", "Key id", "Scopes", "Created", "Last used", "Expires", "Status"]
             empty="No keys yet."
             rows
         />

@@ -8,7 +8,7 @@ use crate::operator_api::load_operator_connection;
 use crate::pages::operator::{countdown, status_class, status_label};
 use crate::paths::{self, Notice};
 
-const NOTICES: &[Notice] = &[Notice::Refreshed, Notice::Checked];
+const NOTICES: &[Notice] = &[Notice::Refreshed, Notice::Checked, Notice::MerchantDeleted];
 
 #[component]
 pub fn OperatorConnectionPage() -> impl IntoView {
@@ -76,6 +76,9 @@ fn Detail_(view: ConnectionDetailView) -> impl IntoView {
                 <form method="post" action=paths::operator_check(id)>
                     <button type="submit" class="button secondary">"Check with Airwallex"</button>
                 </form>
+                <form method="post" action=paths::operator_delete_merchant(id)>
+                    <button type="submit" class="button danger">"Delete the merchant's account"</button>
+                </form>
             </div>
         </section>
         <section class="card" aria-labelledby="token-reads">
@@ -106,7 +109,7 @@ fn Detail_(view: ConnectionDetailView) -> impl IntoView {
                 }
                 .into_any()
             }}
-            <p><a href=paths::operator_connection_token_reads_csv(id)>"Download every read of this connection (CSV)"</a></p>
+            <p><a rel="external" href=paths::operator_connection_token_reads_csv(id)>"Download every read of this connection (CSV)"</a></p>
         </section>
         <ProxyCalls calls=view.proxy_calls.clone() id />
         {line.external_id.clone().map(|external_id| {
@@ -206,7 +209,7 @@ fn ProxyCalls(calls: Vec<crate::dto::ProxyCallView>, id: i64) -> impl IntoView {
                 empty="The platform has not called Airwallex through the proxy for this connection."
                 rows
             />
-            <p><a href=paths::operator_connection_proxy_calls_csv(id)>"Download every proxied call of this connection (CSV)"</a></p>
+            <p><a rel="external" href=paths::operator_connection_proxy_calls_csv(id)>"Download every proxied call of this connection (CSV)"</a></p>
         </section>
     }
 }

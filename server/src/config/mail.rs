@@ -14,9 +14,12 @@ pub struct MailConfig {
     pub from: String,
     /// `DIGEST_HOUR_UTC`: from this hour on, the operators' daily digest is due.
     pub digest_hour: u32,
+    /// In the embedded mode without `SMTP_URL`: messages go to the local mailbox at
+    /// `/mailbox` (`LOCAL_MAILBOX`, on by default there).
+    pub local_mailbox: bool,
 }
 
-pub(super) fn read(r: &mut Reader, public_url: Option<&Url>) -> MailConfig {
+pub(super) fn read(r: &mut Reader, public_url: Option<&Url>, sim: bool) -> MailConfig {
     let smtp_url = r.raw("SMTP_URL");
     if let Some(Err(problem)) = smtp_url.as_deref().map(awx_onboard::mail::sender::check_smtp_url) {
         r.fail("SMTP_URL", problem.to_string());
@@ -44,9 +47,11 @@ pub(super) fn read(r: &mut Reader, public_url: Option<&Url>) -> MailConfig {
             }
         },
     };
+    let local_mailbox = r.flag("LOCAL_MAILBOX", true) && sim && smtp_url.is_none();
     MailConfig {
         smtp_url: smtp_url.map(SecretString::from),
         from,
         digest_hour,
+        local_mailbox,
     }
 }

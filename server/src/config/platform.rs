@@ -17,6 +17,8 @@ pub struct PlatformConfig {
     pub return_origins: Vec<String>,
     /// `CONNECT_SESSION_MINUTES`: how long a connect link can be used.
     pub connect_session: Duration,
+    /// `WEBHOOK_ALLOW_PRIVATE_TARGETS`: webhooks may go inside the own network (and over http).
+    pub webhook_allow_private_targets: bool,
 }
 
 pub(super) fn read(r: &mut Reader) -> PlatformConfig {
@@ -55,5 +57,6 @@ pub(super) fn read(r: &mut Reader) -> PlatformConfig {
         name,
         return_origins,
         connect_session: Duration::from_secs(minutes as u64 * 60),
+        webhook_allow_private_targets: r.flag("WEBHOOK_ALLOW_PRIVATE_TARGETS", false),
     }
 }

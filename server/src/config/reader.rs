@@ -113,6 +113,21 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// `true` or `false` (also `1`/`0`, `yes`/`no`).
+    pub(super) fn flag(&mut self, name: &'static str, default: bool) -> bool {
+        match self.raw(name).map(|v| v.trim().to_ascii_lowercase()) {
+            None => default,
+            Some(value) => match value.as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    self.fail(name, format!("must be true or false, got {value:?}"));
+                    default
+                }
+            },
+        }
+    }
+
     pub(super) fn key(&mut self, name: &'static str, value: &str) -> Option<SecretBox<[u8; 32]>> {
         match base64::engine::general_purpose::STANDARD.decode(value) {
             Ok(bytes) if bytes.len() == 32 => {

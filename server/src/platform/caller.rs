@@ -7,7 +7,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 
 use awx_onboard::platform::connect_sessions::check_external_id;
-use awx_onboard::platform::keys::{ApiKey, Scope};
+use awx_onboard::platform::keys::{ApiKey, Refused, Scope};
 
 use super::errors::ApiError;
 use crate::state::AppState;
@@ -52,6 +52,7 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or(ApiError::Unauthorized)?;
         let key = match state.services.api_keys.authenticate(presented).await {
             Ok(Ok(key)) => key,
+            Ok(Err(Refused::Expired)) => return Err(ApiError::KeyExpired),
             Ok(Err(_)) => return Err(ApiError::Unauthorized),
             Err(_) => return Err(ApiError::Internal),
         };

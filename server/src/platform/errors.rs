@@ -88,6 +88,8 @@ pub enum ProxyAnswers {
 #[derive(Debug)]
 pub enum ApiError {
     Unauthorized,
+    /// The key's expiry has passed.
+    KeyExpired,
     Forbidden(Scope),
     /// The key has none of these scopes.
     ForbiddenAll(&'static [Scope]),
@@ -146,6 +148,14 @@ impl IntoResponse for ApiError {
                 body(
                     "unauthorized",
                     "A valid API key is required: Authorization: Bearer awx_pk_…".into(),
+                ),
+                None,
+            ),
+            ApiError::KeyExpired => (
+                StatusCode::UNAUTHORIZED,
+                body(
+                    "key_expired",
+                    "This API key has expired: an operator can create a new one at /operator/api-keys.".into(),
                 ),
                 None,
             ),

@@ -48,7 +48,7 @@ impl Backend {
         let (_, secret) = app
             .services()
             .api_keys
-            .create("platform", scopes, "test")
+            .create("platform", scopes, "test", None)
             .await
             .unwrap();
         Backend {

@@ -186,6 +186,15 @@ async fn a_deleted_account_is_signed_out_at_the_next_request() {
     let browser = app.browser();
     browser.sign_up("ana@example.com").await;
     assert_eq!(browser.get("/connection").await.status(), StatusCode::OK);
+    // The row gone from under the session (what it refers to first).
+    let id = app.merchant_id("ana@example.com").await;
+    for table in ["account_tokens", "mail_outbox"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+            .bind(id)
+            .execute(app.services().db.pool())
+            .await
+            .unwrap();
+    }
     sqlx::query("DELETE FROM merchants WHERE email = $1")
         .bind("ana@example.com")
         .execute(app.services().db.pool())
@@ -447,3 +456,110 @@ async fn a_copy_of_the_database_opens_no_session(engine: Engine) {
     app.stop().await;
 }
 awx_onboard::both_engines!(a_copy_of_the_database_opens_no_session);
+
+/// No route reads a body without a bound: forms and server functions stop at 64 KiB, the
+/// platform API at 1 MiB, each with 413 before the handler reads it.
+#[tokio::test]
+async fn request_bodies_are_bounded_on_every_route() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let browser = app.browser();
+    let big = "a=".to_string() + &"x".repeat(70 * 1024);
+    for path in [
+        "/login",
+        "/signup",
+        "/api/operator/overview",
+        "/api/connection",
+        "/operator/api-keys",
+    ] {
+        let response = browser
+            .http
+            .post(format!("{}{path}", app.base))
+            .header("origin", &app.base)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+    }
+    let (_, key) = app
+        .services()
+        .api_keys
+        .create("k", &[awx_onboard::platform::keys::Scope::ConnectWrite], "test", None)
+        .await
+        .unwrap();
+    let huge = format!("{{\"external_id\":\"{}\"}}", "x".repeat(1_100_000));
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/platform/v1/connect-sessions", app.base))
+        .bearer_auth(key.expose())
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    app.stop().await;
+}
+
+/// Webhook endpoints cannot reach inside the network: refused at registration (addresses
+/// and names that resolve there), and again at each delivery (an endpoint stored before
+/// the rule, or a name that changed). Loopback is allowed while PUBLIC_URL is loopback.
+async fn webhooks_do_not_reach_inside(engine: awx_onboard::db::Engine) {
+    use awx_onboard::platform::outbox::PlatformEvent;
+    let app = TestApp::spawn(engine).await;
+    let webhooks = &app.services().webhooks;
+    for inside in [
+        "https://10.0.0.8/hooks",
+        "https://169.254.169.254/latest/meta-data",
+        "https://192.168.1.20/hooks",
+        "https://[fd00::1]/hooks",
+        "https://[::ffff:10.0.0.1]/hooks",
+    ] {
+        let refused = webhooks.create(inside, &[PlatformEvent::Connected], "test").await;
+        assert!(
+            matches!(refused, Err(awx_onboard::platform::outbox::EndpointError::Refused(_))),
+            "{inside}: {refused:?}"
+        );
+    }
+    // Not https (and not this machine): refused too.
+    assert!(webhooks
+        .create("http://93.184.216.34/hooks", &[PlatformEvent::Connected], "test")
+        .await
+        .is_err());
+    // This machine while PUBLIC_URL is on it too (a developer's set-up): accepted.
+    assert!(webhooks
+        .create("http://localhost:9/hooks", &[PlatformEvent::Connected], "test")
+        .await
+        .is_ok());
+
+    // An endpoint stored before the rule: its deliveries are refused, said so, and nothing
+    // tells which ports answer inside.
+    let (endpoint, _) = webhooks
+        .create("http://127.0.0.1:9/hooks", &[PlatformEvent::Connected], "test")
+        .await
+        .unwrap();
+    sqlx::query("UPDATE webhook_endpoints SET url = 'https://10.1.2.3:8443/hooks' WHERE id = $1")
+        .bind(endpoint)
+        .execute(app.services().db.pool())
+        .await
+        .unwrap();
+    app.connected_merchant("ana@example.com", HARBOUR_COFFEE).await;
+    let error = eventually("the delivery is refused", Duration::from_secs(15), || async {
+        let deliveries = webhooks.deliveries(endpoint, 10).await.unwrap();
+        deliveries.into_iter().find_map(|d| d.last_error)
+    })
+    .await;
+    assert!(error.contains("not sent") && error.contains("10.1.2.3"), "{error}");
+    app.stop().await;
+
+    // A deployment that delivers inside its own network says so.
+    let inside = TestApp::spawn_with(engine, &[("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")]).await;
+    assert!(inside
+        .services()
+        .webhooks
+        .create("http://10.0.0.8/hooks", &[PlatformEvent::Connected], "test")
+        .await
+        .is_ok());
+    inside.stop().await;
+}
+awx_onboard::both_engines!(webhooks_do_not_reach_inside);

@@ -18,28 +18,36 @@ async fn spawn_with_mail(engine: Engine, smtp_url: &str) -> TestApp {
     TestApp::spawn_with(engine, &[("SMTP_URL", smtp_url), ("MAIL_FROM", FROM)]).await
 }
 
-/// (status, attempts, last answer) of every message, oldest first.
+/// The subject of the verification every sign-up sends (tests of other mail leave it out).
+const VERIFICATION: &str = "Confirm your email address";
+
+/// (status, attempts, last answer) of every message but the sign-ups' verifications,
+/// oldest first.
 async fn outbox(app: &TestApp) -> Vec<(String, i64, Option<String>, String)> {
-    sqlx::query("SELECT status, attempts, last_answer, recipient FROM mail_outbox ORDER BY id")
-        .fetch_all(app.services().db.pool())
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r.get::<String, _>("status"),
-                r.get::<i64, _>("attempts"),
-                r.get::<Option<String>, _>("last_answer"),
-                r.get::<String, _>("recipient"),
-            )
-        })
-        .collect()
+    sqlx::query(
+        "SELECT status, attempts, last_answer, recipient FROM mail_outbox WHERE kind <> 'verify_email' ORDER BY id",
+    )
+    .fetch_all(app.services().db.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        (
+            r.get::<String, _>("status"),
+            r.get::<i64, _>("attempts"),
+            r.get::<Option<String>, _>("last_answer"),
+            r.get::<String, _>("recipient"),
+        )
+    })
+    .collect()
 }
 
 async fn reconnect_email_after_revocation(engine: Engine) {
     let sink = SmtpSink::start().await.unwrap();
+    sink.ignore_subject(VERIFICATION);
     let app = spawn_with_mail(engine, &sink.url()).await;
     let ana = app.connected_merchant("ana@example.com", MAPLE_FINCH).await;
+    app.verify_email("ana@example.com").await;
 
     assert_eq!(app.sim().revoke_account(MAPLE_FINCH), 1);
     let mails = sink.wait_for(1, Duration::from_secs(15)).await;
@@ -67,6 +75,16 @@ async fn reconnect_email_after_revocation(engine: Engine) {
     let unsubscribe = unsubscribe.trim_start_matches('<').trim_end_matches('>').to_string();
     assert!(unsubscribe.starts_with(&format!("{}/email/unsubscribe?t=", app.base)));
     assert!(mail.links().contains(&unsubscribe));
+    // The outbox keeps only the token's hash.
+    let token = unsubscribe.rsplit("t=").next().unwrap().to_string();
+    let stored: Vec<String> = sqlx::query_scalar("SELECT unsubscribe_token FROM mail_outbox")
+        .fetch_all(app.services().db.pool())
+        .await
+        .unwrap();
+    assert!(
+        stored.iter().all(|t| t.starts_with("h:") && !t.contains(&token)),
+        "{stored:?}"
+    );
 
     // The link works: the merchant lands on the page whose one button reconnects.
     let page = ana.get(&connection_url).await;
@@ -194,6 +212,7 @@ async fn retries_until_the_server_takes_it() {
         .unwrap();
     let app = spawn_with_mail(Engine::Sqlite, &format!("smtp://{port}")).await;
     app.connected_merchant("bo@example.com", HARBOUR_COFFEE).await;
+    app.verify_email("bo@example.com").await;
     assert_eq!(app.sim().revoke_account(HARBOUR_COFFEE), 1);
     let down = eventually(
         "an attempt against a server that is down",
@@ -204,6 +223,7 @@ async fn retries_until_the_server_takes_it() {
     assert_eq!(down.0, "queued", "kept for a retry: {down:?}");
 
     let sink = SmtpSink::start_on(port).await.unwrap();
+    sink.ignore_subject(VERIFICATION);
     sink.set_mode(SinkMode::RefuseForNow);
     app.services().clock.advance(3600);
     let refused = eventually(
@@ -230,6 +250,7 @@ async fn retries_until_the_server_takes_it() {
     // A permanent refusal: failed at once, with the server's answer, on the outbox page.
     sink.set_mode(SinkMode::Reject);
     app.connected_merchant("cy@example.com", MAPLE_FINCH).await;
+    app.verify_email("cy@example.com").await;
     assert_eq!(app.sim().revoke_account(MAPLE_FINCH), 1);
     let failed = eventually("the refusal is recorded", Duration::from_secs(10), || async {
         outbox(&app).await.into_iter().find(|m| m.0 == "failed")
@@ -243,7 +264,7 @@ async fn retries_until_the_server_takes_it() {
     let page = operator.page("/operator/emails").await;
     assert!(page.contains("data-status=\"failed\""), "{page}");
     assert!(page.contains("550"), "the SMTP answer is shown");
-    let id: i64 = sqlx::query_scalar("SELECT id FROM mail_outbox WHERE status = 'failed'")
+    let id: i64 = sqlx::query_scalar("SELECT id FROM mail_outbox WHERE status = 'failed' AND kind <> 'verify_email'")
         .fetch_one(app.services().db.pool())
         .await
         .unwrap();
@@ -265,12 +286,14 @@ async fn retries_until_the_server_takes_it() {
 async fn two_instances_send_each_message_once() {
     const MESSAGES: usize = 300;
     let sink = SmtpSink::start().await.unwrap();
+    sink.ignore_subject(VERIFICATION);
     let first = spawn_with_mail(Engine::Postgres, &sink.url()).await;
     let second = first
         .another_instance(&[("SMTP_URL", &sink.url()), ("MAIL_FROM", FROM)])
         .await;
     let browser = first.browser();
     browser.sign_up("dee@example.com").await;
+    first.verify_email("dee@example.com").await;
     let account = first.merchant_id("dee@example.com").await;
     let now = first.services().clock.now();
     for i in 0..MESSAGES {
@@ -296,7 +319,8 @@ async fn two_instances_send_each_message_once() {
             .await
             .unwrap();
         let senders: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT lease_owner, COUNT(*) FROM mail_outbox WHERE status = 'sent' GROUP BY lease_owner ORDER BY 1",
+            "SELECT lease_owner, COUNT(*) FROM mail_outbox WHERE status = 'sent' AND kind <> 'verify_email' \
+             GROUP BY lease_owner ORDER BY 1",
         )
         .fetch_all(first.services().db.pool())
         .await
@@ -318,6 +342,7 @@ async fn two_instances_send_each_message_once() {
 
 async fn expiry_warning_and_digest(engine: Engine) {
     let sink = SmtpSink::start().await.unwrap();
+    sink.ignore_subject(VERIFICATION);
     let app = TestApp::spawn_with(
         engine,
         &[("SMTP_URL", &sink.url()), ("MAIL_FROM", FROM), ("DIGEST_HOUR_UTC", "0")],
@@ -326,6 +351,7 @@ async fn expiry_warning_and_digest(engine: Engine) {
     let mail = &app.services().mail;
     app.create_operator("ops@example.com").await;
     app.connected_merchant("eve@example.com", MAPLE_FINCH).await;
+    app.verify_email("eve@example.com").await;
 
     // Nothing needs attention: no digest, no warning.
     assert_eq!(mail.plan().await.unwrap(), 0);
@@ -395,6 +421,7 @@ both_engines!(expiry_warning_and_digest);
 async fn without_a_mail_server_messages_wait() {
     let app = TestApp::spawn(Engine::Sqlite).await;
     app.connected_merchant("fay@example.com", MAPLE_FINCH).await;
+    app.verify_email("fay@example.com").await;
     app.sim().revoke_account(MAPLE_FINCH);
     eventually("the message is queued", Duration::from_secs(10), || async {
         (outbox(&app).await.len() == 1).then_some(())
@@ -412,3 +439,41 @@ async fn without_a_mail_server_messages_wait() {
     assert!(page.contains("fay@example.com"));
     app.stop().await;
 }
+
+/// Tokens stored as they were before they were hashed are hashed at start-up; the links
+/// already sent keep working.
+async fn stored_unsubscribe_tokens_are_hashed_and_old_links_still_work(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    app.browser().sign_up("old@example.com").await;
+    let account = app.merchant_id("old@example.com").await;
+    let token = "legacyTokenStoredAsItWas_0123456";
+    sqlx::query(
+        "INSERT INTO mail_outbox (dedupe_key, kind, reason, account_id, recipient, unsubscribe_token, status, \
+         attempts, next_attempt_at, created_at) VALUES ('legacy', 'reconnect', 'revoked', $1, 'old@example.com', $2, 'sent', 1, 0, 0)",
+    )
+    .bind(account)
+    .bind(token)
+    .execute(app.services().db.pool())
+    .await
+    .unwrap();
+    let hashed = awx_onboard::mail::hash_stored_unsubscribe_tokens(&app.services().db)
+        .await
+        .unwrap();
+    assert_eq!(hashed, 1);
+    let stored: String = sqlx::query_scalar("SELECT unsubscribe_token FROM mail_outbox WHERE dedupe_key = 'legacy'")
+        .fetch_one(app.services().db.pool())
+        .await
+        .unwrap();
+    assert!(stored.starts_with("h:") && !stored.contains(token));
+    let done = reqwest::Client::new()
+        .post(format!("{}/email/unsubscribe?t={token}", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    assert!(!app.services().mail.emails_on(account).await.unwrap());
+    app.stop().await;
+}
+both_engines!(stored_unsubscribe_tokens_are_hashed_and_old_links_still_work);

@@ -1,6 +1,7 @@
 //! The server's integration tests, one binary (less link time): the real app on a free
 //! port over real HTTP, on SQLite and PostgreSQL, against its embedded simulator.
 
+mod accounts;
 mod app;
 mod connect_sessions;
 mod hardening;
@@ -10,5 +11,7 @@ mod operator;
 mod platform;
 mod production;
 mod proxy;
+mod retention;
 mod second_factor;
+mod team;
 mod trends;

@@ -81,12 +81,22 @@ async fn every_operator_route_checks_the_role_on_the_server() {
     merchant.log_in("shop@example.com").await;
     let operator = app.browser();
     operator.log_in("ops@example.com").await;
-    let pages = ["/operator".to_string(), format!("/operator/connections/{connection}")];
+    let pages = [
+        "/operator".to_string(),
+        format!("/operator/connections/{connection}"),
+        "/operator/team".into(),
+    ];
+    let other = app.create_operator("other@example.com").await.id;
     let actions = [
         format!("/operator/connections/{connection}/refresh"),
         format!("/operator/connections/{connection}/check"),
+        format!("/operator/team/{other}/log-out-everywhere"),
     ];
-    let server_fns = ["/api/operator/overview", "/api/operator/connection"];
+    let server_fns = [
+        "/api/operator/overview",
+        "/api/operator/connection",
+        "/api/operator/team",
+    ];
 
     for page in &pages {
         let response = anonymous.get(page).await;

@@ -103,9 +103,9 @@ fn check_config_lists_every_problem_and_touches_nothing() {
         "no secret printed"
     );
     assert_eq!(
-        text.matches("not sent: no mail server configured").count(),
+        text.matches("kept in the local mailbox at /mailbox").count(),
         1,
-        "said once: {text}"
+        "in the embedded mode without SMTP_URL, said once: {text}"
     );
     let (ok, text) = binary(
         &["check-config"],
@@ -160,9 +160,27 @@ async fn rotate_key_re_encrypts_everything_so_the_old_key_can_go() {
         app.connected_merchant(&format!("m{i}@example.com"), HARBOUR_COFFEE)
             .await;
     }
-    // An operator's second factor is sealed under the same key.
+    // An operator's second factor is sealed under the same key, and so are a webhook
+    // endpoint's signing secret and an invitation link waiting in the outbox.
     let operator = app.create_operator("ops@example.com").await;
-    app.browser().log_in("ops@example.com").await;
+    let ops = app.browser();
+    ops.log_in("ops@example.com").await;
+    let (endpoint, _) = app
+        .services()
+        .webhooks
+        .create(
+            "https://platform.example/hooks",
+            &[awx_onboard::platform::outbox::PlatformEvent::Connected],
+            "test",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ops.post("/operator/team/invite", &[("email", "new@example.com")])
+            .await
+            .status(),
+        reqwest::StatusCode::SEE_OTHER
+    );
     let url = app.db.url.clone();
     app.services().db.close().await;
     let dir = temp_dir();
@@ -178,7 +196,9 @@ async fn rotate_key_re_encrypts_everything_so_the_old_key_can_go() {
     assert!(!ok && text.contains("TOKEN_ENCRYPTION_RETIRED_KEYS"), "{text}");
     let (ok, text) = run(KEY_B, KEY_A);
     assert!(ok, "{text}");
-    assert!(text.contains("4 of 4 re-encrypted"), "{text}");
+    // 3 connections, 1 second factor, 1 signing secret, 1 invitation and the 3 merchants'
+    // verification links waiting in the outbox.
+    assert!(text.contains("9 of 9 re-encrypted"), "{text}");
     assert!(text.contains("retired keys can be dropped"), "{text}");
     // Again: nothing left to do.
     let (ok, text) = run(KEY_B, KEY_A);
@@ -224,6 +244,46 @@ async fn rotate_key_re_encrypts_everything_so_the_old_key_can_go() {
             &awx_onboard::crypto::associated_data("second_factors", operator.id, "secret"),
         )
         .expect("the second factor after rotate-key");
+    let (key_id, sealed): (String, Vec<u8>) =
+        sqlx::query_as("SELECT key_id, secret FROM webhook_endpoints WHERE id = $1")
+            .bind(endpoint)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    new_only
+        .decrypt(
+            &key_id,
+            &sealed,
+            &awx_onboard::crypto::associated_data("webhook_endpoints", endpoint, "secret"),
+        )
+        .expect("the webhook signing secret after rotate-key");
+    let context: String = sqlx::query_scalar("SELECT context FROM mail_outbox WHERE kind = 'invitation'")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let link = awx_onboard::mail::SealedLink::from_json(&context).unwrap();
+    assert!(
+        new_only.open_text(&link.sealed, &link.aad()).is_some(),
+        "the invitation link after rotate-key"
+    );
+    // Every table that seals values names its key: none is left under the old one.
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT m.name FROM sqlite_master m WHERE m.type = 'table' \
+         AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) p WHERE p.name = 'key_id')",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert!(tables.len() >= 4, "{tables:?}");
+    for table in &tables {
+        let old: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE key_id <> $1"))
+            .bind(new_only.current_key_id())
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        let pending = if table == "oauth_states" { 0 } else { old };
+        assert_eq!(pending, 0, "{table} still has values under a retired key");
+    }
     db.close().await;
 
     // A lost device: the second factor removed on the server; the next log-in enrols.
@@ -255,6 +315,89 @@ async fn login_attempt(app: &TestApp, client: &str, password: &str) -> StatusCod
         .await
         .unwrap()
         .status()
+}
+
+/// Log-ins from many addresses of one IPv6 /64 count as one client (20 failures in 15
+/// minutes, across accounts), as the README says; another /64 is not affected.
+#[tokio::test]
+async fn one_ipv6_network_is_one_client_for_the_login_limits() {
+    let app = TestApp::spawn_with(Engine::Sqlite, &[("TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    app.browser().sign_up("ana@example.com").await;
+    let attempt = |client: String, email: String| {
+        let base = app.base.clone();
+        async move {
+            Browser::new(&base)
+                .http
+                .post(format!("{base}/login"))
+                .header("origin", &base)
+                .header("x-forwarded-for", client)
+                .form(&[("email", email.as_str()), ("password", "wrong wrong wrong")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // Twenty failures, each from another address of 2001:db8:7:7::/64 and another account.
+    for i in 0..20 {
+        let status = attempt(format!("2001:db8:7:7:{i:x}::1"), format!("nobody{i}@example.com")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    assert_eq!(
+        attempt("2001:db8:7:7:ffff:1:2:3".into(), "someone@example.com".into()).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the whole /64 is one client"
+    );
+    assert_eq!(
+        attempt("2001:db8:7:8::1".into(), "someone@example.com".into()).await,
+        StatusCode::UNAUTHORIZED,
+        "the next /64 is another client"
+    );
+    app.stop().await;
+}
+
+/// Invented HTTP methods all count as `other`: the metrics' method labels stay the
+/// standard ones (other tests in this process add routes and statuses, never methods).
+#[tokio::test]
+async fn invented_methods_do_not_grow_the_metrics() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let client = reqwest::Client::new();
+    let paths = [
+        "/",
+        "/login",
+        "/healthz",
+        "/api/operator/overview",
+        "/connection",
+        "/nowhere",
+    ];
+    for i in 0..500 {
+        let method = reqwest::Method::from_bytes(format!("INVENTED{i}").as_bytes()).unwrap();
+        let path = paths[i % paths.len()];
+        client
+            .request(method, format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let methods: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("awx_http_requests_total{method=\""))
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    let standard = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "other",
+    ];
+    assert!(methods.iter().all(|m| standard.contains(m)), "{methods:?}");
+    assert!(!text.contains("INVENTED"), "no invented method is a label");
+    app.stop().await;
 }
 
 #[tokio::test]

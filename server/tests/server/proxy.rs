@@ -38,7 +38,7 @@ impl Caller {
         let (_, secret) = app
             .services()
             .api_keys
-            .create("platform", scopes, "test")
+            .create("platform", scopes, "test", None)
             .await
             .unwrap();
         Caller {

@@ -41,6 +41,7 @@ async fn the_password_alone_opens_nothing(engine: Engine) {
         "/operator/api-keys".into(),
         "/operator/webhooks".into(),
         "/operator/emails".into(),
+        "/operator/team".into(),
         format!("/operator/connections/{connection}"),
         "/operator/token-reads.csv".into(),
         "/operator/proxy-calls.csv".into(),
@@ -56,6 +57,10 @@ async fn the_password_alone_opens_nothing(engine: Engine) {
         "/operator/api-keys".to_string(),
         "/operator/webhooks".into(),
         "/operator/connect-links".into(),
+        "/operator/team/invite".into(),
+        "/operator/team/1/remove".into(),
+        "/operator/team/1/log-out-everywhere".into(),
+        "/operator/confirm".into(),
         format!("/operator/connections/{connection}/refresh"),
         format!("/operator/connections/{connection}/check"),
     ] {

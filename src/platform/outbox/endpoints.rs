@@ -49,6 +49,9 @@ pub enum EndpointError {
     NoEvents,
     #[error("unknown event {0:?}")]
     UnknownEvent(String),
+    /// The target is inside the network, or not https (see [`super::targets`]).
+    #[error("{0}")]
+    Refused(#[from] super::targets::TargetRefused),
     #[error("no such endpoint or delivery")]
     NotFound,
     #[error("database error")]
@@ -93,6 +96,7 @@ pub struct WebhookEndpoints {
     pub(super) db: Database,
     pub(super) clock: Clock,
     cipher: Arc<TokenCipher>,
+    targets: super::targets::TargetPolicy,
 }
 
 impl fmt::Debug for WebhookEndpoints {
@@ -102,8 +106,18 @@ impl fmt::Debug for WebhookEndpoints {
 }
 
 impl WebhookEndpoints {
-    pub fn new(db: Database, clock: Clock, cipher: Arc<TokenCipher>) -> WebhookEndpoints {
-        WebhookEndpoints { db, clock, cipher }
+    pub fn new(
+        db: Database,
+        clock: Clock,
+        cipher: Arc<TokenCipher>,
+        targets: super::targets::TargetPolicy,
+    ) -> WebhookEndpoints {
+        WebhookEndpoints {
+            db,
+            clock,
+            cipher,
+            targets,
+        }
     }
 
     /// Registers an endpoint; its signing secret is returned here and nowhere else, ever.
@@ -117,6 +131,7 @@ impl WebhookEndpoints {
         if events.is_empty() {
             return Err(EndpointError::NoEvents);
         }
+        self.targets.check(&url).await?;
         let mut raw = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
         let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(raw));

@@ -9,6 +9,7 @@ use sqlx::Row;
 use tokio::sync::watch;
 
 use super::endpoints::secret_aad;
+use super::targets::{CheckedResolver, TargetPolicy, TargetRefused};
 use crate::crypto::TokenCipher;
 use crate::db::Database;
 use crate::outbox_queue::{Courier, Schedule};
@@ -24,6 +25,17 @@ pub const WEBHOOK_SCHEDULE: Schedule = Schedule {
     poll: Duration::from_millis(500),
     retry_base: Duration::from_secs(5),
     give_up_after: Duration::from_secs(24 * 3600),
+};
+
+/// Deliveries to one endpoint claimed per round at most: one slow endpoint does not hold
+/// back the others (its next ones wait for the next round).
+pub const PER_ENDPOINT_PER_ROUND: i64 = 8;
+
+const DELIVERIES: crate::outbox_queue::Queue = crate::outbox_queue::Queue {
+    table: "webhook_deliveries",
+    due_status: "pending",
+    per_group: Some(("endpoint_id", PER_ENDPOINT_PER_ROUND)),
+    filter: "1 = 1",
 };
 
 /// A claimed delivery with what sending it needs.
@@ -44,6 +56,7 @@ pub struct Deliverer {
     db: Database,
     clock: Clock,
     cipher: Arc<TokenCipher>,
+    targets: TargetPolicy,
     http: reqwest::Client,
     settings: Schedule,
     instance: String,
@@ -58,17 +71,27 @@ impl fmt::Debug for Deliverer {
 }
 
 impl Deliverer {
-    pub fn new(db: Database, clock: Clock, cipher: Arc<TokenCipher>, settings: Schedule) -> Deliverer {
+    pub fn new(
+        db: Database,
+        clock: Clock,
+        cipher: Arc<TokenCipher>,
+        settings: Schedule,
+        targets: TargetPolicy,
+    ) -> Deliverer {
         Deliverer {
             http: reqwest::Client::builder()
                 .timeout(settings.timeout)
                 .redirect(reqwest::redirect::Policy::none())
+                // Names resolve once, every address checked, and only those are dialled.
+                .dns_resolver(CheckedResolver::shared(targets))
+                .no_proxy()
                 .user_agent(concat!("awx-onboard/", env!("CARGO_PKG_VERSION"), " (webhooks)"))
                 .build()
                 .expect("an HTTP client"),
             db,
             clock,
             cipher,
+            targets,
             settings,
             instance: format!("deliverer-{}", random_urlsafe(6)),
         }
@@ -94,13 +117,13 @@ impl Courier for Deliverer {
         &self.settings
     }
 
-    async fn claim(&self) -> Result<Vec<Claimed>, sqlx::Error> {
+    async fn claim(&self, limit: i64) -> Result<Vec<Claimed>, sqlx::Error> {
         let ids = crate::outbox_queue::claim_due(
             &self.db,
-            "webhook_deliveries",
-            "pending",
+            &DELIVERIES,
             &self.instance,
             &self.settings,
+            limit,
             self.clock.now(),
         )
         .await?;
@@ -131,6 +154,20 @@ impl Courier for Deliverer {
 
     /// Sends one delivery and records the outcome (only while this instance holds it).
     async fn deliver(&self, delivery: Claimed) {
+        // An endpoint disabled since the claim gets nothing more, even mid-batch (disabling
+        // marked its deliveries failed already).
+        let disabled = sqlx::query_scalar::<_, Option<i64>>("SELECT disabled_at FROM webhook_endpoints WHERE id = $1")
+            .bind(delivery.endpoint_id)
+            .fetch_one(self.db.pool())
+            .await;
+        match disabled {
+            Ok(None) => {}
+            Ok(Some(_)) => return,
+            Err(error) => {
+                tracing::warn!(%error, delivery = delivery.id, "could not check the endpoint; trying later");
+                return;
+            }
+        }
         let outcome = self.send(&delivery).await;
         let now = self.clock.now();
         let attempts = delivery.attempts + 1;
@@ -142,7 +179,7 @@ impl Courier for Deliverer {
                     // (only pending rows are claimed, so it holds nothing back).
                     "UPDATE webhook_deliveries SET status = 'delivered', attempts = $1, last_status = $2, \
                      last_error = NULL, delivered_at = $3, lease_until = NULL \
-                     WHERE id = $4 AND lease_owner = $5",
+                     WHERE id = $4 AND lease_owner = $5 AND status = 'pending'",
                 )
                 .bind(attempts)
                 .bind(status as i64)
@@ -166,7 +203,8 @@ impl Courier for Deliverer {
                 );
                 sqlx::query(
                     "UPDATE webhook_deliveries SET status = $1, attempts = $2, last_status = $3, last_error = $4, \
-                     next_attempt_at = $5, lease_owner = NULL, lease_until = NULL WHERE id = $6 AND lease_owner = $7",
+                     next_attempt_at = $5, lease_owner = NULL, lease_until = NULL \
+                     WHERE id = $6 AND lease_owner = $7 AND status = 'pending'",
                 )
                 .bind(if give_up { "failed" } else { "pending" })
                 .bind(attempts)
@@ -195,6 +233,10 @@ impl Deliverer {
             .map_err(|e| (None, format!("signing secret unreadable: {e}")))?;
         let webhook =
             standardwebhooks::Webhook::new(&secret).map_err(|_| (None, "signing secret malformed".to_string()))?;
+        let url = url::Url::parse(&delivery.url).map_err(|_| (None, "the endpoint URL is not valid".to_string()))?;
+        self.targets
+            .check_literal(&url)
+            .map_err(|refused| (None, format!("not sent: {refused}")))?;
         // Real time: receivers check the timestamp against their own clocks.
         let timestamp = real_now();
         let signature = webhook
@@ -211,6 +253,9 @@ impl Deliverer {
             .send()
             .await
             .map_err(|e| {
+                if let Some(refused) = refusal_in(&e) {
+                    return (None, format!("not sent: {refused}"));
+                }
                 let kind = if e.is_timeout() {
                     "timed out"
                 } else if e.is_connect() {
@@ -227,4 +272,16 @@ impl Deliverer {
             Err((Some(status), format!("answered {status}")))
         }
     }
+}
+
+/// The target refusal behind a failed request, if that is why it failed.
+fn refusal_in(error: &(dyn std::error::Error + 'static)) -> Option<TargetRefused> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(refused) = current.downcast_ref::<TargetRefused>() {
+            return Some(refused.clone());
+        }
+        cause = current.source();
+    }
+    None
 }

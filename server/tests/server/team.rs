@@ -1,0 +1,522 @@
+//! The operators' account, whole, over real HTTP on both engines: a fresh code before what
+//! can take data out (and again after five minutes), invitations that work once and end,
+//! removal (never the last), "log out everywhere", keys that expire, the other operators
+//! told by email, the security log on the team page and in `/metrics`, and a merchant's
+//! own second factor.
+
+use std::time::Duration;
+
+use awx_onboard::both_engines;
+use awx_onboard::db::Engine;
+use awx_onboard::testing::smtp::SmtpSink;
+use awx_onboard_server::second_factor::{RECOVERY_CODES, SECOND_FACTOR};
+use awx_onboard_server::testing::{all_attributes, attribute, location, Browser, TestApp, PASSWORD};
+use reqwest::StatusCode;
+
+const FROM: &str = "no-reply@onboard.test";
+
+async fn key_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
+        .fetch_one(app.services().db.pool())
+        .await
+        .unwrap()
+}
+
+/// Signs `email` in as an operator (created first); the log-in's code is fresh.
+async fn operator(app: &TestApp, email: &str) -> Browser {
+    app.create_operator(email).await;
+    let browser = app.browser();
+    browser.log_in(email).await;
+    browser
+}
+
+/// The hidden fields a confirmation page carries on, in order.
+fn hidden_fields(page: &str) -> Vec<(String, String)> {
+    page.split("<input type=\"hidden\" ")
+        .skip(1)
+        .map(|rest| {
+            let name = attribute(rest, "name").unwrap();
+            let value = attribute(rest, "value").unwrap();
+            (name, value)
+        })
+        .collect()
+}
+
+async fn post_pairs(browser: &Browser, path: &str, pairs: &[(String, String)]) -> reqwest::Response {
+    let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    browser.post(path, &borrowed).await
+}
+
+async fn a_key_needs_a_fresh_code(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let ops = operator(&app, "ops@example.com").await;
+    // Within five minutes of the log-in's code: at once.
+    let first = ops
+        .post(
+            "/operator/api-keys",
+            &[("name", "at once"), ("scope", "connections:read")],
+        )
+        .await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert_eq!(key_count(&app).await, 1);
+
+    app.services().clock.advance(301);
+    let asked = ops
+        .post(
+            "/operator/api-keys",
+            &[
+                ("name", "billing backend"),
+                ("scope", "tokens:read"),
+                ("scope", "connect:write"),
+            ],
+        )
+        .await;
+    assert_eq!(asked.status(), StatusCode::FORBIDDEN);
+    let page = asked.text().await.unwrap();
+    assert!(page.contains("Confirm it"), "{page}");
+    assert_eq!(key_count(&app).await, 1, "no key without a fresh code");
+    let carried = hidden_fields(&page);
+    assert_eq!(
+        carried,
+        vec![
+            ("name".to_string(), "billing backend".to_string()),
+            ("scope".into(), "tokens:read".into()),
+            ("scope".into(), "connect:write".into()),
+        ],
+        "the action is not lost"
+    );
+
+    let mut wrong = carried.clone();
+    wrong.push(("confirm_code".into(), "000000".into()));
+    let refused = post_pairs(&ops, "/operator/api-keys", &wrong).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(key_count(&app).await, 1);
+
+    let code = ops.fresh_code("ops@example.com");
+    let mut right = carried.clone();
+    right.push(("confirm_code".into(), code.clone()));
+    let created = post_pairs(&ops, "/operator/api-keys", &right).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert!(created.text().await.unwrap().contains("awx_pk_"), "the key, shown once");
+    let keys = app.services().api_keys.list().await.unwrap();
+    assert_eq!(keys[0].name, "billing backend");
+    assert_eq!(keys[0].scopes.len(), 2);
+
+    // Fresh now: the next action goes ahead; five minutes on, it asks again, and the code
+    // already given does not count twice.
+    let again = ops
+        .post(
+            "/operator/webhooks",
+            &[("url", "https://example.com/hook"), ("event", "connection.connected")],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::CREATED, "fresh: no second code");
+    app.services().clock.advance(301);
+    let mut replay = carried;
+    replay.push(("confirm_code".into(), code));
+    let replayed = post_pairs(&ops, "/operator/api-keys", &replay).await;
+    assert_eq!(replayed.status(), StatusCode::UNAUTHORIZED, "a code works once");
+    assert_eq!(key_count(&app).await, 2);
+    app.stop().await;
+}
+both_engines!(a_key_needs_a_fresh_code);
+
+async fn exports_connect_links_and_endpoints_ask_too(engine: Engine) {
+    let app = TestApp::spawn_with(engine, &[("PLATFORM_RETURN_ORIGINS", "https://platform.example")]).await;
+    let ops = operator(&app, "ops@example.com").await;
+    app.services().clock.advance(301);
+    for (path, fields) in [
+        ("/operator/webhooks", vec![("url", "https://example.com/hook")]),
+        (
+            "/operator/connect-links",
+            vec![
+                ("external_id", "u1"),
+                ("email", "u1@example.com"),
+                ("return_url", "https://platform.example/back"),
+            ],
+        ),
+        ("/operator/team/invite", vec![("email", "new@example.com")]),
+    ] {
+        let response = ops.post(path, &fields).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+        assert!(response.text().await.unwrap().contains("Confirm it"), "{path}");
+    }
+    for table in ["webhook_endpoints", "connect_sessions", "operator_invitations"] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(app.services().db.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "nothing in {table}");
+    }
+
+    let csv = ops.get("/operator/token-reads.csv?days=7").await;
+    assert_eq!(csv.status(), StatusCode::FORBIDDEN);
+    let page = csv.text().await.unwrap();
+    assert!(!page.contains("key_id,"), "no CSV yet");
+    let fields = hidden_fields(&page);
+    assert_eq!(
+        fields,
+        vec![("next".to_string(), "/operator/token-reads.csv?days=7".to_string())]
+    );
+    // Somewhere outside the operator area is never where a confirmation leads.
+    let elsewhere = ops
+        .post(
+            "/operator/confirm",
+            &[
+                ("next", "https://evil.example/"),
+                ("confirm_code", &ops.fresh_code("ops@example.com")),
+            ],
+        )
+        .await;
+    assert_eq!(elsewhere.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&elsewhere), "/operator");
+    app.services().clock.advance(301);
+    let confirmed = ops
+        .post(
+            "/operator/confirm",
+            &[
+                ("next", "/operator/token-reads.csv?days=7"),
+                ("confirm_code", &ops.fresh_code("ops@example.com")),
+            ],
+        )
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&confirmed), "/operator/token-reads.csv?days=7");
+    let csv = ops.get("/operator/token-reads.csv?days=7").await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert_eq!(csv.headers()["cache-control"], "no-store", "exports are never cached");
+    app.stop().await;
+}
+both_engines!(exports_connect_links_and_endpoints_ask_too);
+
+/// The link in the invitation email `mail` carries.
+fn link_in(text: &str, base: &str) -> String {
+    let start = text.find(&format!("{base}/invitation/")).expect("an invitation link");
+    text[start..].split_whitespace().next().unwrap().to_string()
+}
+
+async fn an_invitation_works_once_and_expires(engine: Engine) {
+    let sink = SmtpSink::start().await.unwrap();
+    let app = TestApp::spawn_with(engine, &[("SMTP_URL", &sink.url()), ("MAIL_FROM", FROM)]).await;
+    let ops = operator(&app, "ops@example.com").await;
+    let invited = ops.post("/operator/team/invite", &[("email", "New@Example.com")]).await;
+    assert_eq!(invited.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&invited), "/operator/team?notice=invited");
+    let mails = sink.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(mails[0].to, vec!["new@example.com".to_string()]);
+    let text = mails[0].part("text/plain").unwrap();
+    assert!(text.contains("ops@example.com invited you"), "{text}");
+    let link = link_in(&text, &app.base);
+    let secret = link.rsplit('/').next().unwrap().to_string();
+    // The secret is nowhere readable in the database (stored hashed, sealed until sent).
+    let outbox: Vec<String> = sqlx::query_scalar("SELECT COALESCE(context, '') FROM mail_outbox")
+        .fetch_all(app.services().db.pool())
+        .await
+        .unwrap();
+    assert!(outbox.iter().all(|c| !c.contains(&secret)));
+    let team = ops.page("/operator/team").await;
+    assert!(team.contains("new@example.com"), "an open invitation is listed");
+
+    let invitee = app.browser();
+    let landing = invitee.page(&link).await;
+    assert!(landing.contains("new@example.com") && landing.contains("ops@example.com"));
+    let weak = invitee.post(&link, &[("password", "short")]).await;
+    assert_eq!(weak.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let accepted = invitee.post(&link, &[("password", PASSWORD)]).await;
+    assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&accepted), SECOND_FACTOR, "on to the enrolment");
+    let enrolled = invitee.give_second_factor("new@example.com").await;
+    assert_eq!(location(&enrolled), RECOVERY_CODES);
+    assert_eq!(invitee.get("/operator").await.status(), StatusCode::OK);
+
+    // Once only.
+    let again = app.browser();
+    assert_eq!(again.get(&link).await.status(), StatusCode::GONE);
+    assert_eq!(
+        again.post(&link, &[("password", PASSWORD)]).await.status(),
+        StatusCode::GONE
+    );
+    // The new operator logs in like any other.
+    let later = app.browser();
+    later.log_in("new@example.com").await;
+    assert_eq!(later.get("/operator").await.status(), StatusCode::OK);
+
+    // An invitation ends after 24 hours.
+    ops.post("/operator/team/invite", &[("email", "late@example.com")])
+        .await;
+    let mails = sink.wait_for(2, Duration::from_secs(15)).await;
+    let late = link_in(&mails[1].part("text/plain").unwrap(), &app.base);
+    app.services().clock.advance(24 * 3600 + 1);
+    assert_eq!(app.browser().get(&late).await.status(), StatusCode::GONE);
+    // Addresses already in use are refused with a reason.
+    let fresh = app.browser();
+    fresh.log_in("ops@example.com").await;
+    let merchant = app.browser();
+    merchant.sign_up("shop@example.com").await;
+    for (email, why) in [
+        ("new@example.com", "already an operator"),
+        ("shop@example.com", "merchant"),
+    ] {
+        let refused = fresh.post("/operator/team/invite", &[("email", email)]).await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{email}");
+        assert!(refused.text().await.unwrap().contains(why), "{email}");
+    }
+    app.stop().await;
+}
+both_engines!(an_invitation_works_once_and_expires);
+
+async fn operator_ids(app: &TestApp) -> Vec<(i64, String)> {
+    app.services()
+        .team
+        .members()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.id, m.email))
+        .collect()
+}
+
+async fn removal_and_log_out_everywhere(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let ana = operator(&app, "ana@example.com").await;
+    let ids = operator_ids(&app).await;
+    let ana_id = ids[0].0;
+    // The last operator stays.
+    let last = ana.post(&format!("/operator/team/{ana_id}/remove"), &[]).await;
+    assert_eq!(last.status(), StatusCode::CONFLICT);
+    assert!(last.text().await.unwrap().contains("last operator"));
+
+    let ben = operator(&app, "ben@example.com").await;
+    let ben_phone = app.browser();
+    ben_phone.log_in("ben@example.com").await;
+    let ben_id = operator_ids(&app).await[1].0;
+    let team = ana.page("/operator/team").await;
+    assert!(team.contains("ben@example.com"));
+    assert_eq!(
+        all_attributes(&team, "data-sessions"),
+        vec!["1".to_string(), "2".to_string()],
+        "active sessions per operator"
+    );
+
+    // Log out everywhere: both of Ben's browsers are out.
+    let ended = ana
+        .post(&format!("/operator/team/{ben_id}/log-out-everywhere"), &[])
+        .await;
+    assert_eq!(location(&ended), "/operator/team?notice=sessions_ended");
+    for browser in [&ben, &ben_phone] {
+        let response = browser.get("/operator").await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert!(location(&response).starts_with("/login"));
+    }
+    // Her own: she is out too.
+    let own = ana
+        .post(&format!("/operator/team/{ana_id}/log-out-everywhere"), &[])
+        .await;
+    assert!(location(&own).starts_with("/login"));
+    assert!(location(&ana.get("/operator").await).starts_with("/login"));
+
+    // Removing Ben (a fresh log-in of Ana's): his log-in no longer works.
+    let ana = app.browser();
+    ana.log_in("ana@example.com").await;
+    ben.log_in("ben@example.com").await;
+    let removed = ana.post(&format!("/operator/team/{ben_id}/remove"), &[]).await;
+    assert_eq!(location(&removed), "/operator/team?notice=operator_removed");
+    assert!(location(&ben.get("/operator").await).starts_with("/login"));
+    let again = app
+        .browser()
+        .post("/login", &[("email", "ben@example.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(operator_ids(&app).await.len(), 1);
+    app.stop().await;
+}
+both_engines!(removal_and_log_out_everywhere);
+
+async fn expired_keys_answer_key_expired(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let ops = operator(&app, "ops@example.com").await;
+    let bad = ops
+        .post(
+            "/operator/api-keys",
+            &[("name", "x"), ("scope", "connections:read"), ("expires_in_days", "0")],
+        )
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let created = ops
+        .post(
+            "/operator/api-keys",
+            &[
+                ("name", "for a day"),
+                ("scope", "connections:read"),
+                ("expires_in_days", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let page = created.text().await.unwrap();
+    let key = page
+        .split("awx_pk_")
+        .skip(1)
+        .map(|rest| rest.split(['<', '"']).next().unwrap())
+        .find(|rest| rest.len() > 40)
+        .map(|rest| format!("awx_pk_{rest}"))
+        .expect("the new key, shown once");
+    let keys_page = ops.page("/operator/api-keys").await;
+    assert!(keys_page.contains("connections:read") && !keys_page.contains(">no end<"));
+    let call = |key: String| {
+        let base = app.base.clone();
+        async move {
+            reqwest::Client::new()
+                .get(format!("{base}/api/platform/v1/connections"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let listed = call(key.clone()).await;
+    assert_eq!(listed.status(), StatusCode::OK);
+    assert_eq!(
+        listed.headers()["cache-control"],
+        "no-store",
+        "platform answers are never cached"
+    );
+    app.services().clock.advance(86_400);
+    let expired = call(key).await;
+    assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(expired.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = expired.json().await.unwrap();
+    assert_eq!(body["code"], "key_expired", "{body}");
+    app.stop().await;
+}
+both_engines!(expired_keys_answer_key_expired);
+
+async fn other_operators_hear_of_keys_and_endpoints(engine: Engine) {
+    let sink = SmtpSink::start().await.unwrap();
+    let app = TestApp::spawn_with(engine, &[("SMTP_URL", &sink.url()), ("MAIL_FROM", FROM)]).await;
+    let ana = operator(&app, "ana@example.com").await;
+    app.create_operator("ben@example.com").await;
+    app.create_operator("cleo@example.com").await;
+    // Only what can take data out is announced.
+    ana.post(
+        "/operator/api-keys",
+        &[("name", "directory"), ("scope", "connections:read")],
+    )
+    .await;
+    ana.post("/operator/api-keys", &[("name", "billing"), ("scope", "tokens:read")])
+        .await;
+    let mails = sink.wait_for(2, Duration::from_secs(15)).await;
+    let mut to: Vec<String> = mails.iter().flat_map(|m| m.to.clone()).collect();
+    to.sort();
+    assert_eq!(to, vec!["ben@example.com".to_string(), "cleo@example.com".into()]);
+    let text = mails[0].part("text/plain").unwrap();
+    assert!(
+        text.contains("ana@example.com created key")
+            && text.contains("billing")
+            && text.contains("read every merchant's token"),
+        "{text}"
+    );
+    ana.post(
+        "/operator/webhooks",
+        &[("url", "https://example.com/hook"), ("event", "connection.connected")],
+    )
+    .await;
+    let mails = sink.wait_for(4, Duration::from_secs(15)).await;
+    assert!(mails[2..]
+        .iter()
+        .all(|m| m.part("text/plain").unwrap().contains("https://example.com/hook")));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.received().len(), 4, "nothing more, and nothing to Ana herself");
+    app.stop().await;
+}
+both_engines!(other_operators_hear_of_keys_and_endpoints);
+
+async fn the_security_log_is_kept_shown_and_counted(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let ops = operator(&app, "ops@example.com").await;
+    let bad = app.browser();
+    bad.post("/login", &[("email", "ops@example.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(
+        bad.post(SECOND_FACTOR, &[("code", "000000")]).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    ops.post("/operator/api-keys", &[("name", "k"), ("scope", "tokens:read")])
+        .await;
+    let team = ops.page("/operator/team").await;
+    let kinds = all_attributes(&team, "data-security-event");
+    for kind in [
+        "operator_login",
+        "second_factor_enrolled",
+        "second_factor_failed",
+        "api_key_created",
+    ] {
+        assert!(kinds.contains(&kind.to_string()), "{kind} in {kinds:?}");
+    }
+    assert!(team.contains("127.0.0.1"), "log-ins with the address");
+    let metrics = app.browser().page("/metrics").await;
+    assert!(
+        metrics.contains("awx_security_events_total{kind=\"operator_login\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("awx_security_events_total{kind=\"api_key_created\"} 1"));
+    assert!(metrics.contains("awx_security_events_total{kind=\"operator_removed\"} 0"));
+    // Append-only.
+    let pool = app.services().db.pool();
+    assert!(sqlx::query("UPDATE security_events SET actor = 'x'")
+        .execute(pool)
+        .await
+        .is_err());
+    assert!(sqlx::query("DELETE FROM security_events").execute(pool).await.is_err());
+    app.stop().await;
+}
+both_engines!(the_security_log_is_kept_shown_and_counted);
+
+async fn a_merchant_may_turn_a_second_factor_on_and_off(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let shop = app.browser();
+    shop.sign_up("shop@example.com").await;
+    assert!(shop.page("/connection").await.contains("/connection/second-factor"));
+    let page = shop.page("/connection/second-factor").await;
+    let secret = attribute(&page, "data-secret").expect("the key as text");
+    let secret = awx_onboard::accounts::second_factor::base32_decode(&secret).unwrap();
+    let step = awx_onboard::time::Clock::system().now() / awx_onboard::accounts::second_factor::STEP_SECONDS;
+    let wrong = shop.post("/connection/second-factor", &[("code", "000000")]).await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let code = awx_onboard::accounts::second_factor::hotp(&secret, step as u64);
+    let on = shop.post("/connection/second-factor", &[("code", &code)]).await;
+    assert_eq!(location(&on), RECOVERY_CODES);
+    let codes = all_attributes(&shop.page(RECOVERY_CODES).await, "data-recovery-code");
+    assert_eq!(codes.len(), 10);
+
+    // Every log-in asks for it now.
+    let phone = app.browser();
+    let password = phone
+        .post("/login", &[("email", "shop@example.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(location(&password), SECOND_FACTOR);
+    assert!(location(&phone.get("/connection").await).starts_with("/login"));
+    let signed_in = phone.post(SECOND_FACTOR, &[("code", &codes[0])]).await;
+    assert_eq!(location(&signed_in), "/connection");
+
+    // Off with a code (a recovery code here); then the password alone again.
+    let off = shop.post("/connection/second-factor/off", &[("code", &codes[1])]).await;
+    assert_eq!(location(&off), "/connection?notice=second_factor_off");
+    let plain = app
+        .browser()
+        .post("/login", &[("email", "shop@example.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(location(&plain), "/connection");
+    // An operator's cannot be turned off.
+    let ops = operator(&app, "ops@example.com").await;
+    let refused = ops
+        .post(
+            "/connection/second-factor/off",
+            &[("code", &ops.fresh_code("ops@example.com"))],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    app.stop().await;
+}
+both_engines!(a_merchant_may_turn_a_second_factor_on_and_off);
