@@ -350,6 +350,14 @@ impl Accounts {
             .bind(keep.unwrap_or_default())
             .execute(&mut *tx)
             .await?;
+        // A reset link asked for before stops working too.
+        sqlx::query(
+            "UPDATE account_tokens SET used_at = $1 WHERE account_id = $2 AND purpose = 'password_reset' AND used_at IS NULL",
+        )
+        .bind(self.clock.now())
+        .bind(account.id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -419,10 +427,13 @@ impl Accounts {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
-        let row = sqlx::query("SELECT id, email, password_hash, role FROM merchants WHERE email = $1")
-            .bind(&normalized)
-            .fetch_optional(self.db.pool())
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, email, password_hash, role FROM merchants WHERE email = $1 AND removed_at IS NULL \
+             AND deleted_at IS NULL",
+        )
+        .bind(&normalized)
+        .fetch_optional(self.db.pool())
+        .await?;
         // A merchant a platform created has no password ('' is stored): the same work as
         // for an unknown email, and never a match.
         let (account, hash) = match &row {
@@ -472,10 +483,13 @@ impl Accounts {
     }
 
     pub async fn by_id(&self, id: i64) -> Result<Option<Account>, AccountError> {
-        let row = sqlx::query("SELECT id, email, role FROM merchants WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?;
+        // Removed operators and deleted accounts are no one.
+        let row = sqlx::query(
+            "SELECT id, email, role FROM merchants WHERE id = $1 AND removed_at IS NULL AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?;
         Ok(row.as_ref().map(account_from_row).transpose()?)
     }
 

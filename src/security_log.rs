@@ -37,10 +37,11 @@ pub enum SecurityEventKind {
     SessionsEnded,
     /// An operator deleted a merchant's account.
     MerchantDeleted,
+    InvitationCancelled,
 }
 
 impl SecurityEventKind {
-    pub const ALL: [SecurityEventKind; 17] = [
+    pub const ALL: [SecurityEventKind; 18] = [
         SecurityEventKind::OperatorLogin,
         SecurityEventKind::SecondFactorFailed,
         SecurityEventKind::SecondFactorEnrolled,
@@ -58,6 +59,7 @@ impl SecurityEventKind {
         SecurityEventKind::OperatorRemoved,
         SecurityEventKind::SessionsEnded,
         SecurityEventKind::MerchantDeleted,
+        SecurityEventKind::InvitationCancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +81,7 @@ impl SecurityEventKind {
             SecurityEventKind::OperatorRemoved => "operator_removed",
             SecurityEventKind::SessionsEnded => "sessions_ended",
             SecurityEventKind::MerchantDeleted => "merchant_deleted",
+            SecurityEventKind::InvitationCancelled => "invitation_cancelled",
         }
     }
 
@@ -102,6 +105,7 @@ impl SecurityEventKind {
             SecurityEventKind::OperatorRemoved => "Operator removed",
             SecurityEventKind::SessionsEnded => "Sessions ended",
             SecurityEventKind::MerchantDeleted => "Merchant account deleted",
+            SecurityEventKind::InvitationCancelled => "Invitation cancelled",
         }
     }
 

@@ -119,6 +119,8 @@ impl SessionState {
     /// once so the session has an id within this same response (OAuth state binding).
     pub async fn sign_in(&self, account: &Account) -> Result<(), SessionError> {
         self.0.cycle_id().await?;
+        // A second factor given in this browser before counts for no one now.
+        let _ = self.0.remove_value(Self::CONFIRMED_AT).await?;
         self.0.insert(Self::SIGNED_IN, account).await?;
         self.0.save().await?;
         Ok(())
@@ -143,8 +145,8 @@ impl SessionState {
     /// The second factor was given at `now`: signed in (a new session id again).
     pub async fn second_factor_given(&self, account: &Account, now: i64) -> Result<(), SessionError> {
         let _ = self.0.remove_value(Self::PENDING).await?;
-        self.0.insert(Self::CONFIRMED_AT, now).await?;
-        self.sign_in(account).await
+        self.sign_in(account).await?;
+        self.confirmed(now).await
     }
 
     /// When a second factor was last given in this session, if ever.
@@ -242,9 +244,12 @@ fn encode(record: &Record) -> session_store::Result<(Vec<u8>, Option<i64>)> {
     data.remove(SessionState::EMAILS);
     data.remove(SessionState::VERIFIED);
     let data = serde_json::to_vec(&data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+    // The account signed in, or the one whose log-in waits for its second factor: ending
+    // an account's sessions (removal, reset, deletion) ends both.
     let account_id = record
         .data
         .get(SessionState::SIGNED_IN)
+        .or_else(|| record.data.get(SessionState::PENDING).and_then(|p| p.get("account")))
         .and_then(|account| account.get("id"))
         .and_then(serde_json::Value::as_i64);
     Ok((data, account_id))
@@ -304,6 +309,7 @@ impl SessionStore for DbSessionStore {
             "SELECT s.data, s.expiry_date, s.account_id, m.id AS member_id, m.email, m.role, \
              m.email_notifications AS m_emails, m.email_verified_at AS m_verified, {SUMMARY_COLUMNS} \
              FROM sessions s LEFT JOIN merchants m ON m.id = s.account_id \
+             AND m.removed_at IS NULL AND m.deleted_at IS NULL \
              LEFT JOIN connections c ON c.merchant_id = m.id WHERE s.id = $1 AND s.expiry_date > $2"
         ))
         .bind(stored_id(&session_id.to_string()))
@@ -315,7 +321,7 @@ impl SessionStore for DbSessionStore {
         let account_id: Option<i64> = row.try_get("account_id").map_err(backend)?;
         let member_id: Option<i64> = row.try_get("member_id").map_err(backend)?;
         if account_id.is_some() && member_id.is_none() {
-            // The account is gone: so is its session.
+            // The account is gone (or removed, or deleted): so is its session.
             self.delete(session_id).await?;
             return Ok(None);
         }
@@ -323,7 +329,10 @@ impl SessionStore for DbSessionStore {
         let expiry: i64 = row.try_get("expiry_date").map_err(backend)?;
         let mut data: std::collections::HashMap<String, serde_json::Value> =
             serde_json::from_slice(&data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
-        if let Some(id) = member_id {
+        // Only a session that was signed in is refreshed as signed in (a pending log-in
+        // names its account too, and stays pending).
+        let signed_in = data.contains_key(SessionState::SIGNED_IN);
+        if let Some(id) = member_id.filter(|_| signed_in) {
             let role: String = row.try_get("role").map_err(backend)?;
             let account = Account {
                 id,

@@ -207,6 +207,7 @@ pub struct TeamMemberView {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvitationView {
+    pub id: i64,
     pub email: String,
     pub invited_by: String,
     pub expires: String,

@@ -161,6 +161,7 @@ pub async fn load_team() -> Result<TeamView, ServerFnError> {
         invitations: invitations
             .into_iter()
             .map(|i| InvitationView {
+                id: i.id,
                 email: i.email,
                 invited_by: i.invited_by,
                 expires: human_datetime(i.expires_at),

@@ -70,6 +70,11 @@ pub const OPERATOR_TEAM: &str = "/operator/team";
 pub const OPERATOR_TEAM_INVITE: &str = "/operator/team/invite";
 pub const OPERATOR_TEAM_REMOVE_ROUTE: &str = "/operator/team/{id}/remove";
 pub const OPERATOR_TEAM_LOG_OUT_ROUTE: &str = "/operator/team/{id}/log-out-everywhere";
+pub const OPERATOR_INVITATION_CANCEL_ROUTE: &str = "/operator/team/invitations/{id}/cancel";
+
+pub fn operator_invitation_cancel(id: i64) -> String {
+    format!("{OPERATOR_TEAM}/invitations/{id}/cancel")
+}
 /// "Confirm it's you" before an export (a GET) goes on.
 pub const OPERATOR_CONFIRM: &str = "/operator/confirm";
 /// An operator invitation's link (public: the secret in it is the key).
@@ -195,13 +200,14 @@ pub enum Notice {
     PasswordReset,
     AccountDeleted,
     MerchantDeleted,
+    InvitationCancelled,
 }
 
 /// How a notice looks: `ok` or `warn`.
 pub type NoticeTone = &'static str;
 
 impl Notice {
-    pub const ALL: [Notice; 24] = [
+    pub const ALL: [Notice; 25] = [
         Notice::Welcome,
         Notice::Connected,
         Notice::Disconnected,
@@ -226,6 +232,7 @@ impl Notice {
         Notice::PasswordReset,
         Notice::AccountDeleted,
         Notice::MerchantDeleted,
+        Notice::InvitationCancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -254,6 +261,7 @@ impl Notice {
             Notice::PasswordReset => "password_reset",
             Notice::AccountDeleted => "account_deleted",
             Notice::MerchantDeleted => "merchant_deleted",
+            Notice::InvitationCancelled => "invitation_cancelled",
         }
     }
 
@@ -308,6 +316,7 @@ impl Notice {
                 "Your account is deleted: your Airwallex connection is gone and we forgot your address.",
             ),
             Notice::MerchantDeleted => ("ok", "The merchant's account is deleted, and logged."),
+            Notice::InvitationCancelled => ("ok", "The invitation is cancelled: its link no longer works."),
         }
     }
 }

@@ -137,10 +137,17 @@ pub async fn request_reset(
     form: FormFields,
 ) -> Result<Response, AppError> {
     let ip = client.ip.to_string();
-    let outcome = state.services.links.request_reset(form.first("email"), &ip).await?;
-    if outcome == Requested::TooSoon {
-        tracing::warn!(%ip, "password reset requests throttled");
-    }
+    let email = form.first("email").to_string();
+    let links = state.services.links.clone();
+    // Answered at once, the same for every address: the work (and how long it takes for an
+    // address that has an account) happens after the answer.
+    tokio::spawn(async move {
+        match links.request_reset(&email, &ip).await {
+            Ok(Requested::TooSoon) => tracing::warn!(%ip, "password reset requests throttled"),
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "a password reset request failed"),
+        }
+    });
     Ok(reset_request_page(StatusCode::OK, true))
 }
 
@@ -322,6 +329,11 @@ pub async fn operator_delete(
     let Some(row) = state.services.store().by_id(connection_id).await? else {
         return Err(AppError::NotFound("There is no connection with that number."));
     };
+    if !state.services.links.is_live_merchant(row.merchant_id).await? {
+        return Err(AppError::NotFound(
+            "That account is not a merchant's, or is deleted already.",
+        ));
+    }
     if form.first("confirm") != "yes" {
         let body = format!(
             "<p>The merchant's Airwallex connection is disconnected (the platform is told), and their address and \

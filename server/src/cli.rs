@@ -168,7 +168,14 @@ async fn reset_second_factor(config: &Config, email: &str) -> anyhow::Result<()>
         cipher,
     );
     let removed = factors.reset(id).await;
+    // Whoever holds one of their sessions (a lost device) is signed out: the next log-in
+    // enrols again, with the password.
+    let ended = sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+        .bind(id)
+        .execute(db.pool())
+        .await;
     db.close().await;
+    ended?;
     match removed? {
         true => println!("the second factor of {email} was removed; they enrol again at their next log-in"),
         false => println!("{email} had no second factor; they enrol at their next log-in"),

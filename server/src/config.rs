@@ -51,6 +51,16 @@ impl Config {
         &self.network.public_url
     }
 
+    /// Whether `PUBLIC_URL` names this machine (a developer's set-up).
+    pub fn public_url_is_loopback(&self) -> bool {
+        match self.public_url().host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        }
+    }
+
     /// Cookies get `Secure` (and the `__Host-` prefix) behind https, and responses HSTS.
     pub fn secure_cookies(&self) -> bool {
         self.public_url().scheme() == "https"

@@ -148,12 +148,15 @@ pub async fn open(
         Ok(Err(unusable)) => return Ok(gone(&state, unusable)),
         Err(error) => return Err(AppError::internal(format!("connect link: {error}"))),
     };
-    let account = services
+    let Some(account) = services
         .accounts
         .by_id(opened.merchant_id)
         .await
         .map_err(AppError::internal)?
-        .ok_or_else(|| AppError::internal("a connect session names no merchant"))?;
+    else {
+        // The merchant's account was deleted meanwhile.
+        return Ok(gone(&state, Unusable::Unknown));
+    };
     session.sign_in(&account).await?;
     session
         .set_platform_return(&PlatformReturn {

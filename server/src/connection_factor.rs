@@ -15,7 +15,7 @@ use crate::access::{Sessions, SignedIn};
 use crate::error::AppError;
 use crate::form::FormFields;
 use crate::net::ClientAddr;
-use crate::second_factor::{code_form, enrolment_page, RECOVERY_CODES};
+use crate::second_factor::{code_form, enrolment_page, EnrolForm, RECOVERY_CODES};
 use crate::state::AppState;
 
 const EYEBROW: &str = "Your account";
@@ -48,18 +48,33 @@ async fn show_for(
         .await
         .map_err(AppError::internal)?
         .ok_or_else(|| AppError::internal("no enrolment for an account without a second factor"))?;
-    Ok(enrolment_page(
-        status,
-        EYEBROW,
-        WHY,
-        paths::CONNECTION_SECOND_FACTOR,
-        &enrolment,
-        problem,
-    ))
+    let form = EnrolForm {
+        eyebrow: EYEBROW,
+        why: WHY,
+        action: paths::CONNECTION_SECOND_FACTOR,
+        // Someone with this session alone cannot lock the owner out: the password first.
+        before:
+            "<label for=\"password\">Your password</label>\
+                 <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>",
+    };
+    Ok(enrolment_page(status, &form, &enrolment, problem))
+}
+
+/// Operators enrol at log-in only (and never turn it off).
+fn operators_elsewhere(account: &Account) -> Result<(), AppError> {
+    if account.role == Role::Operator {
+        return Err(AppError::Conflict(
+            "An operator's second factor is set up at log-in and cannot be turned off here. If a device is lost, \
+             another operator removes and invites you again."
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `GET /connection/second-factor`.
 pub async fn show(State(state): State<AppState>, SignedIn(account): SignedIn) -> Result<Response, AppError> {
+    operators_elsewhere(&account)?;
     show_for(&state, &account, StatusCode::OK, None).await
 }
 
@@ -108,9 +123,28 @@ pub async fn enrol(
     client: ClientAddr,
     form: FormFields,
 ) -> Result<Response, AppError> {
+    operators_elsewhere(&account)?;
     let factors = &state.services.second_factors;
     if factors.status(account.id).await.map_err(AppError::internal)? == FactorStatus::On {
         return Ok(Redirect::to(paths::CONNECTION_SECOND_FACTOR).into_response());
+    }
+    let password = awx_onboard::accounts::Password::new(form.first("password").to_string());
+    match state
+        .services
+        .accounts
+        .confirm_password(&account, &password, &client.ip.to_string())
+        .await
+    {
+        Ok(()) => {}
+        Err(AccountError::Internal) => return Err(AppError::internal("password check")),
+        Err(error) => {
+            let status = if error == AccountError::Throttled {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            return show_for(&state, &account, status, Some(&error.to_string())).await;
+        }
     }
     let mut codes = None;
     let check = async {
@@ -145,13 +179,7 @@ pub async fn turn_off(
     client: ClientAddr,
     form: FormFields,
 ) -> Result<Response, AppError> {
-    if account.role == Role::Operator {
-        return Err(AppError::Conflict(
-            "An operator's second factor cannot be turned off. If a device is lost, another operator \
-             removes and invites you again."
-                .into(),
-        ));
-    }
+    operators_elsewhere(&account)?;
     let factors = &state.services.second_factors;
     if factors.status(account.id).await.map_err(AppError::internal)? != FactorStatus::On {
         return Ok(Redirect::to(paths::CONNECTION_SECOND_FACTOR).into_response());

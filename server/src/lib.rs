@@ -292,12 +292,7 @@ fn build_services(
             retention_days: config.retention_days,
             webhook_targets: awx_onboard::platform::outbox::TargetPolicy {
                 allow_private: config.platform.webhook_allow_private_targets,
-                public_url_is_loopback: match config.public_url().host() {
-                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                    Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-                    None => false,
-                },
+                public_url_is_loopback: config.public_url_is_loopback(),
             },
             connect: awx_onboard::platform::connect_sessions::ConnectSettings {
                 platform_name: config.platform.name.clone(),

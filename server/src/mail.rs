@@ -164,7 +164,8 @@ pub async fn mailbox(State(state): State<AppState>, client: ClientAddr) -> Resul
             "There is no local mailbox: emails go through SMTP_URL.",
         ));
     };
-    if !client.ip.is_loopback() {
+    // On a developer's machine only: the app's own address and the visitor both loopback.
+    if !client.ip.is_loopback() || !state.config.public_url_is_loopback() {
         return Err(AppError::NotFound("The local mailbox is shown on this machine only."));
     }
     let items: String = kept

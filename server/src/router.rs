@@ -145,6 +145,7 @@ pub fn build_router(state: AppState) -> Router {
         .route(paths::OPERATOR_TEAM_INVITE, post(team::invite))
         .route(paths::OPERATOR_TEAM_REMOVE_ROUTE, post(team::remove))
         .route(paths::OPERATOR_TEAM_LOG_OUT_ROUTE, post(team::log_out_everywhere))
+        .route(paths::OPERATOR_INVITATION_CANCEL_ROUTE, post(team::cancel_invitation))
         .route(paths::OPERATOR_TOKEN_READS_CSV, get(operator_platform::token_reads_csv))
         .route(
             paths::OPERATOR_CONNECTION_TOKEN_READS_CSV_ROUTE,

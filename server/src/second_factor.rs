@@ -29,8 +29,13 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 }
 
 pub(crate) fn code_form(action: &str, problem: Option<&str>) -> String {
+    code_form_with(action, problem, "")
+}
+
+/// [`code_form`] with `before` (trusted HTML: more fields) ahead of the code.
+pub(crate) fn code_form_with(action: &str, problem: Option<&str>, before: &str) -> String {
     format!(
-        "{problem}<form class=\"stack\" method=\"post\" action=\"{action}\">\
+        "{problem}<form class=\"stack\" method=\"post\" action=\"{action}\">{before}\
          <label for=\"code\">Code</label>\
          <input id=\"code\" name=\"code\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" \
          required maxlength=\"20\" autofocus>\
@@ -42,25 +47,39 @@ pub(crate) fn code_form(action: &str, problem: Option<&str>) -> String {
 }
 
 fn enrol_page(status: StatusCode, enrolment: &Enrolment, problem: Option<&str>) -> Response {
-    enrolment_page(
-        status,
-        "Log in",
-        "Operator accounts sign in with a second factor.",
-        SECOND_FACTOR,
-        enrolment,
-        problem,
-    )
+    let form = EnrolForm {
+        eyebrow: "Log in",
+        why: "Operator accounts sign in with a second factor.",
+        action: SECOND_FACTOR,
+        before: "",
+    };
+    enrolment_page(status, &form, enrolment, problem)
 }
 
-/// The enrolment: the QR code, the key as text, and the first code's form posting to `action`.
+/// Where an enrolment's page is, and what its form asks besides the first code.
+pub(crate) struct EnrolForm<'a> {
+    pub eyebrow: &'a str,
+    /// Why a second factor, in a sentence.
+    pub why: &'a str,
+    /// Where the form posts.
+    pub action: &'a str,
+    /// More fields ahead of the code (trusted HTML).
+    pub before: &'a str,
+}
+
+/// The enrolment: the QR code, the key as text, and the first code's form.
 pub(crate) fn enrolment_page(
     status: StatusCode,
-    eyebrow: &str,
-    why: &str,
-    action: &str,
+    form: &EnrolForm<'_>,
     enrolment: &Enrolment,
     problem: Option<&str>,
 ) -> Response {
+    let EnrolForm {
+        eyebrow,
+        why,
+        action,
+        before,
+    } = form;
     let grouped: Vec<String> = enrolment
         .secret
         .as_bytes()
@@ -75,10 +94,14 @@ pub(crate) fn enrolment_page(
         svg = enrolment.qr_svg,
         secret = escape(&enrolment.secret),
         shown = escape(&grouped.join(" ")),
-        form = code_form(action, problem),
+        form = code_form_with(action, problem, before),
         why = escape(why),
     );
-    let mut response = crate::problem::page_with_eyebrow(status, eyebrow, "Set up your second factor", &body);
+    let response = crate::problem::page_with_eyebrow(status, eyebrow, "Set up your second factor", &body);
+    no_store(response)
+}
+
+fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -40,6 +40,13 @@ pub async fn invite(
     match state.services.team.invite(form.first("email"), &operator).await {
         Ok(invitation) => {
             tracing::info!(invitation = invitation.id, by = %operator.email, "operator invited");
+            let what = format!(
+                "{} invited {} to become an operator (the link works for 24 hours)",
+                operator.email, invitation.email
+            );
+            if let Err(error) = state.services.team.alert_others(&operator, &what).await {
+                tracing::error!(%error, "the other operators could not be alerted");
+            }
             let ip = client.ip.to_string();
             state
                 .services
@@ -113,9 +120,18 @@ pub async fn remove(
 pub async fn log_out_everywhere(
     State(state): State<AppState>,
     OperatorUser(operator): OperatorUser,
+    Sessions(session): Sessions,
     client: ClientAddr,
     Path(id): Path<i64>,
+    form: FormFields,
 ) -> Result<Response, AppError> {
+    // Ending one's own sessions is always allowed; another operator's, with a fresh code.
+    if id != operator.id {
+        let action = paths::operator_team_log_out(id);
+        if let Some(ask) = confirm_post(&state, &session, &operator, &client, &form, &action).await? {
+            return Ok(ask);
+        }
+    }
     let team = &state.services.team;
     let Some(email) = team.member_email(id).await.map_err(AppError::internal)? else {
         return Err(AppError::NotFound("There is no operator with that number."));
@@ -136,6 +152,32 @@ pub async fn log_out_everywhere(
         return Ok(Redirect::to(&paths::with_notice(paths::LOGIN, Notice::SignedOut)).into_response());
     }
     Ok(team_with(Notice::SessionsEnded))
+}
+
+/// `POST /operator/team/invitations/{id}/cancel`: the link stops working.
+pub async fn cancel_invitation(
+    State(state): State<AppState>,
+    OperatorUser(operator): OperatorUser,
+    client: ClientAddr,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    match state.services.team.cancel_invitation(id).await {
+        Ok(email) => {
+            let ip = client.ip.to_string();
+            state
+                .services
+                .security_log
+                .record(
+                    SecurityEventKind::InvitationCancelled,
+                    &Actor::of(&operator, Some(&ip)),
+                    Some(&email),
+                )
+                .await;
+            Ok(team_with(Notice::InvitationCancelled))
+        }
+        Err(TeamError::NotFound) => Err(AppError::NotFound("There is no open invitation with that number.")),
+        Err(error) => Err(AppError::internal(error)),
+    }
 }
 
 fn invitation_page(status: StatusCode, secret: &str, invitation: &Invitation, problem: Option<&str>) -> Response {
@@ -218,6 +260,13 @@ pub async fn accept(
         Err(error) => return Err(AppError::Conflict(error.to_string())),
     };
     tracing::info!(account_id = account.id, "invitation accepted");
+    let what = format!(
+        "{} accepted the invitation of {} and is an operator now",
+        account.email, invitation.invited_by
+    );
+    if let Err(error) = services.team.alert_others(&account, &what).await {
+        tracing::error!(%error, "the other operators could not be alerted");
+    }
     let ip = client.ip.to_string();
     services
         .security_log

@@ -110,6 +110,17 @@ impl AccountLinks {
         AccountLinks { db, clock, cipher }
     }
 
+    /// Whether the account is a merchant's that is not deleted.
+    pub async fn is_live_merchant(&self, account_id: i64) -> Result<bool, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM merchants WHERE id = $1 AND role = 'merchant' AND deleted_at IS NULL",
+        )
+        .bind(account_id)
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok(n == 1)
+    }
+
     /// Whether the account's address is verified.
     pub async fn is_verified(&self, account_id: i64) -> Result<bool, sqlx::Error> {
         let at: Option<Option<i64>> = sqlx::query_scalar("SELECT email_verified_at FROM merchants WHERE id = $1")
@@ -186,18 +197,7 @@ impl AccountLinks {
     /// that address, within the limits per account and per client address. The caller
     /// answers the same whatever this returns.
     pub async fn request_reset(&self, email: &str, ip: &str) -> Result<Requested, sqlx::Error> {
-        let now = self.clock.now();
         let ip = crate::accounts::client_key(ip);
-        let by_address: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM account_tokens WHERE ip = $1 AND purpose = 'password_reset' AND created_at > $2",
-        )
-        .bind(&ip)
-        .bind(now - 3600)
-        .fetch_one(self.db.pool())
-        .await?;
-        if by_address >= RESETS_PER_ADDRESS_PER_HOUR {
-            return Ok(Requested::TooSoon);
-        }
         let normalized = email.trim().to_lowercase();
         let account: Option<(i64, String)> = sqlx::query_as(
             "SELECT id, email FROM merchants WHERE email = $1 AND password_hash <> '' AND deleted_at IS NULL \
@@ -209,19 +209,10 @@ impl AccountLinks {
         let Some((account_id, email)) = account else {
             return Ok(Requested::Nobody);
         };
-        let by_account: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM account_tokens WHERE account_id = $1 AND purpose = 'password_reset' AND created_at > $2",
-        )
-        .bind(account_id)
-        .bind(now - 3600)
-        .fetch_one(self.db.pool())
-        .await?;
-        if by_account >= RESETS_PER_ACCOUNT_PER_HOUR {
-            return Ok(Requested::TooSoon);
-        }
-        self.issue(account_id, &email, Purpose::PasswordReset, Some(&ip))
+        let issued = self
+            .issue(account_id, &email, Purpose::PasswordReset, Some(&ip))
             .await?;
-        Ok(Requested::Sent)
+        Ok(if issued { Requested::Sent } else { Requested::TooSoon })
     }
 
     /// The account a reset link is for, if it can still be used (the page asks for the
@@ -230,7 +221,7 @@ impl AccountLinks {
         sqlx::query_as(
             "SELECT m.id, m.email FROM account_tokens t JOIN merchants m ON m.id = t.account_id \
              WHERE t.token_hash = $1 AND t.purpose = 'password_reset' AND t.used_at IS NULL AND t.expires_at > $2 \
-             AND m.deleted_at IS NULL",
+             AND m.deleted_at IS NULL AND m.removed_at IS NULL",
         )
         .bind(token_hash(token))
         .bind(self.clock.now())
@@ -254,15 +245,20 @@ impl AccountLinks {
         let Some(id) = account else {
             return Ok(None);
         };
-        // The link reached the address: it is verified too.
-        sqlx::query(
-            "UPDATE merchants SET password_hash = $1, email_verified_at = COALESCE(email_verified_at, $2) WHERE id = $3",
+        // The link reached the address: it is verified too. A removed or deleted account
+        // gets no password back.
+        let set = sqlx::query(
+            "UPDATE merchants SET password_hash = $1, email_verified_at = COALESCE(email_verified_at, $2) \
+             WHERE id = $3 AND removed_at IS NULL AND deleted_at IS NULL",
         )
         .bind(password_hash)
         .bind(now)
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        if set.rows_affected() == 0 {
+            return Ok(None);
+        }
         sqlx::query("UPDATE account_tokens SET used_at = $1 WHERE account_id = $2 AND purpose = 'password_reset' AND used_at IS NULL")
             .bind(now)
             .bind(id)
@@ -283,13 +279,13 @@ impl AccountLinks {
     pub async fn erase(&self, account_id: i64) -> Result<Option<String>, sqlx::Error> {
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
-        let email: Option<String> = sqlx::query_scalar(
-            "SELECT email FROM merchants WHERE id = $1 AND role = 'merchant' AND deleted_at IS NULL",
+        let found: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT email, external_id FROM merchants WHERE id = $1 AND role = 'merchant' AND deleted_at IS NULL",
         )
         .bind(account_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(email) = email else {
+        let Some((email, external_id)) = found else {
             return Ok(None);
         };
         let erased = erased_email(account_id);
@@ -307,10 +303,14 @@ impl AccountLinks {
                 .bind(account_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        sqlx::query("UPDATE connections SET business_name = NULL WHERE merchant_id = $1")
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
+        // The Airwallex account's details (names, contact, address) go with the name.
+        sqlx::query(
+            "UPDATE connections SET business_name = NULL, account_json = NULL, account_fetched_at = NULL \
+             WHERE merchant_id = $1",
+        )
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
         // Events the platform was (or is still to be) sent name the merchant: their copies
         // here forget the address and the name (a JSON string, replaced by null).
         const EVENTS: &str = "UPDATE platform_events SET payload = REPLACE(payload, $1, $2) \
@@ -320,7 +320,19 @@ impl AccountLinks {
             serde_json::to_string(&erased).unwrap_or_default(),
         )];
         if let Some(Some(name)) = business.filter(|b| b.as_ref().is_some_and(|n| !n.is_empty())) {
-            replacements.push((serde_json::to_string(&name).unwrap_or_default(), "null".to_string()));
+            replacements.push((
+                format!("\"business_name\":{}", serde_json::to_string(&name).unwrap_or_default()),
+                "\"business_name\":null".to_string(),
+            ));
+        }
+        if let Some(external) = external_id {
+            replacements.push((
+                format!(
+                    "\"external_id\":{}",
+                    serde_json::to_string(&external).unwrap_or_default()
+                ),
+                "\"external_id\":null".to_string(),
+            ));
         }
         for (from, to) in replacements {
             sqlx::query(EVENTS)
@@ -335,10 +347,18 @@ impl AccountLinks {
             .bind(account_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE connect_sessions SET business_name = NULL WHERE merchant_id = $1")
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
+        // Links still open for the account end: none can sign anyone in as it again.
+        sqlx::query(
+            "UPDATE connect_sessions SET business_name = NULL, \
+             completed_at = CASE WHEN completed_at IS NULL THEN $2 ELSE completed_at END, \
+             outcome = CASE WHEN outcome IS NULL THEN 'failed' ELSE outcome END, \
+             reason = CASE WHEN reason IS NULL THEN 'account_deleted' ELSE reason END, \
+             expires_at = CASE WHEN expires_at > $2 THEN $2 ELSE expires_at END WHERE merchant_id = $1",
+        )
+        .bind(account_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         for table in ["sessions", "account_tokens", "recovery_codes", "second_factors"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
                 .bind(account_id)
@@ -353,11 +373,41 @@ impl AccountLinks {
         Ok(Some(email))
     }
 
-    /// A link for `purpose`, its email queued in the same transaction.
-    async fn issue(&self, account_id: i64, email: &str, purpose: Purpose, ip: Option<&str>) -> Result<(), sqlx::Error> {
+    /// A link for `purpose`, its email queued in the same transaction; a reset only within
+    /// its limits per account and per client address, counted in the same transaction (the
+    /// account's row locked on PostgreSQL, every write serialized on SQLite). Returns
+    /// whether it was issued.
+    async fn issue(
+        &self,
+        account_id: i64,
+        email: &str,
+        purpose: Purpose,
+        ip: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
         let token = random_urlsafe(32);
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
+        if purpose == Purpose::PasswordReset {
+            if self.db.engine() == crate::db::Engine::Postgres {
+                sqlx::query("SELECT id FROM merchants WHERE id = $1 FOR UPDATE")
+                    .bind(account_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let (by_account, by_address): (i64, i64) = sqlx::query_as(
+                "SELECT \
+                 (SELECT COUNT(*) FROM account_tokens WHERE account_id = $1 AND purpose = 'password_reset' AND created_at > $2), \
+                 (SELECT COUNT(*) FROM account_tokens WHERE ip = $3 AND purpose = 'password_reset' AND created_at > $2)",
+            )
+            .bind(account_id)
+            .bind(now - 3600)
+            .bind(ip.unwrap_or_default())
+            .fetch_one(&mut *tx)
+            .await?;
+            if by_account >= RESETS_PER_ACCOUNT_PER_HOUR || by_address >= RESETS_PER_ADDRESS_PER_HOUR {
+                return Ok(false);
+            }
+        }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO account_tokens (account_id, purpose, token_hash, ip, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -393,6 +443,6 @@ impl AccountLinks {
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 }

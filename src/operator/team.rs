@@ -301,14 +301,38 @@ impl Team {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        for table in ["recovery_codes", "second_factors", "sessions"] {
+        // Nothing of theirs works afterwards: no factor, session or reset link, and no
+        // invitation they sent (or that was sent to them) can still be used.
+        for table in ["recovery_codes", "second_factors", "sessions", "account_tokens"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
+        sqlx::query(
+            "UPDATE operator_invitations SET expires_at = $1 WHERE used_at IS NULL AND expires_at > $1 \
+             AND (invited_by = $2 OR email = $2)",
+        )
+        .bind(self.clock.now())
+        .bind(&email)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(email)
+    }
+
+    /// Cancels an open invitation (its link stops working). Returns its address.
+    pub async fn cancel_invitation(&self, id: i64) -> Result<String, TeamError> {
+        let _gate = self.db.write_gate().await;
+        let email: Option<String> = sqlx::query_scalar(
+            "UPDATE operator_invitations SET expires_at = $1 WHERE id = $2 AND used_at IS NULL AND expires_at > $1 \
+             RETURNING email",
+        )
+        .bind(self.clock.now())
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        email.ok_or(TeamError::NotFound)
     }
 
     /// Ends every session of an account. Returns how many there were.

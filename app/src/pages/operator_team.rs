@@ -6,7 +6,12 @@ use crate::dto::TeamView;
 use crate::operator_api::load_team;
 use crate::paths::{self, Notice};
 
-const NOTICES: &[Notice] = &[Notice::Invited, Notice::OperatorRemoved, Notice::SessionsEnded];
+const NOTICES: &[Notice] = &[
+    Notice::Invited,
+    Notice::OperatorRemoved,
+    Notice::SessionsEnded,
+    Notice::InvitationCancelled,
+];
 
 /// Operators (second factor, last log-in, sessions), invitations, and the security log.
 #[component]
@@ -82,10 +87,18 @@ fn Team(team: TeamView) -> impl IntoView {
         .into_iter()
         .map(|i| {
             view! {
-                <tr>
-                    <td>{i.email}</td>
+                <tr data-invitation=i.email.clone()>
+                    <td>{i.email.clone()}</td>
                     <td>{i.invited_by}</td>
                     <td>{i.expires}</td>
+                    <td>
+                        <PostButton
+                            action=paths::operator_invitation_cancel(i.id)
+                            label="Cancel"
+                            tone="secondary"
+                            name=format!("Cancel the invitation of {}", i.email)
+                        />
+                    </td>
                 </tr>
             }
             .into_any()
@@ -116,7 +129,7 @@ fn Team(team: TeamView) -> impl IntoView {
         />
         <DataTable
             caption="Open invitations"
-            columns=&["Email", "Invited by", "Link works until"]
+            columns=&["Email", "Invited by", "Link works until", ""]
             empty="No open invitations."
             rows=invitations
         />

@@ -234,6 +234,14 @@ async fn a_merchant_leaves_and_is_forgotten(engine: Engine) {
         .await
         .unwrap();
     assert!(tokens.is_none(), "tokens forgotten");
+    let details: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM connections WHERE id = $1 AND (account_json IS NOT NULL OR business_name IS NOT NULL)",
+    )
+    .bind(connection)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(details, 0, "the Airwallex account's details are forgotten");
     for (table, column) in [
         ("platform_events", "payload"),
         ("mail_outbox", "recipient"),

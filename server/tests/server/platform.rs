@@ -822,8 +822,42 @@ fn create_api_key_prints_the_key_alone_on_the_last_line() {
     assert_eq!(found.name, "billing");
     assert_eq!(found.scopes, [Scope::ConnectionsRead, Scope::TokensRead]);
     assert_eq!(found.created_by, "command line");
+    assert_eq!(found.expires_at, None, "no end unless asked");
+
+    // A key that ends: --expires-in-days.
+    let (ok, stdout, stderr) = run(&[
+        "create-api-key",
+        "--name",
+        "for a week",
+        "--scope",
+        "connections:read",
+        "--expires-in-days",
+        "7",
+    ]);
+    assert!(ok && stdout.contains("ending "), "{stdout}{stderr}");
+    let key = stdout.lines().last().unwrap().to_string();
+    let ends = runtime.block_on(async {
+        let pool = db.connect().await;
+        let keys = awx_onboard::platform::keys::ApiKeys::new(pool.clone(), awx_onboard::time::Clock::system());
+        let found = keys.authenticate(&key).await.unwrap().unwrap();
+        pool.close().await;
+        found.expires_at.unwrap() - found.created_at
+    });
+    assert_eq!(ends, 7 * 86_400);
 
     for (args, says) in [
+        (
+            &[
+                "create-api-key",
+                "--name",
+                "x",
+                "--scope",
+                "tokens:read",
+                "--expires-in-days",
+                "0",
+            ][..],
+            "expires_in_days",
+        ),
         (&["create-api-key", "--scope", "tokens:read"][..], "--name"),
         (&["create-api-key", "--name", "x"][..], "scope"),
         (

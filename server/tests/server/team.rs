@@ -482,10 +482,20 @@ async fn a_merchant_may_turn_a_second_factor_on_and_off(engine: Engine) {
     let secret = attribute(&page, "data-secret").expect("the key as text");
     let secret = awx_onboard::accounts::second_factor::base32_decode(&secret).unwrap();
     let step = awx_onboard::time::Clock::system().now() / awx_onboard::accounts::second_factor::STEP_SECONDS;
-    let wrong = shop.post("/connection/second-factor", &[("code", "000000")]).await;
+    let wrong = shop
+        .post(
+            "/connection/second-factor",
+            &[("password", PASSWORD), ("code", "000000")],
+        )
+        .await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let code = awx_onboard::accounts::second_factor::hotp(&secret, step as u64);
-    let on = shop.post("/connection/second-factor", &[("code", &code)]).await;
+    // The session alone does not do: the password first (a stolen cookie locks no one out).
+    let no_password = shop.post("/connection/second-factor", &[("code", &code)]).await;
+    assert_eq!(no_password.status(), StatusCode::UNAUTHORIZED);
+    let on = shop
+        .post("/connection/second-factor", &[("password", PASSWORD), ("code", &code)])
+        .await;
     assert_eq!(location(&on), RECOVERY_CODES);
     let codes = all_attributes(&shop.page(RECOVERY_CODES).await, "data-recovery-code");
     assert_eq!(codes.len(), 10);
@@ -520,3 +530,81 @@ async fn a_merchant_may_turn_a_second_factor_on_and_off(engine: Engine) {
     app.stop().await;
 }
 both_engines!(a_merchant_may_turn_a_second_factor_on_and_off);
+
+/// The links in the local mailbox (the embedded mode without SMTP) to `email`, newest first.
+async fn mailbox_links(app: &TestApp, email: &str, path: &str) -> Vec<String> {
+    let page = app.browser().page("/mailbox").await;
+    page.split("<article")
+        .filter(|article| article.contains(&format!("data-to=\"{email}\"")))
+        .flat_map(|article| {
+            article
+                .split("href=\"")
+                .skip(1)
+                .map(|rest| rest.split('"').next().unwrap().to_string())
+                .filter(|href| href.contains(path))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A removed operator stays out: a log-in waiting for its code when they were removed,
+/// a reset link asked for before, and an invitation they sent all stop working.
+async fn a_removed_operator_cannot_come_back(engine: Engine) {
+    let app = TestApp::spawn_with(engine, &[("LOCAL_MAILBOX", "true")]).await;
+    let ana = operator(&app, "ana@example.com").await;
+    let _ben = operator(&app, "ben@example.com").await;
+    let ben_id = operator_ids(&app).await[1].0;
+    let half_way = app.browser();
+    half_way
+        .post("/login", &[("email", "ben@example.com"), ("password", PASSWORD)])
+        .await;
+    app.browser()
+        .post("/password-reset", &[("email", "ben@example.com")])
+        .await;
+    let ben_invites = app.browser();
+    ben_invites.log_in("ben@example.com").await;
+    ben_invites
+        .post("/operator/team/invite", &[("email", "friend@example.com")])
+        .await;
+    let (reset, invitation) = awx_onboard_server::testing::eventually("the links", Duration::from_secs(10), || async {
+        let reset = mailbox_links(&app, "ben@example.com", "/password-reset/").await;
+        let invitation = mailbox_links(&app, "friend@example.com", "/invitation/").await;
+        (!reset.is_empty() && !invitation.is_empty()).then(|| (reset[0].clone(), invitation[0].clone()))
+    })
+    .await;
+
+    let removed = ana.post(&format!("/operator/team/{ben_id}/remove"), &[]).await;
+    assert_eq!(location(&removed), "/operator/team?notice=operator_removed");
+    // The log-in that waited for its code: gone, no enrolment offered.
+    let code = half_way.get(SECOND_FACTOR).await;
+    assert!(location(&code).starts_with("/login"), "{:?}", code.status());
+    // The reset link and the invitation Ben sent: gone.
+    let browser = app.browser();
+    assert_eq!(browser.get(&reset).await.status(), StatusCode::GONE);
+    assert_eq!(
+        browser
+            .post(&reset, &[("password", "a brand new pass phrase 7")])
+            .await
+            .status(),
+        StatusCode::GONE
+    );
+    assert_eq!(browser.get(&invitation).await.status(), StatusCode::GONE);
+    let again = app
+        .browser()
+        .post("/login", &[("email", "ben@example.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+
+    // An invitation can be cancelled too.
+    ana.post("/operator/team/invite", &[("email", "late@example.com")])
+        .await;
+    let open = app.services().team.open_invitations().await.unwrap();
+    let late = open.iter().find(|i| i.email == "late@example.com").unwrap().id;
+    let cancelled = ana
+        .post(&format!("/operator/team/invitations/{late}/cancel"), &[])
+        .await;
+    assert_eq!(location(&cancelled), "/operator/team?notice=invitation_cancelled");
+    assert!(app.services().team.open_invitations().await.unwrap().is_empty());
+    app.stop().await;
+}
+both_engines!(a_removed_operator_cannot_come_back);

@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, _, _] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -26,7 +26,7 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_documentation()
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0)
+                || (a == 192 && b == 0 && c == 0)
                 || (a == 198 && (18..20).contains(&b))
                 || a >= 240)
         }
@@ -34,14 +34,22 @@ pub fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8
-                || first == 0x0064 && v6.segments()[1] == 0xff9b)
+            let [first, second, third, ..] = v6.segments();
+            // Only global unicast (2000::/3) is public, and not every part of it: not
+            // documentation (2001:db8::/32), not Teredo (2001::/32, it tunnels to IPv4
+            // anywhere); 6to4 (2002::/16) only as public as the IPv4 address inside it.
+            if first & 0xe000 != 0x2000 {
+                return false;
+            }
+            if first == 0x2001 && (second == 0x0db8 || second == 0) {
+                return false;
+            }
+            if first == 0x2002 {
+                let embedded =
+                    std::net::Ipv4Addr::new((second >> 8) as u8, second as u8, (third >> 8) as u8, third as u8);
+                return is_public(IpAddr::V4(embedded));
+            }
+            true
         }
     }
 }
@@ -103,8 +111,12 @@ impl TargetPolicy {
         Ok(())
     }
 
-    /// Checks the literal address of a URL (names go through [`CheckedResolver`]).
+    /// Checks, at delivery, the scheme and the literal address of a URL (names go through
+    /// [`CheckedResolver`]): an endpoint stored before a rule tightened is held to it.
     pub fn check_literal(&self, url: &url::Url) -> Result<(), TargetRefused> {
+        if url.scheme() != "https" && !self.allow_private && !self.public_url_is_loopback {
+            return Err(TargetRefused::NotHttps);
+        }
         match url.host() {
             Some(url::Host::Ipv4(ip)) => self.check_all(&[IpAddr::V4(ip)]),
             Some(url::Host::Ipv6(ip)) => self.check_all(&[IpAddr::V6(ip)]),
@@ -158,10 +170,24 @@ mod tests {
             "fe80::1",
             "::ffff:10.0.0.1",
             "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "::169.254.169.254",
+            "fec0::1",
+            "2002:a00:1::1",
+            "2001:0:4136:e378::1",
+            "2001:db8::1",
+            "64:ff9b::a00:1",
+            "192.0.0.8",
         ] {
             assert!(!is_public(inside.parse().unwrap()), "{inside}");
         }
-        for outside in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
+        for outside in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "192.0.78.9",
+            "2002:5db8:d822::1",
+        ] {
             assert!(is_public(outside.parse().unwrap()), "{outside}");
         }
     }
