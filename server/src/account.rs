@@ -11,7 +11,7 @@ use app::paths::{self, Notice};
 use awx_onboard::accounts::lifecycle::Requested;
 use awx_onboard::accounts::{Account, AccountError, Password, Role};
 use awx_onboard::html::escape;
-use awx_onboard::security_log::{Actor, SecurityEventKind};
+use awx_onboard::security_log::SecurityEventKind;
 use awx_onboard::sessions::stored_id;
 
 use crate::access::{CurrentUser, OperatorUser, Sessions, SignedIn};
@@ -360,13 +360,11 @@ pub async fn operator_delete(
             "That account is not a merchant's, or is deleted already.",
         ));
     };
-    let ip = client.ip.to_string();
     state
-        .services
-        .security_log
-        .record(
+        .log_security(
             SecurityEventKind::MerchantDeleted,
-            &Actor::of(&operator, Some(&ip)),
+            &operator,
+            &client,
             Some(&format!("merchant {}", row.merchant_id)),
         )
         .await;

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use app::paths::{self, Notice};
 use awx_onboard::accounts::second_factor::FactorStatus;
 use awx_onboard::accounts::{Account, AccountError, Role};
-use awx_onboard::security_log::{Actor, SecurityEventKind};
+use awx_onboard::security_log::SecurityEventKind;
 
 use crate::access::{Sessions, SignedIn};
 use crate::error::AppError;
@@ -98,11 +98,10 @@ async fn attempt(
                 StatusCode::TOO_MANY_REQUESTS
             } else {
                 state
-                    .services
-                    .security_log
-                    .record(
+                    .log_security(
                         SecurityEventKind::SecondFactorFailed,
-                        &Actor::of(account, Some(&ip)),
+                        account,
+                        client,
                         Some("merchant settings"),
                     )
                     .await;
@@ -155,15 +154,8 @@ pub async fn enrol(
         return Ok(page);
     }
     let codes = codes.ok_or_else(|| AppError::internal("a confirmed enrolment without codes"))?;
-    let ip = client.ip.to_string();
     state
-        .services
-        .security_log
-        .record(
-            SecurityEventKind::SecondFactorEnrolled,
-            &Actor::of(&account, Some(&ip)),
-            None,
-        )
+        .log_security(SecurityEventKind::SecondFactorEnrolled, &account, &client, None)
         .await;
     session.confirmed(state.services.clock.now()).await?;
     session
@@ -189,15 +181,8 @@ pub async fn turn_off(
         return Ok(page);
     }
     factors.reset(account.id).await.map_err(AppError::internal)?;
-    let ip = client.ip.to_string();
     state
-        .services
-        .security_log
-        .record(
-            SecurityEventKind::SecondFactorRemoved,
-            &Actor::of(&account, Some(&ip)),
-            None,
-        )
+        .log_security(SecurityEventKind::SecondFactorRemoved, &account, &client, None)
         .await;
     Ok(Redirect::to(&paths::with_notice(paths::CONNECTION, Notice::SecondFactorOff)).into_response())
 }

@@ -13,7 +13,7 @@ use awx_onboard::accounts::Account;
 use awx_onboard::platform::connect_sessions::{SessionError, SessionRequest};
 use awx_onboard::platform::keys::{parse_expiry_days, parse_scopes, KeyError, Scope};
 use awx_onboard::platform::outbox::{parse_events, EndpointError};
-use awx_onboard::security_log::{Actor, SecurityEventKind};
+use awx_onboard::security_log::SecurityEventKind;
 
 use crate::access::{OperatorUser, Sessions};
 use crate::error::AppError;
@@ -25,12 +25,7 @@ use crate::state::AppState;
 
 /// Logs what `operator` did in the security log.
 async fn log(state: &AppState, operator: &Account, client: &ClientAddr, kind: SecurityEventKind, subject: &str) {
-    let ip = client.ip.to_string();
-    state
-        .services
-        .security_log
-        .record(kind, &Actor::of(operator, Some(&ip)), Some(subject))
-        .await;
+    state.log_security(kind, operator, client, Some(subject)).await;
 }
 
 /// Tells every other operator, by email, what `operator` did.
@@ -235,7 +230,7 @@ pub async fn create_endpoint(
 
 /// Renders `path` after a creating form post: `201` with the new secret shown once, or
 /// `422` with what was wrong.
-async fn show_outcome(
+pub(crate) async fn show_outcome(
     state: &AppState,
     page: PageRequest,
     path: &'static str,
@@ -306,7 +301,7 @@ pub struct CsvQuery {
     days: Option<i64>,
 }
 
-fn csv_response(name: &str, body: String) -> Response {
+fn csv_response(name: &str, body: axum::body::Body) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -367,8 +362,23 @@ async fn export(
     }
     let since = days.map(|days| state.services.clock.now() - days.clamp(0, 3650) * 86_400);
     let (name, csv) = match audit {
-        Audit::TokenReads => ("token-reads", state.services.token_reads.csv(connection, since).await?),
-        Audit::ProxyCalls => ("proxy-calls", state.services.proxy_calls.csv(connection, since).await?),
+        // Streamed a page at a time: an export of every read is never whole in memory.
+        Audit::TokenReads => {
+            use futures::TryStreamExt;
+            let chunks = state
+                .services
+                .token_reads
+                .csv_stream(connection, since)
+                .map_err(|error| {
+                    tracing::error!(%error, "a token-reads export broke off");
+                    std::io::Error::other("the export could not be read")
+                });
+            ("token-reads", axum::body::Body::from_stream(chunks))
+        }
+        Audit::ProxyCalls => (
+            "proxy-calls",
+            axum::body::Body::from(state.services.proxy_calls.csv(connection, since).await?),
+        ),
     };
     let file = match connection {
         Some(id) => format!("{name}-connection-{id}.csv"),

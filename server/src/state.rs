@@ -42,6 +42,19 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Appends to the security log what `account` did from `client`.
+    pub async fn log_security(
+        &self,
+        kind: awx_onboard::security_log::SecurityEventKind,
+        account: &awx_onboard::accounts::Account,
+        client: &crate::net::ClientAddr,
+        subject: Option<&str>,
+    ) {
+        let ip = client.ip.to_string();
+        let actor = awx_onboard::security_log::Actor::of(account, Some(&ip));
+        self.services.security_log.record(kind, &actor, subject).await;
+    }
+
     pub fn new(
         config: Config,
         services: Services,

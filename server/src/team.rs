@@ -5,19 +5,17 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use app::dto::FormFeedback;
 use app::paths::{self, Notice};
 use awx_onboard::accounts::{AccountError, Password};
 use awx_onboard::html::escape;
 use awx_onboard::operator::team::{Invitation, TeamError};
-use awx_onboard::security_log::{Actor, SecurityEventKind};
+use awx_onboard::security_log::SecurityEventKind;
 use awx_onboard::sessions::PendingSignIn;
 
 use crate::access::{OperatorUser, Sessions};
 use crate::error::AppError;
 use crate::form::{FormFields, PageRequest};
 use crate::net::ClientAddr;
-use crate::pages::render_page_with;
 use crate::reauth::confirm_post;
 use crate::state::AppState;
 
@@ -47,13 +45,11 @@ pub async fn invite(
             if let Err(error) = state.services.team.alert_others(&operator, &what).await {
                 tracing::error!(%error, "the other operators could not be alerted");
             }
-            let ip = client.ip.to_string();
             state
-                .services
-                .security_log
-                .record(
+                .log_security(
                     SecurityEventKind::OperatorInvited,
-                    &Actor::of(&operator, Some(&ip)),
+                    &operator,
+                    &client,
                     Some(&invitation.email),
                 )
                 .await;
@@ -61,19 +57,7 @@ pub async fn invite(
         }
         Err(TeamError::Database) => Err(AppError::internal("operator invitation")),
         Err(error) => {
-            let feedback = FormFeedback {
-                message: error.to_string(),
-                email: None,
-            };
-            render_page_with(
-                &state,
-                page.0,
-                paths::OPERATOR_TEAM,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(feedback),
-                None,
-            )
-            .await
+            crate::operator_platform::show_outcome(&state, page, paths::OPERATOR_TEAM, Ok(Err(error.to_string()))).await
         }
     }
 }
@@ -94,15 +78,8 @@ pub async fn remove(
     match state.services.team.remove(id).await {
         Ok(email) => {
             tracing::info!(operator = id, by = %operator.email, "operator removed");
-            let ip = client.ip.to_string();
             state
-                .services
-                .security_log
-                .record(
-                    SecurityEventKind::OperatorRemoved,
-                    &Actor::of(&operator, Some(&ip)),
-                    Some(&email),
-                )
+                .log_security(SecurityEventKind::OperatorRemoved, &operator, &client, Some(&email))
                 .await;
             if id == operator.id {
                 return Ok(Redirect::to(&paths::with_notice(paths::LOGIN, Notice::SignedOut)).into_response());
@@ -138,13 +115,11 @@ pub async fn log_out_everywhere(
     };
     let ended = team.end_sessions(id).await.map_err(AppError::internal)?;
     tracing::info!(operator = id, ended, by = %operator.email, "sessions ended");
-    let ip = client.ip.to_string();
     state
-        .services
-        .security_log
-        .record(
+        .log_security(
             SecurityEventKind::SessionsEnded,
-            &Actor::of(&operator, Some(&ip)),
+            &operator,
+            &client,
             Some(&format!("{email} ({ended} sessions)")),
         )
         .await;
@@ -163,15 +138,8 @@ pub async fn cancel_invitation(
 ) -> Result<Response, AppError> {
     match state.services.team.cancel_invitation(id).await {
         Ok(email) => {
-            let ip = client.ip.to_string();
             state
-                .services
-                .security_log
-                .record(
-                    SecurityEventKind::InvitationCancelled,
-                    &Actor::of(&operator, Some(&ip)),
-                    Some(&email),
-                )
+                .log_security(SecurityEventKind::InvitationCancelled, &operator, &client, Some(&email))
                 .await;
             Ok(team_with(Notice::InvitationCancelled))
         }
@@ -267,12 +235,11 @@ pub async fn accept(
     if let Err(error) = services.team.alert_others(&account, &what).await {
         tracing::error!(%error, "the other operators could not be alerted");
     }
-    let ip = client.ip.to_string();
-    services
-        .security_log
-        .record(
+    state
+        .log_security(
             SecurityEventKind::InvitationAccepted,
-            &Actor::of(&account, Some(&ip)),
+            &account,
+            &client,
             Some(&format!("invited by {}", invitation.invited_by)),
         )
         .await;

@@ -229,6 +229,23 @@ impl TestApp {
         }
     }
 
+    /// Stops the server as a restart would, keeping its database (and its embedded
+    /// simulator, which keeps serving); [`spawn_on_database`](Self::spawn_on_database) starts
+    /// the app again on it.
+    pub async fn stop_keeping_database(mut self) -> TestDatabase {
+        self.begin_shutdown();
+        match tokio::time::timeout(crate::SHUTDOWN_GRACE + Duration::from_secs(5), self.server).await {
+            Ok(joined) => joined.expect("server task").expect("server stops cleanly"),
+            Err(_) => panic!("the server did not stop within its shutdown grace period"),
+        }
+        self.db
+    }
+
+    /// The app started on a database an earlier one left (a restart), with `extra`.
+    pub async fn spawn_on_database(db: TestDatabase, extra: &[(&'static str, &str)]) -> TestApp {
+        TestApp::spawn_on(db, None, extra).await
+    }
+
     /// Stops the server (in-flight requests finish) and removes the database.
     pub async fn stop(mut self) {
         self.begin_shutdown();

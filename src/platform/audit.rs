@@ -126,16 +126,33 @@ impl TokenReads {
         since: Option<i64>,
         limit: i64,
     ) -> Result<Vec<TokenRead>, sqlx::Error> {
+        self.query_after(connection_id, since, None, limit).await
+    }
+
+    /// [`query`](Self::query) after a row (newest first: `minute` down, then connection
+    /// and key up), for paging through every read.
+    async fn query_after(
+        &self,
+        connection_id: Option<i64>,
+        since: Option<i64>,
+        after: Option<&TokenRead>,
+        limit: i64,
+    ) -> Result<Vec<TokenRead>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT r.minute, r.key_id, k.name AS key_name, r.connection_id, m.email, r.reads FROM token_reads r \
              JOIN api_keys k ON k.id = r.key_id JOIN connections c ON c.id = r.connection_id \
              JOIN merchants m ON m.id = c.merchant_id \
              WHERE ($1 IS NULL OR r.connection_id = $1) AND ($2 IS NULL OR r.minute >= $2) \
+             AND ($4 IS NULL OR r.minute < $4 OR (r.minute = $4 AND (r.connection_id > $5 \
+                  OR (r.connection_id = $5 AND r.key_id > $6)))) \
              ORDER BY r.minute DESC, r.connection_id, r.key_id LIMIT $3",
         )
         .bind(connection_id)
         .bind(since)
         .bind(limit)
+        .bind(after.map(|a| a.minute))
+        .bind(after.map(|a| a.connection_id).unwrap_or(0))
+        .bind(after.map(|a| a.key_id.clone()).unwrap_or_default())
         .fetch_all(self.db.pool())
         .await?;
         rows.iter()
@@ -152,25 +169,73 @@ impl TokenReads {
             .collect()
     }
 
+    /// [`csv`](Self::csv) as a stream of chunks (the header, then a page of 1,000 reads
+    /// at a time), so that no export is built whole in memory.
+    pub fn csv_stream(
+        &self,
+        connection_id: Option<i64>,
+        since: Option<i64>,
+    ) -> impl futures::Stream<Item = Result<String, sqlx::Error>> + Send + 'static {
+        const PAGE: i64 = 1_000;
+        enum Step {
+            Start,
+            After(Option<TokenRead>),
+            Done,
+        }
+        let reads = self.clone();
+        futures::stream::try_unfold(Step::Start, move |step| {
+            let reads = reads.clone();
+            async move {
+                let after = match step {
+                    Step::Done => return Ok(None),
+                    Step::Start => {
+                        reads.flush().await?;
+                        let header = "minute,key_id,key_name,connection_id,merchant_email,reads\n".to_string();
+                        return Ok(Some((header, Step::After(None))));
+                    }
+                    Step::After(after) => after,
+                };
+                let page = reads.query_after(connection_id, since, after.as_ref(), PAGE).await?;
+                if page.is_empty() {
+                    return Ok(None);
+                }
+                let mut out = String::new();
+                for read in &page {
+                    csv_line(&mut out, read);
+                }
+                let next = if (page.len() as i64) < PAGE {
+                    Step::Done
+                } else {
+                    Step::After(page.last().cloned())
+                };
+                Ok(Some((out, next)))
+            }
+        })
+    }
+
     /// The reads as CSV (`minute,key_id,key_name,connection_id,merchant_email,reads`), for
     /// one connection or all, newest first, from `since` (unix seconds) on.
     pub async fn csv(&self, connection_id: Option<i64>, since: Option<i64>) -> Result<String, sqlx::Error> {
         self.flush().await?;
         let mut out = String::from("minute,key_id,key_name,connection_id,merchant_email,reads\n");
         for read in self.query(connection_id, since, 1_000_000).await? {
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{}",
-                crate::time::rfc3339(read.minute),
-                csv_field(&read.key_id),
-                csv_field(&read.key_name),
-                read.connection_id,
-                csv_field(&read.merchant_email),
-                read.reads
-            );
+            csv_line(&mut out, &read);
         }
         Ok(out)
     }
+}
+
+fn csv_line(out: &mut String, read: &TokenRead) {
+    let _ = writeln!(
+        out,
+        "{},{},{},{},{},{}",
+        crate::time::rfc3339(read.minute),
+        csv_field(&read.key_id),
+        csv_field(&read.key_name),
+        read.connection_id,
+        csv_field(&read.merchant_email),
+        read.reads
+    );
 }
 
 /// A CSV field, quoted when it needs to be, and never read as a formula by a spreadsheet.

@@ -661,3 +661,96 @@ async fn on_shutdown_readyz_fails_at_once_requests_finish_then_connections_are_r
     assert_eq!(slow.await.unwrap(), StatusCode::OK, "the request in flight finished");
     app.stop().await;
 }
+
+/// Gives the password and a TOTP code computed from `secret` at time step `step`.
+async fn operator_log_in(browser: &Browser, secret: &[u8], step: i64) -> reqwest::Response {
+    let password = browser
+        .post("/login", &[("email", "ops@example.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(password.headers()["location"], "/login/second-factor");
+    let code = awx_onboard::accounts::second_factor::hotp(secret, step as u64);
+    browser.post("/login/second-factor", &[("code", &code)]).await
+}
+
+/// After `rotate-key`, the retired key is dropped and the app restarted on the new key
+/// alone: it still delivers webhooks signed with the endpoint's secret, refreshes tokens,
+/// and verifies an operator's second factor.
+#[tokio::test]
+async fn after_rotate_key_the_old_key_can_go_and_everything_still_works() {
+    use awx_onboard::platform::outbox::PlatformEvent;
+    use awx_onboard_server::testing::receiver::WebhookReceiver;
+
+    let app = TestApp::spawn_with(Engine::Sqlite, &[("TOKEN_ENCRYPTION_KEY", KEY_A)]).await;
+    let (_, receiver) = WebhookReceiver::subscribed(app.services(), &[PlatformEvent::Disconnected]).await;
+    app.connected_merchant("ana@example.com", HARBOUR_COFFEE).await;
+    app.create_operator("ops@example.com").await;
+    let ops = app.browser();
+    ops.post("/login", &[("email", "ops@example.com"), ("password", PASSWORD)])
+        .await;
+    let page = ops.page("/login/second-factor").await;
+    let secret = awx_onboard_server::testing::attribute(&page, "data-secret").unwrap();
+    let secret = awx_onboard::accounts::second_factor::base32_decode(&secret).unwrap();
+    let step = awx_onboard::time::Clock::system().now() / awx_onboard::accounts::second_factor::STEP_SECONDS;
+    let code = awx_onboard::accounts::second_factor::hotp(&secret, step as u64);
+    assert_eq!(
+        ops.post("/login/second-factor", &[("code", &code)]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let (authorize, api) = (format!("{}/oauth/authorize", app.sim_url()), app.sim_url().to_string());
+
+    // A restart: rotate while it is down, drop the old key, start on the new one alone.
+    let db = app.stop_keeping_database().await;
+    let dir = temp_dir();
+    let (ok, text) = binary(
+        &["rotate-key"],
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("TOKEN_ENCRYPTION_KEY", KEY_B),
+            ("TOKEN_ENCRYPTION_RETIRED_KEYS", KEY_A),
+        ],
+        &dir,
+    );
+    assert!(ok && text.contains("retired keys can be dropped"), "{text}");
+    let app = TestApp::spawn_on_database(
+        db,
+        &[
+            ("TOKEN_ENCRYPTION_KEY", KEY_B),
+            ("AIRWALLEX_AUTHORIZE_URL", &authorize),
+            ("AIRWALLEX_API_URL", &api),
+        ],
+    )
+    .await;
+
+    // Verifies: the operator's second factor opens with the new key.
+    let signed_in = operator_log_in(&app.browser(), &secret, step + 1).await;
+    assert_eq!(
+        signed_in.headers()["location"],
+        "/operator",
+        "the second factor verifies"
+    );
+    // Refreshes: an access token past its time is renewed with the stored refresh token.
+    let merchant = app.merchant_id("ana@example.com").await;
+    sqlx::query("UPDATE connections SET access_expires_at = 0 WHERE merchant_id = $1")
+        .bind(merchant)
+        .execute(app.services().db.pool())
+        .await
+        .unwrap();
+    let grant = app
+        .services()
+        .vault
+        .access_token_for(merchant)
+        .await
+        .expect("a refreshed token");
+    assert!(grant.expires_at > awx_onboard::time::Clock::system().now());
+    // Delivers: the endpoint's signing secret opens, the receiver verifies the signature.
+    let ana = app.browser();
+    ana.log_in("ana@example.com").await;
+    ana.post("/connection/disconnect", &[("confirm", "yes")]).await;
+    receiver
+        .wait_for("a signed delivery after the rotation", Duration::from_secs(15), |r| {
+            r.iter().any(|r| r.verified && r.answered == 204)
+        })
+        .await;
+    std::fs::remove_dir_all(dir).unwrap();
+    app.stop().await;
+}
