@@ -41,13 +41,13 @@ pub enum MailKind {
     ExpiryWarning,
     /// The operators' daily summary.
     Digest,
-    /// An invitation to become an operator (its link sealed in `context` until sent).
+    /// An invitation to become an operator (its link sealed in `context`).
     Invitation,
     /// To every other operator: someone created a key or an endpoint that can take data out.
     SecurityAlert,
-    /// A merchant's address is proven by the link in it (sealed in `context` until sent).
+    /// A merchant's address is proven by the link in it (sealed in `context`).
     VerifyEmail,
-    /// "Forgot your password?": the link that sets a new one (sealed until sent).
+    /// "Forgot your password?": the link that sets a new one (sealed in `context`).
     PasswordReset,
 }
 
@@ -73,7 +73,7 @@ impl MailKind {
         )
     }
 
-    /// Messages that carry a single-use link, sealed in the outbox until sent.
+    /// Messages that carry a single-use link, sealed in the outbox.
     pub fn carries_link(self) -> bool {
         matches!(
             self,
@@ -195,8 +195,8 @@ pub(crate) struct NewMail {
 }
 
 /// A message's single-use link, kept sealed under `TOKEN_ENCRYPTION_KEY` (bound to the
-/// link's row) in the outbox's `context` until the message is sent; the row itself stores
-/// only the secret's hash.
+/// link's row) in the outbox's `context`, opened when the message is composed; the link's
+/// row itself stores only the secret's hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealedLink {
     /// The table and row of the link (what the sealed secret is bound to).

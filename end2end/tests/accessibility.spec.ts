@@ -3,6 +3,8 @@ import { accessible, connectedMerchant, consent, signUp, SIM, uniqueEmail, logIn
 import { OPERATOR_EMAIL, OPERATOR_PASSWORD } from '../playwright.config';
 
 test('every page a visitor and a merchant see has no serious accessibility violation', async ({ page }) => {
+  // Many pages, each with an axe run: more than the default 30 s on a busy machine.
+  test.slow();
   for (const path of ['/', '/signup', '/login', '/password-reset', '/no-such-page', '/connect/problem?reason=declined']) {
     await page.goto(path);
     await accessible(page, path);
@@ -43,6 +45,7 @@ test('every page a visitor and a merchant see has no serious accessibility viola
 });
 
 test('every operator page has no serious accessibility violation', async ({ page, browser }) => {
+  test.slow();
   // A connection of this test's own, so that the dashboard and a connection page have
   // something to show whatever ran before.
   const merchantContext = await browser.newContext({ baseURL: test.info().project.use.baseURL });

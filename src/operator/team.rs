@@ -1,6 +1,6 @@
 //! Operators managing operators: who they are (second factor on?, last log-in, active
 //! sessions), invitations (a single-use link by email, 24 h, its secret stored as SHA-256
-//! and sealed in the outbox until sent), removal (never the last one) and ending every
+//! and sealed in the outbox), removal (never the last one) and ending every
 //! session of an account ("log out everywhere").
 //!
 //! A removed operator's row stays (audit trails name it) without a password, second factor
