@@ -9,6 +9,7 @@
 
 pub mod compose;
 mod headers;
+pub mod mailbox;
 mod planning;
 mod preferences;
 pub mod sender;
@@ -211,6 +212,26 @@ pub struct SealedLink {
 }
 
 impl SealedLink {
+    /// Seals `token` for the link at `path`, bound to its row (`table`, `id`).
+    pub fn seal(
+        cipher: &crate::crypto::TokenCipher,
+        table: &str,
+        id: i64,
+        path: &str,
+        token: &str,
+        by: Option<String>,
+    ) -> SealedLink {
+        let mut link = SealedLink {
+            table: table.to_string(),
+            id,
+            path: path.to_string(),
+            sealed: String::new(),
+            by,
+        };
+        link.sealed = cipher.seal_text(token, &link.aad());
+        link
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }

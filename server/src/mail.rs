@@ -185,7 +185,7 @@ pub async fn mailbox(State(state): State<AppState>, client: ClientAddr) -> Resul
     let body = format!(
         "<p>No SMTP server is configured (SMTP_URL), so in the embedded mode emails land here instead: the newest \
          first, the latest {}.</p>{}",
-        awx_onboard::mail::sender::MAILBOX_SIZE,
+        awx_onboard::mail::mailbox::MAILBOX_SIZE,
         if items.is_empty() {
             "<p class=\"muted\">Nothing yet.</p>".to_string()
         } else {

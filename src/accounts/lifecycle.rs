@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::crypto::{associated_data, TokenCipher};
+use crate::crypto::TokenCipher;
 use crate::db::Database;
 use crate::mail::{MailKind, NewMail};
 use crate::secret::random_urlsafe;
@@ -80,11 +80,6 @@ pub enum Requested {
 
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// What a link's sealed secret is bound to.
-pub fn token_aad(token_id: i64) -> Vec<u8> {
-    associated_data("account_tokens", token_id, "token")
 }
 
 /// Where a deleted account's address goes: unique, and no one's.
@@ -420,13 +415,7 @@ impl AccountLinks {
         .bind(now + purpose.lifetime())
         .fetch_one(&mut *tx)
         .await?;
-        let context = crate::mail::SealedLink {
-            table: "account_tokens".into(),
-            id,
-            path: purpose.path().into(),
-            sealed: self.cipher.seal_text(&token, &token_aad(id)),
-            by: None,
-        };
+        let context = crate::mail::SealedLink::seal(&self.cipher, "account_tokens", id, purpose.path(), &token, None);
         crate::mail::insert(
             &mut *tx,
             NewMail {

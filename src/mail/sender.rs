@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::compose::{compose, Letter};
 use super::headers::{AutoSubmitted, ListUnsubscribe, ListUnsubscribePost};
+use super::mailbox::{KeptMail, LocalMailbox};
 use super::smtp::transport;
 pub use super::smtp::{check_smtp_url, parse_from, SmtpUrlError, CONNECTIONS, NOT_CONFIGURED};
 use super::{MailKind, MailOutbox};
@@ -75,22 +76,6 @@ impl MailSettings {
         }
     }
 }
-
-/// A message kept in the local mailbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeptMail {
-    pub to: String,
-    pub subject: String,
-    pub text: String,
-    pub at: i64,
-}
-
-/// What would have been sent, newest last, the latest [`MAILBOX_SIZE`] (the embedded mode
-/// without `SMTP_URL`; in memory, per instance).
-pub type LocalMailbox = Arc<Mutex<std::collections::VecDeque<KeptMail>>>;
-
-/// Messages the local mailbox keeps.
-pub const MAILBOX_SIZE: usize = 200;
 
 /// Queued messages; an address not verified yet gets only the link that verifies it (and
 /// the links it asked for), the rest waits.
@@ -177,15 +162,13 @@ impl Mailer {
             host,
             planned: Mutex::new(None),
             cipher: None,
-            mailbox: (settings_local_mailbox).then(LocalMailbox::default),
+            mailbox: settings_local_mailbox.then(LocalMailbox::default),
         })
     }
 
     /// The local mailbox, in the embedded mode without `SMTP_URL`.
     pub fn mailbox(&self) -> Option<Vec<KeptMail>> {
-        self.mailbox
-            .as_ref()
-            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect())
+        self.mailbox.as_ref().map(LocalMailbox::messages)
     }
 
     /// The cipher that opens what messages keep sealed (an invitation's link).
@@ -289,11 +272,7 @@ impl Mailer {
         }
         match self.compose(message) {
             Ok(composed) => {
-                let mut kept = mailbox.lock().unwrap_or_else(|p| p.into_inner());
-                if kept.len() >= MAILBOX_SIZE {
-                    kept.pop_front();
-                }
-                kept.push_back(KeptMail {
+                mailbox.keep(KeptMail {
                     to: message.recipient.clone(),
                     subject: composed.subject,
                     text: composed.text,

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::accounts::{Account, Email, Role};
-use crate::crypto::{associated_data, TokenCipher};
+use crate::crypto::TokenCipher;
 use crate::db::Database;
 use crate::mail::{MailKind, NewMail};
 use crate::secret::random_urlsafe;
@@ -63,11 +63,6 @@ crate::database_errors_are_logged!(TeamError => TeamError::Database, "operator t
 
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// What an invitation's email keeps sealed (the link's secret) is bound to its row.
-pub fn invitation_aad(invitation_id: i64) -> Vec<u8> {
-    associated_data("operator_invitations", invitation_id, "token")
 }
 
 /// Where an invitation link points, below `PUBLIC_URL` (the secret follows).
@@ -181,13 +176,14 @@ impl Team {
         .bind(expires_at)
         .fetch_one(&mut *tx)
         .await?;
-        let context = crate::mail::SealedLink {
-            table: "operator_invitations".into(),
+        let context = crate::mail::SealedLink::seal(
+            &self.cipher,
+            "operator_invitations",
             id,
-            path: INVITATION_PATH.into(),
-            sealed: self.cipher.seal_text(&token, &invitation_aad(id)),
-            by: Some(by.email.clone()),
-        };
+            INVITATION_PATH,
+            &token,
+            Some(by.email.clone()),
+        );
         crate::mail::insert(
             &mut *tx,
             NewMail {

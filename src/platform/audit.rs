@@ -169,8 +169,10 @@ impl TokenReads {
             .collect()
     }
 
-    /// [`csv`](Self::csv) as a stream of chunks (the header, then a page of 1,000 reads
-    /// at a time), so that no export is built whole in memory.
+    /// The reads as CSV (`minute,key_id,key_name,connection_id,merchant_email,reads`), for
+    /// one connection or all, newest first, from `since` (unix seconds) on: a stream of
+    /// chunks (the header, then a page of 1,000 reads at a time), so that no export is
+    /// built whole in memory.
     pub fn csv_stream(
         &self,
         connection_id: Option<i64>,
@@ -211,17 +213,6 @@ impl TokenReads {
                 Ok(Some((out, next)))
             }
         })
-    }
-
-    /// The reads as CSV (`minute,key_id,key_name,connection_id,merchant_email,reads`), for
-    /// one connection or all, newest first, from `since` (unix seconds) on.
-    pub async fn csv(&self, connection_id: Option<i64>, since: Option<i64>) -> Result<String, sqlx::Error> {
-        self.flush().await?;
-        let mut out = String::from("minute,key_id,key_name,connection_id,merchant_email,reads\n");
-        for read in self.query(connection_id, since, 1_000_000).await? {
-            csv_line(&mut out, &read);
-        }
-        Ok(out)
     }
 }
 

@@ -299,6 +299,13 @@ async fn rotate_key_re_encrypts_everything_so_the_old_key_can_go() {
         .await
         .unwrap();
     assert_eq!(left, 0);
+    // Whoever holds a session of theirs (the lost device) is signed out too.
+    let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE account_id = $1")
+        .bind(operator.id)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(sessions, 0, "the operator's sessions ended");
     db.close().await;
     std::fs::remove_dir_all(dir).unwrap();
     app.stop().await;
