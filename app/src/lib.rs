@@ -43,7 +43,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" href="/favicon.ico" />
                 // The stylesheet's name carries its hash in release builds (cached for a year).
                 <HashedStylesheet options=options.clone() id="leptos" />
-                <HydrationScripts options />
+                // Islands: the browser hydrates only the interactive parts (the `#[island]`s); every
+                // other part of a page stays the HTML the server sent.
+                <HydrationScripts options islands=true />
                 <MetaTags />
             </head>
             <body>
@@ -111,10 +113,11 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// Entry point of the browser bundle: attaches to the server-rendered page.
+/// Entry point of the browser bundle: hydrates the page's islands, and nothing else (the
+/// rest of every page works as the server sent it, links and forms included).
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    leptos::mount::hydrate_islands();
 }

@@ -49,8 +49,9 @@ pub fn HomePage() -> impl IntoView {
 }
 
 /// Questions and answers. Without JavaScript every answer is shown; once the page has
-/// hydrated, answers fold away and each question toggles its own.
-#[component]
+/// hydrated, answers fold away and each question toggles its own: the one island of the
+/// site, so the only code in the browser's bundle.
+#[island]
 fn Faq() -> impl IntoView {
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
