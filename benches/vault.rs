@@ -3,6 +3,11 @@
 //! connections against the local simulator. Prints figures; fails when a lookup fails or
 //! the keeper rotates other than every due connection once.
 //!
+//! With one caller it also says where a lookup's time goes, each part timed alone in the
+//! same run: the hot read through the app's pool (sqlx `Any`), the same statement on a
+//! pool that checks every connection it hands out (sqlx's default, the app's before
+//! 2026-12-01), on a native pool of the engine's own driver, and the AES-256-GCM opening.
+//!
 //! Run: `cargo bench --bench vault` (PostgreSQL from TEST_POSTGRES_URL).
 
 use std::sync::Arc;
@@ -106,6 +111,177 @@ async fn explain_hot_read(s: &Setup, engine: Engine) -> String {
     }
 }
 
+/// The vault's hot read, as `ConnectionStore::hot_token` sends it.
+const HOT_READ: &str = "SELECT c.id, c.account_id, c.status, c.status_reason, c.key_id, c.access_token, \
+     c.access_expires_at, c.generation FROM connections c JOIN merchants m ON m.id = c.merchant_id \
+     WHERE c.merchant_id = $1 AND m.role = 'merchant'";
+
+/// Mean microseconds of `op` over `count` calls, one at a time.
+async fn micros_each<F, Fut>(count: usize, mut op: F) -> f64
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let started = Instant::now();
+    for i in 0..count {
+        op(i).await;
+    }
+    started.elapsed().as_secs_f64() * 1e6 / count as f64
+}
+
+/// The hot read's row: id, account, status, sealed token, expiry, generation.
+type HotRow = (i64, Option<String>, String, Option<Vec<u8>>, Option<i64>, i64);
+
+/// Decodes the hot read's row as the store does (every column by name).
+fn decode<'r, R: sqlx::Row>(row: &'r R) -> HotRow
+where
+    &'static str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<Vec<u8>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let _: Option<String> = row.try_get("key_id").unwrap();
+    let _: Option<String> = row.try_get("status_reason").unwrap();
+    (
+        row.try_get("id").unwrap(),
+        row.try_get("account_id").unwrap(),
+        row.try_get("status").unwrap(),
+        row.try_get("access_token").unwrap(),
+        row.try_get("access_expires_at").unwrap(),
+        row.try_get("generation").unwrap(),
+    )
+}
+
+/// One caller's lookup taken apart, each part alone, in the same run.
+async fn where_a_lookup_goes(s: &Setup, engine: Engine, merchants: &[i64]) {
+    const CALLS: usize = 20_000;
+    let pick = |i: usize| merchants[(i * 7) % merchants.len()];
+    let whole = micros_each(CALLS, |i| {
+        let vault = s.vault.clone();
+        async move {
+            vault.access_token_for(pick(i)).await.unwrap();
+        }
+    })
+    .await;
+    let store = ConnectionStore::new(s.db.clone());
+    let app_pool = micros_each(CALLS, |i| {
+        let store = &store;
+        async move {
+            assert!(store.hot_token(pick(i)).await.unwrap().is_some());
+        }
+    })
+    .await;
+    // The same statement on an `Any` pool as sqlx makes it by default: a ping before
+    // every query.
+    let checking = sqlx::any::AnyPoolOptions::new()
+        .max_connections(8)
+        .connect(&s.test_db.url)
+        .await
+        .unwrap();
+    let checked = micros_each(CALLS, |i| {
+        let pool = &checking;
+        async move {
+            let row = sqlx::query(HOT_READ).bind(pick(i)).fetch_one(pool).await.unwrap();
+            decode(&row);
+        }
+    })
+    .await;
+    checking.close().await;
+    let native = match engine {
+        Engine::Sqlite => {
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(8)
+                .test_before_acquire(false)
+                .connect(&s.test_db.url)
+                .await
+                .unwrap();
+            let each = micros_each(CALLS, |i| {
+                let pool = &pool;
+                async move {
+                    let row = sqlx::query(HOT_READ).bind(pick(i)).fetch_one(pool).await.unwrap();
+                    decode(&row);
+                }
+            })
+            .await;
+            pool.close().await;
+            each
+        }
+        Engine::Postgres => {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(16)
+                .test_before_acquire(false)
+                .connect(&s.test_db.url)
+                .await
+                .unwrap();
+            let each = micros_each(CALLS, |i| {
+                let pool = &pool;
+                async move {
+                    let row = sqlx::query(HOT_READ).bind(pick(i)).fetch_one(pool).await.unwrap();
+                    decode(&row);
+                }
+            })
+            .await;
+            pool.close().await;
+            each
+        }
+    };
+    let cipher = TokenCipher::new(&[42; 32], &[]);
+    let aad = awx_onboard::crypto::associated_data("connections", 1, "access_token");
+    let sealed = cipher.encrypt(b"an access token of a realistic length, some two hundred bytes long: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", &aad);
+    let key_id = cipher.current_key_id().to_string();
+    let started = Instant::now();
+    for _ in 0..CALLS {
+        std::hint::black_box(cipher.decrypt_string(&key_id, &sealed, &aad).unwrap());
+    }
+    let open = started.elapsed().as_secs_f64() * 1e6 / CALLS as f64;
+    println!(
+        "  one caller, {engine:?}, µs per call: whole lookup {whole:.1}; hot read through the app's pool {app_pool:.1}; \
+         the same on sqlx's default pool (a ping before each) {checked:.1}; on a native pool {native:.1}; \
+         AES-256-GCM open {open:.1}; the rest (the vault's own work, futures, the clock) {:.1}",
+        whole - app_pool - open
+    );
+}
+
+/// The hot read from 64 callers on `Any` pools of several sizes (as the app makes them:
+/// no check before each query): how many connections two cores want.
+async fn pool_sizes(s: &Setup, engine: Engine, merchants: &[i64]) {
+    let mut figures = Vec::new();
+    for size in [4u32, 8, 16, 32] {
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(size)
+            .min_connections(size)
+            .test_before_acquire(false)
+            .connect(&s.test_db.url)
+            .await
+            .unwrap();
+        let merchants = Arc::new(merchants.to_vec());
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..64)
+            .map(|c| {
+                let (pool, merchants) = (pool.clone(), merchants.clone());
+                tokio::spawn(async move {
+                    for i in 0..1_000 {
+                        let merchant = merchants[(c * 7 + i) % merchants.len()];
+                        let row = sqlx::query(HOT_READ).bind(merchant).fetch_one(&pool).await.unwrap();
+                        decode(&row);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        figures.push(format!("{size}: {:.0}", 64_000.0 / started.elapsed().as_secs_f64()));
+        pool.close().await;
+    }
+    println!(
+        "  hot read, 64 callers, {engine:?}, reads/s by pool size: {}",
+        figures.join(", ")
+    );
+}
+
 async fn bench_lookups(engine: Engine) {
     let s = setup(engine).await;
     let merchants = connect_merchants(&s, 256).await;
@@ -115,6 +291,8 @@ async fn bench_lookups(engine: Engine) {
     let many = lookups(&s, &merchants, 64, 100_000).await;
     println!("access_token_for, fresh token, {engine:?}: 1 caller {one:>8.0} calls/s; 64 callers {many:>8.0} calls/s");
     println!("  hot read plan: {}", explain_hot_read(&s, engine).await);
+    where_a_lookup_goes(&s, engine, &merchants).await;
+    pool_sizes(&s, engine, &merchants).await;
     assert_eq!(s.sim.counters().refreshes, 0, "fresh tokens never refresh");
     s.db.close().await;
     s.test_db.remove().await;

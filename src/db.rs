@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -29,6 +29,9 @@ macro_rules! database_errors_are_logged {
         }
     };
 }
+
+/// A pooled connection idle this long is checked (a ping) before it is handed out.
+const CHECK_IDLE_CONNECTIONS_AFTER: Duration = Duration::from_secs(30);
 
 /// Which database engine a pool talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +139,20 @@ impl Database {
             Engine::Postgres => AnyPoolOptions::new().max_connections(16),
         };
         let pool = pool_options
+            // sqlx checks every connection it hands out by default (a ping: on PostgreSQL
+            // a round trip before every query, doubling the cost of a one-statement
+            // request). Only a connection that sat idle is checked: a server restart
+            // leaves those broken, and a connection in steady use would show its failure
+            // on its next query anyway.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= CHECK_IDLE_CONNECTIONS_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await

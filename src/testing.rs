@@ -1,6 +1,7 @@
 //! Throwaway databases for tests: a SQLite file in a temporary folder, or a fresh
 //! PostgreSQL database on the local server (`TEST_POSTGRES_URL`), dropped afterwards.
 
+pub mod pg_wire;
 pub mod smtp;
 
 use std::sync::Arc;

@@ -12,6 +12,7 @@ mod platform;
 mod production;
 mod proxy;
 mod retention;
+mod round_trips;
 mod second_factor;
 mod team;
 mod trends;
