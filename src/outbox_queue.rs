@@ -51,6 +51,9 @@ impl Schedule {
     }
 }
 
+/// After a delivery ends, how long [`run`] waits for others to end before it claims again.
+const GATHER_ENDINGS: Duration = Duration::from_millis(10);
+
 /// An outbox that [`run`] drives: it claims due rows for this instance and delivers each,
 /// recording each outcome itself (only while it still holds the row).
 #[async_trait::async_trait]
@@ -79,6 +82,9 @@ pub async fn run<C: Courier>(courier: Arc<C>, mut stop: watch::Receiver<bool>) {
     let schedule = *courier.schedule();
     let concurrency = schedule.concurrency.max(1);
     let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    // Told when a delivery ends: a round that claimed less than it wanted (a target at its
+    // cap of rows in flight) claims again then, not a whole poll later.
+    let finished = Arc::new(tokio::sync::Notify::new());
     loop {
         if *stop.borrow() {
             break;
@@ -94,33 +100,43 @@ pub async fn run<C: Courier>(courier: Arc<C>, mut stop: watch::Receiver<bool>) {
             continue;
         }
         let wanted = (free as i64).min(schedule.claimable());
-        let pause = match courier.claim(wanted).await {
+        let (pause, wake_when_one_ends) = match courier.claim(wanted).await {
             Ok(claimed) => {
                 let full = claimed.len() as i64 >= wanted;
                 for row in claimed {
                     let Ok(permit) = slots.clone().acquire_owned().await else {
                         break;
                     };
-                    let courier = courier.clone();
+                    let (courier, finished) = (courier.clone(), finished.clone());
                     tokio::spawn(async move {
                         courier.deliver(row).await;
                         drop(permit);
+                        finished.notify_one();
                     });
                 }
                 if full {
-                    Duration::ZERO
+                    (Duration::ZERO, false)
                 } else {
-                    schedule.poll
+                    // Fewer than wanted: nothing more is due, or what is due waits for
+                    // room at its target, which a delivery's end makes.
+                    (schedule.poll, slots.available_permits() < concurrency)
                 }
             }
             Err(error) => {
                 tracing::warn!(%error, what = C::WHAT, "a delivery round failed");
-                schedule.poll * 4
+                (schedule.poll * 4, false)
             }
         };
         if !pause.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
+                // Those that end within a few milliseconds of it are claimed for together
+                // (a claim ranks every due row: one claim per delivery would cost more
+                // than the deliveries).
+                _ = async {
+                    finished.notified().await;
+                    tokio::time::sleep(GATHER_ENDINGS).await;
+                }, if wake_when_one_ends => {}
                 _ = stop.changed() => {}
             }
         }
@@ -235,6 +251,73 @@ mod tests {
         let mail = crate::mail::MailSettings::new(None, "a@b.example".into(), "http://x".into()).schedule;
         // 60 s lease, 20 s attempts, 16 at once: two waves (40 s).
         assert_eq!(mail.claimable(), 2 * mail.concurrency as i64);
+    }
+
+    /// A queue of `total` rows of which at most `cap` may be in flight at once (as one
+    /// webhook endpoint's deliveries are), delivered in 5 ms each.
+    struct CappedQueue {
+        schedule: Schedule,
+        total: usize,
+        cap: usize,
+        claimed: std::sync::Mutex<(usize, usize)>,
+        delivered: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Courier for CappedQueue {
+        type Claimed = ();
+        const WHAT: &'static str = "test row";
+
+        fn schedule(&self) -> &Schedule {
+            &self.schedule
+        }
+
+        async fn claim(&self, limit: i64) -> Result<Vec<()>, sqlx::Error> {
+            let mut state = self.claimed.lock().unwrap();
+            let (claimed, in_flight) = *state;
+            let take = (limit as usize).min(self.cap - in_flight).min(self.total - claimed);
+            *state = (claimed + take, in_flight + take);
+            Ok(vec![(); take])
+        }
+
+        async fn deliver(&self, _: ()) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            self.claimed.lock().unwrap().1 -= 1;
+            self.delivered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn rows_held_back_by_their_targets_cap_go_as_soon_as_room_is_made() {
+        // A poll of an hour: only a delivery's end can start the next claim in time.
+        let queue = Arc::new(CappedQueue {
+            schedule: Schedule {
+                poll: Duration::from_secs(3600),
+                ..crate::platform::outbox::WEBHOOK_SCHEDULE
+            },
+            total: 40,
+            cap: 8,
+            claimed: std::sync::Mutex::new((0, 0)),
+            delivered: Default::default(),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let running = tokio::spawn(run(queue.clone(), stopped));
+        let every_row = async {
+            while queue.delivered.load(std::sync::atomic::Ordering::SeqCst) < 40 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let result = tokio::time::timeout(Duration::from_secs(30), every_row).await;
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), running)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            result.is_ok(),
+            "{} of 40 rows delivered: the loop waited a poll for room at the target",
+            queue.delivered.load(std::sync::atomic::Ordering::SeqCst)
+        );
     }
 
     #[test]
