@@ -24,7 +24,8 @@ pub struct Schedule {
     pub batch: i64,
     /// Deliveries in flight at once.
     pub concurrency: usize,
-    /// How long to wait after a round that found less than a full batch.
+    /// How long to wait at most after a round that found less than a full batch (the end
+    /// of a delivery in flight ends the wait sooner).
     pub poll: Duration,
     /// First retry after this; doubling, at most an hour.
     pub retry_base: Duration,
@@ -118,8 +119,9 @@ pub async fn run<C: Courier>(courier: Arc<C>, mut stop: watch::Receiver<bool>) {
                     (Duration::ZERO, false)
                 } else {
                     // Fewer than wanted: nothing more is due, or what is due waits for
-                    // room at its target, which a delivery's end makes.
-                    (schedule.poll, slots.available_permits() < concurrency)
+                    // room at its target, which a delivery's end makes (one that ended
+                    // before the wait left its notice behind, so none is missed).
+                    (schedule.poll, true)
                 }
             }
             Err(error) => {

@@ -6,8 +6,9 @@ use leptos_router::hooks::use_query_map;
 use crate::dto::FormFeedback;
 use crate::paths::Notice;
 
-/// The feedback of a failed form post, rendered by the server and carried into hydration
-/// as a resource (so the browser shows exactly what the server rendered).
+/// The feedback of a failed form post, as the server rendered it (a resource, so that it
+/// renders inside the page's `Suspense`; outside an island nothing of it reaches the
+/// browser).
 pub fn form_feedback() -> Resource<Option<FormFeedback>> {
     #[cfg(feature = "ssr")]
     let initial = use_context::<FormFeedback>();

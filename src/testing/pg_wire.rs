@@ -4,8 +4,9 @@
 //! Every message is forwarded unchanged; the relay only reads the framing (a type byte and
 //! a length). A round trip is one `ReadyForQuery` from the server: the answer to each
 //! `Sync` (extended protocol: a query, a connection check) and each simple `Query`
-//! (`BEGIN`, `COMMIT` as sqlx sends them). The relay asks for no TLS (`sslmode=disable`),
-//! so that the framing can be read.
+//! (`BEGIN`, `COMMIT` as sqlx sends them). The relay's URL asks for no TLS
+//! (`sslmode=disable`): the client then sends no TLS or GSSAPI request, whose one-byte
+//! answers have no framing, and the stream stays readable.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -190,9 +191,8 @@ impl Framing {
             let length_bytes: [u8; 4] = self.header[header_len - 4..].try_into().expect("four bytes");
             let length = u32::from_be_bytes(length_bytes) as usize;
             if self.untyped {
-                // A TLS request (length 8) is answered with one byte and followed by the
-                // startup, also untyped; the relay asks for no TLS, so it is refused.
-                self.untyped = length == 8;
+                // The startup; after it, every message is typed.
+                self.untyped = false;
             } else {
                 kinds.push(self.header[0]);
             }
@@ -217,8 +217,6 @@ mod tests {
     #[test]
     fn framing_finds_every_message_however_the_stream_is_cut() {
         let mut stream = Vec::new();
-        stream.extend_from_slice(&8u32.to_be_bytes());
-        stream.extend_from_slice(&80877103u32.to_be_bytes());
         stream.extend_from_slice(&12u32.to_be_bytes());
         stream.extend_from_slice(&196608u32.to_be_bytes());
         stream.extend_from_slice(b"ab\0\0");
