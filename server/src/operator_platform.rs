@@ -361,23 +361,25 @@ async fn export(
         return Ok(ask);
     }
     let since = days.map(|days| state.services.clock.now() - days.clamp(0, 3650) * 86_400);
+    // Streamed a page at a time: an export of every row is never whole in memory.
+    fn streamed(
+        name: &'static str,
+        chunks: impl futures::Stream<Item = Result<String, sqlx::Error>> + Send + 'static,
+    ) -> axum::body::Body {
+        use futures::TryStreamExt;
+        axum::body::Body::from_stream(chunks.map_err(move |error| {
+            tracing::error!(%error, export = name, "an export broke off");
+            std::io::Error::other("the export could not be read")
+        }))
+    }
     let (name, csv) = match audit {
-        // Streamed a page at a time: an export of every read is never whole in memory.
-        Audit::TokenReads => {
-            use futures::TryStreamExt;
-            let chunks = state
-                .services
-                .token_reads
-                .csv_stream(connection, since)
-                .map_err(|error| {
-                    tracing::error!(%error, "a token-reads export broke off");
-                    std::io::Error::other("the export could not be read")
-                });
-            ("token-reads", axum::body::Body::from_stream(chunks))
-        }
+        Audit::TokenReads => (
+            "token-reads",
+            streamed("token-reads", state.services.token_reads.csv_stream(connection, since)),
+        ),
         Audit::ProxyCalls => (
             "proxy-calls",
-            axum::body::Body::from(state.services.proxy_calls.csv(connection, since).await?),
+            streamed("proxy-calls", state.services.proxy_calls.csv_stream(connection, since)),
         ),
     };
     let file = match connection {

@@ -178,42 +178,65 @@ impl TokenReads {
         connection_id: Option<i64>,
         since: Option<i64>,
     ) -> impl futures::Stream<Item = Result<String, sqlx::Error>> + Send + 'static {
-        const PAGE: i64 = 1_000;
-        enum Step {
-            Start,
-            After(Option<TokenRead>),
-            Done,
-        }
         let reads = self.clone();
-        futures::stream::try_unfold(Step::Start, move |step| {
-            let reads = reads.clone();
-            async move {
-                let after = match step {
-                    Step::Done => return Ok(None),
-                    Step::Start => {
+        csv_pages(
+            "minute,key_id,key_name,connection_id,merchant_email,reads\n",
+            move |after: Option<TokenRead>| {
+                let reads = reads.clone();
+                async move {
+                    if after.is_none() {
                         reads.flush().await?;
-                        let header = "minute,key_id,key_name,connection_id,merchant_email,reads\n".to_string();
-                        return Ok(Some((header, Step::After(None))));
                     }
-                    Step::After(after) => after,
-                };
-                let page = reads.query_after(connection_id, since, after.as_ref(), PAGE).await?;
-                if page.is_empty() {
-                    return Ok(None);
+                    let page = reads
+                        .query_after(connection_id, since, after.as_ref(), CSV_PAGE)
+                        .await?;
+                    let mut out = String::new();
+                    for read in &page {
+                        csv_line(&mut out, read);
+                    }
+                    let more = (page.len() as i64 == CSV_PAGE).then(|| page.last().cloned()).flatten();
+                    Ok((out, more))
                 }
-                let mut out = String::new();
-                for read in &page {
-                    csv_line(&mut out, read);
-                }
-                let next = if (page.len() as i64) < PAGE {
-                    Step::Done
-                } else {
-                    Step::After(page.last().cloned())
-                };
-                Ok(Some((out, next)))
-            }
-        })
+            },
+        )
     }
+}
+
+/// Rows per page of a streamed CSV export.
+pub(crate) const CSV_PAGE: i64 = 1_000;
+
+/// A CSV export as a stream of chunks: `header`, then page after page. `page(after)` reads
+/// the page after the row `after` (the first page for `None`) and returns its lines with
+/// the row to read on from, or `None` when it was the last; so no export is ever whole in
+/// memory.
+pub(crate) fn csv_pages<C, F, Fut>(
+    header: &'static str,
+    page: F,
+) -> impl futures::Stream<Item = Result<String, sqlx::Error>> + Send + 'static
+where
+    C: Send + 'static,
+    F: Fn(Option<C>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(String, Option<C>), sqlx::Error>> + Send,
+{
+    enum Step<C> {
+        Header,
+        Page(Option<C>),
+        Done,
+    }
+    futures::stream::try_unfold((Step::Header, page), move |(step, page)| async move {
+        match step {
+            Step::Done => Ok(None),
+            Step::Header => Ok(Some((header.to_string(), (Step::Page(None), page)))),
+            Step::Page(after) => {
+                let (lines, more) = page(after).await?;
+                let next = match more {
+                    Some(row) => Step::Page(Some(row)),
+                    None => Step::Done,
+                };
+                Ok(Some((lines, (next, page))))
+            }
+        }
+    })
 }
 
 fn csv_line(out: &mut String, read: &TokenRead) {

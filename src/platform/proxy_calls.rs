@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use sqlx::Row;
 
-use super::audit::csv_field;
+use super::audit::{csv_field, csv_pages, CSV_PAGE};
 use crate::db::Database;
 use crate::time::Clock;
 
@@ -32,6 +32,8 @@ pub struct ProxyCall {
 /// A recorded call with the key's name, as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyCallLine {
+    /// The row's id (the calls' order).
+    pub id: i64,
     pub call: ProxyCall,
     pub key_name: String,
     pub merchant_email: String,
@@ -151,31 +153,35 @@ impl ProxyCalls {
 
     /// One connection's calls, newest first.
     pub async fn for_connection(&self, connection_id: i64, limit: i64) -> Result<Vec<ProxyCallLine>, sqlx::Error> {
-        self.query(Some(connection_id), None, limit).await
+        self.query(Some(connection_id), None, None, limit).await
     }
 
+    /// Calls newest first, those before the call `before_id` only when given.
     async fn query(
         &self,
         connection_id: Option<i64>,
         since: Option<i64>,
+        before_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<ProxyCallLine>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT p.key_id, COALESCE(k.name, p.key_id) AS key_name, p.connection_id, m.email, p.method, p.path, \
+            "SELECT p.id, p.key_id, COALESCE(k.name, p.key_id) AS key_name, p.connection_id, m.email, p.method, p.path, \
              p.status, p.duration_ms, p.request_bytes, p.response_bytes, p.created_at FROM proxy_calls p \
              LEFT JOIN api_keys k ON k.id = p.key_id JOIN connections c ON c.id = p.connection_id \
              JOIN merchants m ON m.id = c.merchant_id \
              WHERE ($1 IS NULL OR p.connection_id = $1) AND ($2 IS NULL OR p.created_at >= $2) \
-             ORDER BY p.id DESC LIMIT $3",
+             AND ($4 IS NULL OR p.id < $4) ORDER BY p.id DESC LIMIT $3",
         )
         .bind(connection_id)
         .bind(since)
         .bind(limit)
+        .bind(before_id)
         .fetch_all(self.db.pool())
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(ProxyCallLine {
+                    id: r.try_get("id")?,
                     call: ProxyCall {
                         key_id: r.try_get("key_id")?,
                         connection_id: r.try_get("connection_id")?,
@@ -196,30 +202,49 @@ impl ProxyCalls {
 
     /// The calls as CSV (`at,key_id,key_name,connection_id,merchant_email,method,path,status,
     /// duration_ms,request_bytes,response_bytes`), for one connection or all, newest first,
-    /// from `since` (unix seconds) on.
-    pub async fn csv(&self, connection_id: Option<i64>, since: Option<i64>) -> Result<String, sqlx::Error> {
-        self.flush().await?;
-        let mut out = String::from(
+    /// from `since` (unix seconds) on, streamed a page at a time ([`csv_pages`]).
+    pub fn csv_stream(
+        &self,
+        connection_id: Option<i64>,
+        since: Option<i64>,
+    ) -> impl futures::Stream<Item = Result<String, sqlx::Error>> + Send + 'static {
+        let calls = self.clone();
+        csv_pages(
             "at,key_id,key_name,connection_id,merchant_email,method,path,status,duration_ms,request_bytes,response_bytes\n",
-        );
-        for line in self.query(connection_id, since, 1_000_000).await? {
-            let call = &line.call;
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{},{},{},{},{},{}",
-                crate::time::rfc3339(call.at),
-                csv_field(&call.key_id),
-                csv_field(&line.key_name),
-                call.connection_id,
-                csv_field(&line.merchant_email),
-                call.method,
-                csv_field(&call.path),
-                call.status,
-                call.duration_ms,
-                call.request_bytes,
-                call.response_bytes
-            );
-        }
-        Ok(out)
+            move |before_id: Option<i64>| {
+                let calls = calls.clone();
+                async move {
+                    if before_id.is_none() {
+                        calls.flush().await?;
+                    }
+                    let page = calls.query(connection_id, since, before_id, CSV_PAGE).await?;
+                    let mut out = String::new();
+                    for line in &page {
+                        csv_line(&mut out, line);
+                    }
+                    let more = (page.len() as i64 == CSV_PAGE).then(|| page.last().map(|l| l.id)).flatten();
+                    Ok((out, more))
+                }
+            },
+        )
     }
+}
+
+fn csv_line(out: &mut String, line: &ProxyCallLine) {
+    let call = &line.call;
+    let _ = writeln!(
+        out,
+        "{},{},{},{},{},{},{},{},{},{},{}",
+        crate::time::rfc3339(call.at),
+        csv_field(&call.key_id),
+        csv_field(&line.key_name),
+        call.connection_id,
+        csv_field(&line.merchant_email),
+        call.method,
+        csv_field(&call.path),
+        call.status,
+        call.duration_ms,
+        call.request_bytes,
+        call.response_bytes
+    );
 }

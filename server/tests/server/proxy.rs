@@ -222,7 +222,11 @@ async fn calls_go_through_and_the_token_never_leaves(engine: Engine) {
         ]
     );
     assert!(calls[1].call.request_bytes > 100 && calls[4].call.response_bytes as usize == balances.text.len());
-    let csv = app.services().proxy_calls.csv(Some(connection), None).await.unwrap();
+    let csv: Vec<String> =
+        futures::TryStreamExt::try_collect(app.services().proxy_calls.csv_stream(Some(connection), None))
+            .await
+            .unwrap();
+    let csv = csv.concat();
     assert!(
         !csv.contains(&token) && !csv.contains("page_size") && !csv.contains("Harbour Supplies"),
         "{csv}"

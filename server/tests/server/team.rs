@@ -665,3 +665,59 @@ async fn the_token_reads_export_streams_every_read_once(engine: Engine) {
     app.stop().await;
 }
 both_engines!(the_token_reads_export_streams_every_read_once);
+
+/// The proxy-calls export is streamed a page at a time too: more calls than a page, every
+/// one once, newest first.
+async fn the_proxy_calls_export_streams_every_call_once(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    app.connected_merchant("shop@example.com", awx_onboard_server::testing::HARBOUR_COFFEE)
+        .await;
+    let connection = app.connection_id("shop@example.com").await;
+    let calls = 2_500;
+    for chunk in (0..calls).collect::<Vec<i64>>().chunks(500) {
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|i| {
+                format!(
+                    "('awx_k', {connection}, 'GET', 'api/v1/call/{i}', 200, 5, 0, 10, {})",
+                    1_700_000_000 + i
+                )
+            })
+            .collect();
+        sqlx::query(&format!(
+            "INSERT INTO proxy_calls (key_id, connection_id, method, path, status, duration_ms, request_bytes, \
+             response_bytes, created_at) VALUES {}",
+            values.join(", ")
+        ))
+        .execute(app.services().db.pool())
+        .await
+        .unwrap();
+    }
+    let ops = operator(&app, "ops@example.com").await;
+    let csv = ops.get(app::paths::OPERATOR_PROXY_CALLS_CSV).await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    let text = csv.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "at,key_id,key_name,connection_id,merchant_email,method,path,status,duration_ms,request_bytes,response_bytes"
+    );
+    assert_eq!(lines.len() as i64, calls + 1, "every call, once");
+    let numbers: Vec<i64> = lines[1..]
+        .iter()
+        .map(|l| {
+            l.split(',')
+                .nth(6)
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let newest_first: Vec<i64> = (0..calls).rev().collect();
+    assert_eq!(numbers, newest_first, "each call once, newest first");
+    app.stop().await;
+}
+both_engines!(the_proxy_calls_export_streams_every_call_once);
