@@ -118,8 +118,7 @@ async fn run(engine: Engine) {
     plans(&services.db, engine).await;
 
     server.create_operator("ops@example.com").await;
-    let operator = server.browser();
-    operator.log_in("ops@example.com").await;
+    let operator = server.logged_in("ops@example.com").await;
     let client = operator.http.clone();
 
     // A cursor deep in the list: page 1,000 (row 50,000).

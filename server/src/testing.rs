@@ -6,6 +6,7 @@
 pub mod bench;
 mod browser;
 mod factors;
+pub mod platform_api;
 pub mod receiver;
 mod test_app;
 

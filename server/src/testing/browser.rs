@@ -166,9 +166,15 @@ impl Browser {
         location(&response)
     }
 
+    /// Starts the flow and authorizes `account` on the simulator's consent page; returns the
+    /// callback URL, not followed yet.
+    pub async fn authorized_callback(&self, account: &str) -> String {
+        self.consent(&self.start("existing").await, "authorize", account).await
+    }
+
     /// The whole consent: start, authorize `account` on the simulator, come back connected.
     pub async fn connect_airwallex(&self, account: &str) {
-        let callback = self.consent(&self.start("existing").await, "authorize", account).await;
+        let callback = self.authorized_callback(account).await;
         assert_eq!(self.callback(&callback).await, "/connection?notice=connected");
     }
 

@@ -181,11 +181,42 @@ impl TestApp {
         self.connection(email).await.map(|row| row.status)
     }
 
-    /// A merchant signed up and connected to `account` in a browser of their own.
-    pub async fn connected_merchant(&self, email: &str, account: &str) -> Browser {
+    /// How many rows `table` holds.
+    pub async fn row_count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(self.services().db.pool())
+            .await
+            .expect("count the rows")
+    }
+
+    /// Expires the merchant's stored access token, as five minutes would.
+    pub async fn expire_access_token(&self, merchant: i64) {
+        sqlx::query("UPDATE connections SET access_expires_at = $1 WHERE merchant_id = $2")
+            .bind(self.services().clock.now() - 1)
+            .bind(merchant)
+            .execute(self.services().db.pool())
+            .await
+            .expect("the access token expires");
+    }
+
+    /// A merchant signed up in a browser of their own.
+    pub async fn signed_up_merchant(&self, email: &str) -> Browser {
         let browser = self.browser();
         browser.sign_up(email).await;
+        browser
+    }
+
+    /// A merchant signed up and connected to `account` in a browser of their own.
+    pub async fn connected_merchant(&self, email: &str, account: &str) -> Browser {
+        let browser = self.signed_up_merchant(email).await;
         browser.connect_airwallex(account).await;
+        browser
+    }
+
+    /// `email` logged in (with its second factor, if it has one) in a browser of its own.
+    pub async fn logged_in(&self, email: &str) -> Browser {
+        let browser = self.browser();
+        browser.log_in(email).await;
         browser
     }
 

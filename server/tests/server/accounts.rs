@@ -47,8 +47,7 @@ async fn an_address_gets_only_its_verification_link_until_it_is_used(engine: Eng
     assert!(page.contains("data-email-verified=\"no\""), "the page says why");
     // The operator dashboard shows who is unverified.
     app.create_operator("ops@example.com").await;
-    let ops = app.browser();
-    ops.log_in("ops@example.com").await;
+    let ops = app.logged_in("ops@example.com").await;
     assert!(ops.page("/operator").await.contains("data-unverified"));
 
     // A revocation: the reconnect notice waits for the verification.
@@ -88,10 +87,8 @@ both_engines!(an_address_gets_only_its_verification_link_until_it_is_used);
 async fn a_forgotten_password_is_reset_by_a_link(engine: Engine) {
     let sink = SmtpSink::start().await.unwrap();
     let app = with_mail(engine, &sink).await;
-    let ana = app.browser();
-    ana.sign_up("ana@example.com").await;
-    let phone = app.browser();
-    phone.log_in("ana@example.com").await;
+    let ana = app.signed_up_merchant("ana@example.com").await;
+    let phone = app.logged_in("ana@example.com").await;
     sink.wait_for(1, Duration::from_secs(15)).await;
 
     let page = app.browser().page("/login").await;
@@ -168,10 +165,8 @@ both_engines!(a_forgotten_password_is_reset_by_a_link);
 
 async fn a_password_is_changed_with_the_current_one(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let ana = app.browser();
-    ana.sign_up("ana@example.com").await;
-    let other = app.browser();
-    other.log_in("ana@example.com").await;
+    let ana = app.signed_up_merchant("ana@example.com").await;
+    let other = app.logged_in("ana@example.com").await;
     assert!(ana.page("/connection/account").await.contains("Change your password"));
     let wrong = ana
         .post(
@@ -281,8 +276,7 @@ async fn a_merchant_leaves_and_is_forgotten(engine: Engine) {
         .await;
     let ben_connection = app.connection_id("ben@example.com").await;
     app.create_operator("ops@example.com").await;
-    let ops = app.browser();
-    ops.log_in("ops@example.com").await;
+    let ops = app.logged_in("ops@example.com").await;
     let action = format!("/operator/connections/{ben_connection}/delete-merchant");
     let asked = ops.post(&action, &[]).await;
     assert_eq!(asked.status(), StatusCode::OK);
@@ -312,8 +306,7 @@ both_engines!(a_merchant_leaves_and_is_forgotten);
 #[tokio::test]
 async fn the_embedded_mode_has_a_local_mailbox() {
     let app = TestApp::spawn_with(Engine::Sqlite, &[("LOCAL_MAILBOX", "true")]).await;
-    let ana = app.browser();
-    ana.sign_up("ana@example.com").await;
+    let ana = app.signed_up_merchant("ana@example.com").await;
     let page =
         awx_onboard_server::testing::eventually("the verification in the mailbox", Duration::from_secs(10), || {
             let browser = app.browser();

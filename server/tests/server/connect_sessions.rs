@@ -12,7 +12,8 @@ use awx_onboard::db::Engine;
 use awx_onboard::platform::keys::Scope;
 use awx_onboard::platform::outbox::PlatformEvent;
 use awx_onboard::store::{ConnectionStatus, EventKind};
-use awx_onboard_server::platform::{OPENAPI_PATH, ROUTES};
+use awx_onboard_server::platform::OPENAPI_PATH;
+use awx_onboard_server::testing::platform_api::SeenAnswers;
 use awx_onboard_server::testing::receiver::{Received, WebhookReceiver};
 use awx_onboard_server::testing::{location, query, Browser, TestApp, HARBOUR_COFFEE, MAPLE_FINCH, PASSWORD};
 use reqwest::StatusCode;
@@ -39,23 +40,17 @@ struct Backend {
     http: reqwest::Client,
     base: String,
     key: String,
-    /// (method, route, status) of every call, to check against the OpenAPI document.
-    seen: std::sync::Mutex<HashSet<(String, String, u16)>>,
+    /// Every answer, to check against the OpenAPI document.
+    seen: SeenAnswers,
 }
 
 impl Backend {
     async fn new(app: &TestApp, scopes: &[Scope]) -> Backend {
-        let (_, secret) = app
-            .services()
-            .api_keys
-            .create("platform", scopes, "test", None)
-            .await
-            .unwrap();
         Backend {
             http: reqwest::Client::new(),
             base: app.base.clone(),
-            key: format!("Bearer {}", secret.expose()),
-            seen: Default::default(),
+            key: app.service_key("platform", scopes).await.header,
+            seen: SeenAnswers::default(),
         }
     }
 
@@ -70,16 +65,7 @@ impl Backend {
         let response = request.send().await.expect("the API answers");
         let status = response.status().as_u16();
         let body: Value = response.json().await.expect("a JSON body");
-        if status >= 400 {
-            assert!(
-                body["code"].is_string() && body["message"].is_string(),
-                "{path}: {body}"
-            );
-        }
-        self.seen
-            .lock()
-            .unwrap()
-            .insert((method.as_str().to_lowercase(), route_of(path), status));
+        self.seen.record(&method, path, status, &body);
         (status, body)
     }
 
@@ -102,22 +88,19 @@ impl Backend {
     async fn get(&self, path: &str) -> (u16, Value) {
         self.call(reqwest::Method::GET, path, None).await
     }
-}
 
-fn route_of(path: &str) -> String {
-    let path = path.split('?').next().unwrap();
-    let parts: Vec<&str> = path.split('/').collect();
-    let mut best: Option<&str> = None;
-    for (_, route) in ROUTES {
-        let pattern: Vec<&str> = route.split('/').collect();
-        if pattern.len() == parts.len() && pattern.iter().zip(&parts).all(|(r, p)| r.starts_with('{') || r == p) {
-            // A literal segment beats a parameter (`merchants/external/…`).
-            if best.is_none_or(|b| b.matches('{').count() > route.matches('{').count()) {
-                best = Some(route);
-            }
-        }
+    async fn post(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, None).await
     }
-    best.unwrap_or(path).to_string()
+
+    async fn delete(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// The session `id` as the platform reads it.
+    async fn session(&self, id: &str) -> Value {
+        self.get(&format!("/api/platform/v1/connect-sessions/{id}")).await.1
+    }
 }
 
 fn kinds(received: &[Received]) -> Vec<String> {
@@ -126,6 +109,14 @@ fn kinds(received: &[Received]) -> Vec<String> {
         .filter(|r| r.answered == 204)
         .map(|r| r.body["type"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// The `status` a merchant comes back to the platform with after using `session`'s link in a
+/// browser of their own and authorizing `account` on Airwallex.
+async fn status_after_consent(app: &TestApp, session: &Value, account: &str) -> String {
+    let link = session["url"].as_str().unwrap();
+    let back = app.browser().use_connect_link(link, "authorize", account).await;
+    query(&back)["status"].clone()
 }
 
 async fn event_count(app: &TestApp, connection_id: i64) -> usize {
@@ -163,7 +154,7 @@ async fn a_platform_connects_its_own_merchant_and_hears_how_it_ended(engine: Eng
         .await
         .unwrap();
     assert!(!stored.contains(secret) && stored.len() == 64);
-    let (_, pending) = backend.get(&format!("/api/platform/v1/connect-sessions/{id}")).await;
+    let pending = backend.session(&id).await;
     assert_eq!(
         (pending["status"].as_str(), pending["outcome"].as_str()),
         (Some("pending"), None)
@@ -181,7 +172,7 @@ async fn a_platform_connects_its_own_merchant_and_hears_how_it_ended(engine: Eng
         );
         assert!(html.contains("Connect Airwallex"));
     }
-    let (_, still) = backend.get(&format!("/api/platform/v1/connect-sessions/{id}")).await;
+    let still = backend.session(&id).await;
     assert_eq!(still["status"], "pending");
 
     // The merchant uses it: consent on Airwallex, back on the platform with the outcome.
@@ -193,7 +184,7 @@ async fn a_platform_connects_its_own_merchant_and_hears_how_it_ended(engine: Eng
     assert_eq!(params["connect_session"], id);
     assert_eq!(params["status"], "connected");
     assert!(!params.contains_key("reason"));
-    let (_, done) = backend.get(&format!("/api/platform/v1/connect-sessions/{id}")).await;
+    let done = backend.session(&id).await;
     assert_eq!(done["status"], "completed");
     assert_eq!(done["outcome"], "connected");
     assert!(done["completed_at"].is_string());
@@ -229,11 +220,7 @@ async fn a_platform_connects_its_own_merchant_and_hears_how_it_ended(engine: Eng
     let (_, none) = backend.get("/api/platform/v1/connections?external_id=user-43").await;
     assert_eq!(none["connections"], json!([]));
     let (status, token) = backend
-        .call(
-            reqwest::Method::POST,
-            "/api/platform/v1/merchants/external/user-42/access-token",
-            None,
-        )
+        .post("/api/platform/v1/merchants/external/user-42/access-token")
         .await;
     assert_eq!((status, token["account_id"].as_str()), (200, Some(HARBOUR_COFFEE)));
     let (status, unknown) = backend
@@ -274,11 +261,7 @@ async fn a_platform_connects_its_own_merchant_and_hears_how_it_ended(engine: Eng
 
     // The platform disconnects the merchant: tokens gone, the platform told.
     let (status, after) = backend
-        .call(
-            reqwest::Method::DELETE,
-            "/api/platform/v1/merchants/external/user-42/connection",
-            None,
-        )
+        .delete("/api/platform/v1/merchants/external/user-42/connection")
         .await;
     assert_eq!(
         (status, after["status"].as_str()),
@@ -310,11 +293,7 @@ async fn a_new_session_reconnects_in_place_with_the_account_pinned(engine: Engin
     let (_, receiver) = WebhookReceiver::subscribed(app.services(), &PlatformEvent::ALL).await;
     let backend = Backend::new(&app, &[Scope::ConnectWrite]).await;
     let first = backend.session_for("shop-7", json!({})).await;
-    let back = app
-        .browser()
-        .use_connect_link(first["url"].as_str().unwrap(), "authorize", HARBOUR_COFFEE)
-        .await;
-    assert_eq!(query(&back)["status"], "connected");
+    assert_eq!(status_after_consent(&app, &first, HARBOUR_COFFEE).await, "connected");
     let email = "shop-7@example.com";
     let connection_id = app.connection_id(email).await;
 
@@ -348,11 +327,7 @@ async fn a_new_session_reconnects_in_place_with_the_account_pinned(engine: Engin
 
     // The right account: the same connection, reconnected, its history kept.
     let third = backend.session_for("shop-7", json!({})).await;
-    let back = app
-        .browser()
-        .use_connect_link(third["url"].as_str().unwrap(), "authorize", HARBOUR_COFFEE)
-        .await;
-    assert_eq!(query(&back)["status"], "reconnected");
+    assert_eq!(status_after_consent(&app, &third, HARBOUR_COFFEE).await, "reconnected");
     assert_eq!(app.connection_id(email).await, connection_id);
     assert_eq!(app.connection_status(email).await, Some(ConnectionStatus::Connected));
     assert_eq!(event_count(&app, connection_id).await, history + 1);
@@ -361,11 +336,7 @@ async fn a_new_session_reconnects_in_place_with_the_account_pinned(engine: Engin
     let fourth = backend
         .session_for("shop-7", json!({"allow_account_change": true}))
         .await;
-    let back = app
-        .browser()
-        .use_connect_link(fourth["url"].as_str().unwrap(), "authorize", MAPLE_FINCH)
-        .await;
-    assert_eq!(query(&back)["status"], "reconnected");
+    assert_eq!(status_after_consent(&app, &fourth, MAPLE_FINCH).await, "reconnected");
     let row = app.connection(email).await.unwrap();
     assert_eq!((row.id, row.account_id.as_deref()), (connection_id, Some(MAPLE_FINCH)));
     let events = app.services().store().events(connection_id, None, 5).await.unwrap();
@@ -413,9 +384,7 @@ both_engines!(a_new_session_reconnects_in_place_with_the_account_pinned);
 async fn a_merchants_own_reconnect_keeps_the_account_until_they_disconnect(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let browser = app.connected_merchant("ana@example.com", HARBOUR_COFFEE).await;
-    let callback = browser
-        .consent(&browser.start("existing").await, "authorize", MAPLE_FINCH)
-        .await;
+    let callback = browser.authorized_callback(MAPLE_FINCH).await;
     let problem = browser.callback(&callback).await;
     assert!(
         problem.starts_with("/connect/problem?reason=account_mismatch"),
@@ -446,20 +415,25 @@ async fn a_merchants_own_reconnect_keeps_the_account_until_they_disconnect(engin
 }
 both_engines!(a_merchants_own_reconnect_keeps_the_account_until_they_disconnect);
 
-async fn assert_gone(browser: &Browser, link: &str, method: &str) {
-    let path = link.strip_prefix(&browser.base).unwrap();
-    let response = if method == "GET" {
-        browser.get(path).await
-    } else {
-        browser.post(path, &[]).await
-    };
-    assert_eq!(response.status(), StatusCode::GONE, "{method} {path}");
-    let html = response.text().await.unwrap();
-    assert!(html.contains("This link can no longer be used"), "{html}");
-    assert!(
-        html.contains("Back to Acme Platform") && html.contains("https://platform.example"),
-        "{html}"
-    );
+/// `link` answers each of `methods` (`GET` or `POST`, in turn, each from a browser of its
+/// own) with 410 and the page that leads back to the platform.
+async fn assert_gone(app: &TestApp, link: &str, methods: &[&str]) {
+    let path = link.strip_prefix(&app.base).unwrap();
+    for method in methods {
+        let browser = app.browser();
+        let response = if *method == "GET" {
+            browser.get(path).await
+        } else {
+            browser.post(path, &[]).await
+        };
+        assert_eq!(response.status(), StatusCode::GONE, "{method} {path}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("This link can no longer be used"), "{html}");
+        assert!(
+            html.contains("Back to Acme Platform") && html.contains("https://platform.example"),
+            "{html}"
+        );
+    }
 }
 
 async fn links_work_once_and_only_until_they_expire(engine: Engine) {
@@ -473,14 +447,8 @@ async fn links_work_once_and_only_until_they_expire(engine: Engine) {
     let started = first.post(link.strip_prefix(&app.base).unwrap(), &[]).await;
     assert_eq!(started.status(), StatusCode::SEE_OTHER);
     assert!(location(&started).contains("/oauth/authorize?"));
-    assert_gone(&app.browser(), link, "POST").await;
-    assert_gone(&app.browser(), link, "GET").await;
-    let (_, opened) = backend
-        .get(&format!(
-            "/api/platform/v1/connect-sessions/{}",
-            used["id"].as_str().unwrap()
-        ))
-        .await;
+    assert_gone(&app, link, &["POST", "GET"]).await;
+    let opened = backend.session(used["id"].as_str().unwrap()).await;
     assert_eq!(opened["status"], "opened");
 
     // Expired.
@@ -492,21 +460,14 @@ async fn links_work_once_and_only_until_they_expire(engine: Engine) {
         .await
         .unwrap();
     let link = expired["url"].as_str().unwrap();
-    assert_gone(&app.browser(), link, "GET").await;
-    assert_gone(&app.browser(), link, "POST").await;
-    let (_, state) = backend
-        .get(&format!(
-            "/api/platform/v1/connect-sessions/{}",
-            expired["id"].as_str().unwrap()
-        ))
-        .await;
+    assert_gone(&app, link, &["GET", "POST"]).await;
+    let state = backend.session(expired["id"].as_str().unwrap()).await;
     assert_eq!(state["status"], "expired");
 
     // Forged: a well-formed secret nobody was given, and a malformed one.
     let forged = format!("{}/connect-link/{}", app.base, "A".repeat(43));
-    assert_gone(&app.browser(), &forged, "GET").await;
-    assert_gone(&app.browser(), &forged, "POST").await;
-    assert_gone(&app.browser(), &format!("{}/connect-link/short", app.base), "POST").await;
+    assert_gone(&app, &forged, &["GET", "POST"]).await;
+    assert_gone(&app, &format!("{}/connect-link/short", app.base), &["POST"]).await;
     // None of them signed anyone in.
     let nobody = app.browser();
     nobody.post("/connect-link/short", &[]).await;
@@ -656,11 +617,7 @@ async fn every_bad_field_is_named(engine: Engine) {
     );
     assert_eq!(
         reader
-            .call(
-                reqwest::Method::DELETE,
-                "/api/platform/v1/merchants/external/p-2/connection",
-                None
-            )
+            .delete("/api/platform/v1/merchants/external/p-2/connection")
             .await
             .0,
         403
@@ -668,19 +625,15 @@ async fn every_bad_field_is_named(engine: Engine) {
     let (status, answer) = backend.get("/api/platform/v1/connect-sessions/cs_nope").await;
     assert_eq!((status, answer["code"].as_str()), (404, Some("not_found")));
     let (status, answer) = backend
-        .call(
-            reqwest::Method::DELETE,
-            "/api/platform/v1/merchants/external/p-2/connection",
-            None,
-        )
+        .delete("/api/platform/v1/merchants/external/p-2/connection")
         .await;
     assert_eq!((status, answer["code"].as_str()), (409, Some("not_connected")));
 
     // Every answer seen is one the document names.
     let (_, document) = backend.get(OPENAPI_PATH).await;
-    let mut seen: Vec<(String, String, u16)> = backend.seen.lock().unwrap().iter().cloned().collect();
-    seen.extend(reader.seen.lock().unwrap().iter().cloned());
-    seen.extend(tokens_only.seen.lock().unwrap().iter().cloned());
+    let mut seen = backend.seen.all();
+    seen.extend(reader.seen.all());
+    seen.extend(tokens_only.seen.all());
     for (method, route, status) in seen {
         if route == OPENAPI_PATH {
             continue;
@@ -760,8 +713,7 @@ async fn operators_see_external_merchants_and_make_links_for_support(engine: Eng
     app.connected_merchant("other@example.com", MAPLE_FINCH).await;
 
     app.create_operator("ops@example.com").await;
-    let operator = app.browser();
-    operator.log_in("ops@example.com").await;
+    let operator = app.logged_in("ops@example.com").await;
     // Exact search by the platform's id.
     let dashboard = operator.page("/operator?q=crm-9001").await;
     assert!(
@@ -846,11 +798,7 @@ async fn sessions_created_at_once_create_each_merchant_once(engine: Engine) {
     assert_eq!(merchants.len(), 36, "one merchant per external id");
     let counts = app.services().operator.status_counts().await.unwrap();
     assert_eq!(counts.not_connected, before + 36);
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM connect_sessions")
-        .fetch_one(app.services().db.pool())
-        .await
-        .unwrap();
-    assert_eq!(stored, 48);
+    assert_eq!(app.row_count("connect_sessions").await, 48);
     app.stop().await;
 }
 both_engines!(sessions_created_at_once_create_each_merchant_once);
@@ -867,9 +815,7 @@ async fn a_browser_signed_in_by_a_link_keeps_its_pin(engine: Engine) {
         .await;
     let response = browser.post(app::paths::DISCONNECT, &[("confirm", "yes")]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let callback = browser
-        .consent(&browser.start("existing").await, "authorize", MAPLE_FINCH)
-        .await;
+    let callback = browser.authorized_callback(MAPLE_FINCH).await;
     let problem = browser.callback(&callback).await;
     assert!(
         problem.starts_with("/connect/problem?reason=account_mismatch"),

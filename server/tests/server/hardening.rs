@@ -124,8 +124,7 @@ async fn a_common_password_is_refused_with_a_helpful_message() {
 #[tokio::test]
 async fn a_session_ends_after_seven_days_however_active() {
     let app = TestApp::spawn(Engine::Sqlite).await;
-    let browser = app.browser();
-    browser.sign_up("ana@example.com").await;
+    let browser = app.signed_up_merchant("ana@example.com").await;
     let mut hours = 0;
     while hours + 9 < 7 * 24 {
         app.services().clock.advance(9 * 3600);
@@ -143,8 +142,7 @@ async fn a_session_ends_after_seven_days_however_active() {
 #[tokio::test]
 async fn an_idle_session_ends_after_twelve_hours() {
     let app = TestApp::spawn(Engine::Sqlite).await;
-    let browser = app.browser();
-    browser.sign_up("ana@example.com").await;
+    let browser = app.signed_up_merchant("ana@example.com").await;
     app.services().clock.advance(11 * 3600);
     assert_eq!(browser.get("/connection").await.status(), StatusCode::OK);
     app.services().clock.advance(12 * 3600 + 60);
@@ -163,8 +161,7 @@ async fn set_role(app: &TestApp, email: &str, role: &str) {
 
 async fn a_role_change_takes_effect_at_the_next_request(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let browser = app.browser();
-    browser.sign_up("ana@example.com").await;
+    let browser = app.signed_up_merchant("ana@example.com").await;
     assert_eq!(browser.get("/operator").await.status(), StatusCode::FORBIDDEN);
     set_role(&app, "ana@example.com", "operator").await;
     assert_eq!(browser.get("/operator").await.status(), StatusCode::OK, "promoted");
@@ -183,8 +180,7 @@ awx_onboard::both_engines!(a_role_change_takes_effect_at_the_next_request);
 #[tokio::test]
 async fn a_deleted_account_is_signed_out_at_the_next_request() {
     let app = TestApp::spawn(Engine::Sqlite).await;
-    let browser = app.browser();
-    browser.sign_up("ana@example.com").await;
+    let browser = app.signed_up_merchant("ana@example.com").await;
     assert_eq!(browser.get("/connection").await.status(), StatusCode::OK);
     // The row gone from under the session (what it refers to first).
     let id = app.merchant_id("ana@example.com").await;
@@ -217,11 +213,11 @@ async fn a_request_in_flight_during_logout_does_not_bring_the_session_back() {
     let logout = browser.post("/logout", &[]).await;
     assert_eq!(logout.status(), StatusCode::SEE_OTHER);
     assert_eq!(slow.await.unwrap(), StatusCode::OK);
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
-        .fetch_one(app.services().db.pool())
-        .await
-        .unwrap();
-    assert_eq!(count, 0, "the deleted session was not written back");
+    assert_eq!(
+        app.row_count("sessions").await,
+        0,
+        "the deleted session was not written back"
+    );
     let after = browser.get("/connection").await;
     assert_eq!(after.status(), StatusCode::SEE_OTHER, "still logged out");
     app.stop().await;
@@ -355,8 +351,7 @@ async fn a_late_retry_from_the_simulator_is_ignored_end_to_end() {
 #[tokio::test]
 async fn callback_problems_answer_4xx_and_show_only_oauth_error_codes() {
     let app = TestApp::spawn(Engine::Sqlite).await;
-    let browser = app.browser();
-    browser.sign_up("ana@example.com").await;
+    let browser = app.signed_up_merchant("ana@example.com").await;
     let state = awx_onboard_server::testing::query(&browser.start("existing").await)["state"].clone();
     let target = browser
         .callback(&format!(
@@ -482,16 +477,13 @@ async fn request_bodies_are_bounded_on_every_route() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
     }
-    let (_, key) = app
-        .services()
-        .api_keys
-        .create("k", &[awx_onboard::platform::keys::Scope::ConnectWrite], "test", None)
-        .await
-        .unwrap();
+    let key = app
+        .service_key("k", &[awx_onboard::platform::keys::Scope::ConnectWrite])
+        .await;
     let huge = format!("{{\"external_id\":\"{}\"}}", "x".repeat(1_100_000));
     let response = reqwest::Client::new()
         .post(format!("{}/api/platform/v1/connect-sessions", app.base))
-        .bearer_auth(key.expose())
+        .header("authorization", &key.header)
         .header("content-type", "application/json")
         .body(huge)
         .send()

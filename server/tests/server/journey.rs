@@ -12,8 +12,7 @@ const ACCOUNT: &str = HARBOUR_COFFEE;
 #[tokio::test]
 async fn the_authorize_redirect_carries_exactly_the_documented_parameters() {
     let app = TestApp::spawn(Engine::Sqlite).await;
-    let browser = app.browser();
-    browser.sign_up("ana@example.com").await;
+    let browser = app.signed_up_merchant("ana@example.com").await;
     let url = browser.start("existing").await;
     assert!(url.starts_with(&app.services().authorization.settings().authorize_url));
     let params = query(&url);
@@ -45,12 +44,9 @@ async fn the_authorize_redirect_carries_exactly_the_documented_parameters() {
 
 async fn connecting_stores_the_connection(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let browser = app.browser();
-    browser.sign_up("ana@example.com").await;
+    let browser = app.signed_up_merchant("ana@example.com").await;
     assert_eq!(app.connection_status("ana@example.com").await, None);
-    let callback = browser
-        .consent(&browser.start("existing").await, "authorize", ACCOUNT)
-        .await;
+    let callback = browser.authorized_callback(ACCOUNT).await;
     assert_eq!(browser.callback(&callback).await, "/connection?notice=connected");
     assert_eq!(
         app.connection_status("ana@example.com").await,
@@ -75,8 +71,7 @@ awx_onboard::both_engines!(connecting_stores_the_connection);
 #[tokio::test]
 async fn every_bad_callback_has_its_own_page_and_stores_nothing() {
     let app = TestApp::spawn(Engine::Sqlite).await;
-    let browser = app.browser();
-    browser.sign_up("ana@example.com").await;
+    let browser = app.signed_up_merchant("ana@example.com").await;
     let redirect_base = format!("{}/oauth/callback", app.base);
 
     assert_eq!(
@@ -116,16 +111,12 @@ async fn every_bad_callback_has_its_own_page_and_stores_nothing() {
     );
 
     // Airwallex failing while we exchange the code.
-    let callback = browser
-        .consent(&browser.start("existing").await, "authorize", ACCOUNT)
-        .await;
+    let callback = browser.authorized_callback(ACCOUNT).await;
     app.sim().inject(Endpoint::Token, FaultKind::Error500, 1);
     assert_eq!(browser.callback(&callback).await, "/connect/problem?reason=unreachable");
 
     // Too slow: more than 10 minutes between start and callback.
-    let callback = browser
-        .consent(&browser.start("existing").await, "authorize", ACCOUNT)
-        .await;
+    let callback = browser.authorized_callback(ACCOUNT).await;
     app.services().clock.advance(601);
     assert_eq!(
         browser.callback(&callback).await,
@@ -143,11 +134,8 @@ async fn every_bad_callback_has_its_own_page_and_stores_nothing() {
 #[tokio::test]
 async fn a_state_only_works_in_the_session_that_started_it() {
     let app = TestApp::spawn(Engine::Sqlite).await;
-    let first = app.browser();
-    first.sign_up("ana@example.com").await;
-    let callback = first
-        .consent(&first.start("existing").await, "authorize", ACCOUNT)
-        .await;
+    let first = app.signed_up_merchant("ana@example.com").await;
+    let callback = first.authorized_callback(ACCOUNT).await;
 
     // The same merchant, logged in from another browser.
     let second = app.browser();
@@ -161,20 +149,15 @@ async fn a_state_only_works_in_the_session_that_started_it() {
     );
 
     // Another merchant.
-    let third = app.browser();
-    third.sign_up("bo@example.com").await;
-    let callback = first
-        .consent(&first.start("existing").await, "authorize", ACCOUNT)
-        .await;
+    let third = app.signed_up_merchant("bo@example.com").await;
+    let callback = first.authorized_callback(ACCOUNT).await;
     assert_eq!(third.callback(&callback).await, "/connect/problem?reason=other_session");
     assert_eq!(app.connection_status("ana@example.com").await, None);
     assert_eq!(app.connection_status("bo@example.com").await, None);
 
     // Not logged in at all: to the login page, the state untouched.
     let anonymous = app.browser();
-    let callback = first
-        .consent(&first.start("existing").await, "authorize", ACCOUNT)
-        .await;
+    let callback = first.authorized_callback(ACCOUNT).await;
     assert_eq!(
         anonymous.callback(&callback).await,
         "/login?next=%2Fconnection&notice=login_to_connect"
@@ -300,16 +283,10 @@ async fn sessions_are_safe_cookies_cycled_at_login_and_deleted_at_logout() {
     let cycled = login.headers()["set-cookie"].to_str().unwrap().to_string();
     assert_ne!(cycled.split(';').next().unwrap(), first_id, "a new session id at login");
 
-    let sessions = |db: awx_onboard::db::Database| async move {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sessions")
-            .fetch_one(db.pool())
-            .await
-            .unwrap()
-    };
-    assert_eq!(sessions(app.services().db.clone()).await, 1);
+    assert_eq!(app.row_count("sessions").await, 1);
     let logout = browser.post("/logout", &[]).await;
     assert_eq!(logout.status(), StatusCode::SEE_OTHER);
-    assert_eq!(sessions(app.services().db.clone()).await, 0, "deleted on the server");
+    assert_eq!(app.row_count("sessions").await, 0, "deleted on the server");
     let after = browser.get("/connection").await;
     assert_eq!(after.status(), StatusCode::SEE_OTHER);
     assert!(location(&after).starts_with("/login"));
@@ -352,22 +329,15 @@ async fn cross_site_posts_are_refused() {
         StatusCode::SEE_OTHER,
         "a same-origin Referer is enough"
     );
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM merchants")
-        .fetch_one(app.services().db.pool())
-        .await
-        .unwrap();
-    assert_eq!(count, 1);
+    assert_eq!(app.row_count("merchants").await, 1);
     app.stop().await;
 }
 
 #[tokio::test]
 async fn the_connection_page_shows_revocation_and_reconnecting_keeps_history() {
     let app = TestApp::spawn(Engine::Sqlite).await;
-    let browser = app.browser();
-    browser.sign_up("ana@example.com").await;
-    let callback = browser
-        .consent(&browser.start("existing").await, "authorize", ACCOUNT)
-        .await;
+    let browser = app.signed_up_merchant("ana@example.com").await;
+    let callback = browser.authorized_callback(ACCOUNT).await;
     browser.callback(&callback).await;
     assert_eq!(app.sim().revoke_account(ACCOUNT), 1);
     // Past the account cache, the page goes through the vault and meets the 401.
@@ -382,9 +352,7 @@ async fn the_connection_page_shows_revocation_and_reconnecting_keeps_history() {
     )
     .await;
     assert!(page.contains("Reconnect Airwallex"));
-    let callback = browser
-        .consent(&browser.start("existing").await, "authorize", ACCOUNT)
-        .await;
+    let callback = browser.authorized_callback(ACCOUNT).await;
     assert_eq!(browser.callback(&callback).await, "/connection?notice=connected");
     let id = app.connection_id("ana@example.com").await;
     let kinds: Vec<EventKind> = app
@@ -413,14 +381,12 @@ async fn merchants_connecting_at_once_all_connect(engine: Engine) {
     let app = TestApp::spawn_with(engine, &[("SIGN_UPS_PER_ADDRESS_PER_HOUR", "1000")]).await;
     let mut browsers = Vec::new();
     for i in 0..MERCHANTS {
-        let browser = app.browser();
-        browser.sign_up(&format!("launch{i}@example.com")).await;
+        let browser = app.signed_up_merchant(&format!("launch{i}@example.com")).await;
         browsers.push(browser);
     }
     let outcomes: Vec<String> = futures::stream::iter(browsers)
         .map(|browser| async move {
-            let authorize = browser.start("existing").await;
-            let callback = browser.consent(&authorize, "authorize", ACCOUNT).await;
+            let callback = browser.authorized_callback(ACCOUNT).await;
             let response = browser.get(&callback).await;
             format!("{} {}", response.status().as_u16(), location(&response))
         })

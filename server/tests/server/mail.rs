@@ -259,8 +259,7 @@ async fn retries_until_the_server_takes_it() {
     assert_eq!(failed.3, "cy@example.com");
     assert!(failed.2.as_deref().unwrap_or("").contains("550"), "{failed:?}");
     app.create_operator("ops@example.com").await;
-    let operator = app.browser();
-    operator.log_in("ops@example.com").await;
+    let operator = app.logged_in("ops@example.com").await;
     let page = operator.page("/operator/emails").await;
     assert!(page.contains("data-status=\"failed\""), "{page}");
     assert!(page.contains("550"), "the SMTP answer is shown");
@@ -291,8 +290,7 @@ async fn two_instances_send_each_message_once() {
     let second = first
         .another_instance(&[("SMTP_URL", &sink.url()), ("MAIL_FROM", FROM)])
         .await;
-    let browser = first.browser();
-    browser.sign_up("dee@example.com").await;
+    let browser = first.signed_up_merchant("dee@example.com").await;
     first.verify_email("dee@example.com").await;
     let account = first.merchant_id("dee@example.com").await;
     let now = first.services().clock.now();
@@ -432,8 +430,7 @@ async fn without_a_mail_server_messages_wait() {
     let rows = outbox(&app).await;
     assert_eq!((rows[0].0.as_str(), rows[0].1), ("queued", 0));
     app.create_operator("ops@example.com").await;
-    let operator = app.browser();
-    operator.log_in("ops@example.com").await;
+    let operator = app.logged_in("ops@example.com").await;
     let page = operator.page("/operator/emails").await;
     assert!(page.contains("not sent: no mail server configured"), "{page}");
     assert!(page.contains("fay@example.com"));

@@ -49,8 +49,7 @@ async fn connected_merchant(app: &TestApp, email: &str) -> i64 {
 /// An operator, logged in in a browser of their own.
 async fn operator_browser(app: &TestApp) -> Browser {
     app.create_operator("ops@example.com").await;
-    let operator = app.browser();
-    operator.log_in("ops@example.com").await;
+    let operator = app.logged_in("ops@example.com").await;
     operator
 }
 
@@ -77,10 +76,8 @@ async fn every_operator_route_checks_the_role_on_the_server() {
     assert!(ok, "{text}");
 
     let anonymous = app.browser();
-    let merchant = app.browser();
-    merchant.log_in("shop@example.com").await;
-    let operator = app.browser();
-    operator.log_in("ops@example.com").await;
+    let merchant = app.logged_in("shop@example.com").await;
+    let operator = app.logged_in("ops@example.com").await;
     let pages = [
         "/operator".to_string(),
         format!("/operator/connections/{connection}"),

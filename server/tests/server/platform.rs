@@ -4,7 +4,6 @@
 //! that survive a receiver being down and a delivering instance being killed.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use awx_onboard::both_engines;
@@ -13,6 +12,7 @@ use awx_onboard::platform::keys::Scope;
 use awx_onboard::platform::outbox::PlatformEvent;
 use awx_onboard::simulator::{Endpoint, FaultKind};
 use awx_onboard_server::platform::{ACCESS_TOKEN_PATH, CONNECTIONS_PATH, CONNECTION_PATH, OPENAPI_PATH, ROUTES};
+use awx_onboard_server::testing::platform_api::SeenAnswers;
 use awx_onboard_server::testing::receiver::{Mode, WebhookReceiver};
 use awx_onboard_server::testing::{eventually, TestApp, HARBOUR_COFFEE, MAPLE_FINCH};
 use serde_json::Value;
@@ -36,7 +36,7 @@ struct Platform {
     http: reqwest::Client,
     base: String,
     key: Option<String>,
-    seen: std::sync::Arc<Mutex<HashSet<(String, String, u16)>>>,
+    seen: SeenAnswers,
 }
 
 impl Platform {
@@ -45,7 +45,7 @@ impl Platform {
             http: reqwest::Client::new(),
             base: app.base.clone(),
             key: Some(key.to_string()),
-            seen: Default::default(),
+            seen: SeenAnswers::default(),
         }
     }
 
@@ -77,16 +77,7 @@ impl Platform {
             headers["content-type"]
         );
         let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
-        if status >= 400 {
-            assert!(
-                body["code"].is_string() && body["message"].is_string(),
-                "{path}: {body}"
-            );
-        }
-        self.seen
-            .lock()
-            .unwrap()
-            .insert((method.as_str().to_lowercase(), route_of(path), status));
+        self.seen.record(&method, path, status, &body);
         Answer { status, headers, body }
     }
 
@@ -99,22 +90,6 @@ impl Platform {
     }
 }
 
-fn bearer(key: &str) -> String {
-    format!("Bearer {key}")
-}
-
-/// The route template a concrete path belongs to.
-fn route_of(path: &str) -> String {
-    let path = path.split('?').next().unwrap();
-    for (_, route) in ROUTES {
-        let (a, b): (Vec<&str>, Vec<&str>) = (route.split('/').collect(), path.split('/').collect());
-        if a.len() == b.len() && a.iter().zip(&b).all(|(r, p)| r.starts_with('{') || r == p) {
-            return route.to_string();
-        }
-    }
-    path.to_string()
-}
-
 fn token_path(merchant: i64) -> String {
     ACCESS_TOKEN_PATH.replace("{merchant_id}", &merchant.to_string())
 }
@@ -123,37 +98,15 @@ fn connection_path(merchant: i64) -> String {
     CONNECTION_PATH.replace("{merchant_id}", &merchant.to_string())
 }
 
-async fn new_key(app: &TestApp, name: &str, scopes: &[Scope]) -> String {
-    let (_, secret) = app
-        .services()
-        .api_keys
-        .create(name, scopes, "test", None)
-        .await
-        .unwrap();
-    bearer(secret.expose())
-}
-
-/// Expires the stored access token, as five minutes would.
-async fn expire_access_token(app: &TestApp, merchant: i64) {
-    sqlx::query("UPDATE connections SET access_expires_at = $1 WHERE merchant_id = $2")
-        .bind(app.services().clock.now() - 1)
-        .bind(merchant)
-        .execute(app.services().db.pool())
-        .await
-        .unwrap();
-}
-
 async fn every_endpoint_answers_as_documented(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let full = new_key(&app, "platform backend", &Scope::ALL).await;
-    let reader = new_key(&app, "directory only", &[Scope::ConnectionsRead]).await;
-    let (revoked, revoked_secret) = app
-        .services()
-        .api_keys
-        .create("old", &Scope::ALL, "test", None)
+    let full = app.service_key("platform backend", &Scope::ALL).await.header;
+    let reader = app
+        .service_key("directory only", &[Scope::ConnectionsRead])
         .await
-        .unwrap();
-    app.services().api_keys.revoke(&revoked.id, "test").await.unwrap();
+        .header;
+    let revoked = app.service_key("old", &Scope::ALL).await;
+    app.services().api_keys.revoke(&revoked.key.id, "test").await.unwrap();
 
     app.connected_merchant("ana@example.com", HARBOUR_COFFEE).await;
     app.connected_merchant("carl@example.com", MAPLE_FINCH).await;
@@ -165,7 +118,7 @@ async fn every_endpoint_answers_as_documented(engine: Engine) {
     let api = Platform::new(&app, &full);
 
     // Without a valid key, nothing but the document.
-    let forged = format!("{}x", bearer(revoked_secret.expose()));
+    let forged = format!("{}x", revoked.header);
     for key in [
         None,
         Some("Bearer "),
@@ -173,7 +126,7 @@ async fn every_endpoint_answers_as_documented(engine: Engine) {
         Some("Basic YWxhZGRpbjpvcGVuc2VzYW1l"),
         Some("Bearer awx_pk_nope_nope"),
         Some(forged.as_str()),
-        Some(&*bearer(revoked_secret.expose())),
+        Some(revoked.header.as_str()),
     ] {
         let caller = api.with_key(key);
         for answer in [
@@ -266,7 +219,7 @@ async fn every_endpoint_answers_as_documented(engine: Engine) {
     assert_eq!((unknown.status, unknown.code()), (404, "not_found"));
 
     // Airwallex unreachable: 503 with Retry-After, and the connection stays.
-    expire_access_token(&app, ana).await;
+    app.expire_access_token(ana).await;
     app.sim().inject(Endpoint::Token, FaultKind::Error500, 50);
     let unavailable = api.post(&token_path(ana)).await;
     assert_eq!((unavailable.status, unavailable.code()), (503, "airwallex_unavailable"));
@@ -312,11 +265,11 @@ async fn every_endpoint_answers_as_documented(engine: Engine) {
     }
     let routes: HashSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     assert_eq!(documented, routes, "the document and the router agree on the routes");
-    for (method, route, status) in api.seen.lock().unwrap().iter() {
-        if *status == 405 || !routes.contains(&(method.clone(), route.clone())) {
+    for (method, route, status) in api.seen.all() {
+        if status == 405 || !routes.contains(&(method.clone(), route.clone())) {
             continue; // not an operation of the API
         }
-        let responses = &document["paths"][route][method]["responses"];
+        let responses = &document["paths"][&route][&method]["responses"];
         assert!(
             responses.get(status.to_string()).is_some(),
             "{method} {route} answered {status}, which the document does not mention"
@@ -347,8 +300,8 @@ both_engines!(every_endpoint_answers_as_documented);
 #[tokio::test]
 async fn a_key_over_its_rate_limit_is_told_when_to_come_back() {
     let app = TestApp::spawn_with(Engine::Sqlite, &[("PLATFORM_RATE_LIMIT_PER_SECOND", "5")]).await;
-    let busy = Platform::new(&app, &new_key(&app, "busy", &[Scope::ConnectionsRead]).await);
-    let calm = Platform::new(&app, &new_key(&app, "calm", &[Scope::ConnectionsRead]).await);
+    let busy = Platform::new(&app, &app.service_key("busy", &[Scope::ConnectionsRead]).await.header);
+    let calm = Platform::new(&app, &app.service_key("calm", &[Scope::ConnectionsRead]).await.header);
     let mut statuses = Vec::new();
     for _ in 0..8 {
         statuses.push(busy.get(CONNECTIONS_PATH).await);
@@ -376,7 +329,7 @@ async fn a_key_over_its_rate_limit_is_told_when_to_come_back() {
 
 async fn tokens_work_on_airwallex_and_every_read_is_audited(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let key = new_key(&app, "billing backend", &Scope::ALL).await;
+    let key = app.service_key("billing backend", &Scope::ALL).await.header;
     app.connected_merchant("ana@example.com", HARBOUR_COFFEE).await;
     let ana = app.merchant_id("ana@example.com").await;
     let api = Platform::new(&app, &key);
@@ -394,7 +347,7 @@ async fn tokens_work_on_airwallex_and_every_read_is_audited(engine: Engine) {
     assert_eq!(account.json::<Value>().await.unwrap()["id"], HARBOUR_COFFEE);
 
     // A refreshed one works too.
-    expire_access_token(&app, ana).await;
+    app.expire_access_token(ana).await;
     let refreshed = api.post(&token_path(ana)).await;
     assert_eq!(refreshed.status, 200);
     assert_ne!(refreshed.body["access_token"], token.body["access_token"]);
@@ -405,8 +358,7 @@ async fn tokens_work_on_airwallex_and_every_read_is_audited(engine: Engine) {
     // Who read it: the operator's connection page and the CSV export.
     let connection = app.connection_id("ana@example.com").await;
     app.create_operator("olga@example.com").await;
-    let operator = app.browser();
-    operator.log_in("olga@example.com").await;
+    let operator = app.logged_in("olga@example.com").await;
     let page = operator.page(&app::paths::operator_connection(connection)).await;
     assert!(page.contains("billing backend"), "the page names the key");
     let csv = operator
@@ -429,8 +381,7 @@ async fn tokens_work_on_airwallex_and_every_read_is_audited(engine: Engine) {
         .contains("ana@example.com"));
 
     // A merchant cannot read the audit, and nobody can rewrite it.
-    let merchant = app.browser();
-    merchant.log_in("ana@example.com").await;
+    let merchant = app.logged_in("ana@example.com").await;
     let forbidden = merchant.get(app::paths::OPERATOR_TOKEN_READS_CSV).await;
     assert_eq!(forbidden.status(), 403, "operators only");
     let pool = app.services().db.pool();
@@ -448,21 +399,18 @@ async fn two_hundred_token_requests_over_two_instances_cause_one_refresh() {
     let first = TestApp::spawn(Engine::Postgres).await;
     let second = first.another_instance(&[]).await;
     let (_, receiver) = WebhookReceiver::subscribed(first.services(), &PlatformEvent::ALL).await;
-    let (key, secret_key) = first
-        .services()
-        .api_keys
-        .create("backend", &Scope::ALL, "test", None)
-        .await
-        .unwrap();
-    let key_header = bearer(secret_key.expose());
+    let backend = first.service_key("backend", &Scope::ALL).await;
     first.connected_merchant("ana@example.com", HARBOUR_COFFEE).await;
     let ana = first.merchant_id("ana@example.com").await;
-    expire_access_token(&first, ana).await;
+    first.expire_access_token(ana).await;
 
     // Slow the refresh so that callers on both instances surely wait at once.
     first.sim().inject(Endpoint::Token, FaultKind::Delay { ms: 400 }, 1);
     let before = first.sim().counters().refreshes;
-    let (one, two) = (Platform::new(&first, &key_header), Platform::new(&second, &key_header));
+    let (one, two) = (
+        Platform::new(&first, &backend.header),
+        Platform::new(&second, &backend.header),
+    );
     let calls = (0..200).map(|i| {
         let api = if i % 2 == 0 { &one } else { &two };
         async move { api.post(&token_path(ana)).await }
@@ -498,7 +446,7 @@ async fn two_hundred_token_requests_over_two_instances_cause_one_refresh() {
     assert_eq!(reads, 200);
 
     // Revoking the key on one instance refuses it on the other at once.
-    first.services().api_keys.revoke(&key.id, "test").await.unwrap();
+    first.services().api_keys.revoke(&backend.key.id, "test").await.unwrap();
     assert_eq!(two.get(CONNECTIONS_PATH).await.status, 401);
 
     // Both instances deliver webhooks; each event reaches the platform once, also while
@@ -539,7 +487,7 @@ async fn two_hundred_token_requests_over_two_instances_cause_one_refresh() {
 async fn the_platform_hears_of_every_change_signed(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let (_, receiver) = WebhookReceiver::subscribed(app.services(), &PlatformEvent::ALL).await;
-    let api = Platform::new(&app, &new_key(&app, "backend", &Scope::ALL).await);
+    let api = Platform::new(&app, &app.service_key("backend", &Scope::ALL).await.header);
     let browser = app.connected_merchant("ana@example.com", HARBOUR_COFFEE).await;
     let ana = app.merchant_id("ana@example.com").await;
     let kinds = |r: &[awx_onboard_server::testing::receiver::Received]| -> Vec<String> {
@@ -555,7 +503,7 @@ async fn the_platform_hears_of_every_change_signed(engine: Engine) {
         .await;
 
     // Refreshes fail for a while (Airwallex down), then work again: recovered.
-    expire_access_token(&app, ana).await;
+    app.expire_access_token(ana).await;
     app.sim().inject(Endpoint::Token, FaultKind::Error500, 5);
     assert_eq!(api.post(&token_path(ana)).await.status, 503);
     assert_eq!(api.post(&token_path(ana)).await.status, 200);
@@ -624,8 +572,7 @@ async fn a_receiver_that_was_down_gets_every_event_once_back(engine: Engine) {
 
     // Operators see the trouble.
     app.create_operator("olga@example.com").await;
-    let operator = app.browser();
-    operator.log_in("olga@example.com").await;
+    let operator = app.logged_in("olga@example.com").await;
     let page = operator.page(&app::paths::operator_webhook(endpoint)).await;
     assert!(page.contains("answered 503"), "the last error is shown");
 
@@ -662,8 +609,7 @@ async fn a_receiver_that_was_down_gets_every_event_once_back(engine: Engine) {
     .await;
     let given_up = deliveries.iter().find(|d| d.status == "failed").unwrap();
     // A day without activity ended the operator's session.
-    let operator = app.browser();
-    operator.log_in("olga@example.com").await;
+    let operator = app.logged_in("olga@example.com").await;
     let page = operator.page(&app::paths::operator_webhook(endpoint)).await;
     assert!(
         page.contains(&app::paths::operator_delivery_resend(given_up.id)),
@@ -877,11 +823,10 @@ fn create_api_key_prints_the_key_alone_on_the_last_line() {
 /// platform neither lists that connection nor gets its token.
 async fn only_merchants_are_listed_or_handed_out(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let key = new_key(&app, "platform", &Scope::ALL).await;
+    let key = app.service_key("platform", &Scope::ALL).await.header;
     app.connected_merchant("ana@example.com", HARBOUR_COFFEE).await;
     let operator = app.create_operator("ops@example.com").await;
-    let browser = app.browser();
-    browser.log_in("ops@example.com").await;
+    let browser = app.logged_in("ops@example.com").await;
     browser.connect_airwallex(MAPLE_FINCH).await;
     let api = Platform::new(&app, &key);
     let listed = api.get(CONNECTIONS_PATH).await;

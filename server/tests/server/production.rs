@@ -163,8 +163,7 @@ async fn rotate_key_re_encrypts_everything_so_the_old_key_can_go() {
     // An operator's second factor is sealed under the same key, and so are a webhook
     // endpoint's signing secret and an invitation link waiting in the outbox.
     let operator = app.create_operator("ops@example.com").await;
-    let ops = app.browser();
-    ops.log_in("ops@example.com").await;
+    let ops = app.logged_in("ops@example.com").await;
     let (endpoint, _) = app
         .services()
         .webhooks
@@ -737,11 +736,7 @@ async fn after_rotate_key_the_old_key_can_go_and_everything_still_works() {
     );
     // Refreshes: an access token past its time is renewed with the stored refresh token.
     let merchant = app.merchant_id("ana@example.com").await;
-    sqlx::query("UPDATE connections SET access_expires_at = 0 WHERE merchant_id = $1")
-        .bind(merchant)
-        .execute(app.services().db.pool())
-        .await
-        .unwrap();
+    app.expire_access_token(merchant).await;
     let grant = app
         .services()
         .vault
@@ -750,8 +745,7 @@ async fn after_rotate_key_the_old_key_can_go_and_everything_still_works() {
         .expect("a refreshed token");
     assert!(grant.expires_at > awx_onboard::time::Clock::system().now());
     // Delivers: the endpoint's signing secret opens, the receiver verifies the signature.
-    let ana = app.browser();
-    ana.log_in("ana@example.com").await;
+    let ana = app.logged_in("ana@example.com").await;
     ana.post("/connection/disconnect", &[("confirm", "yes")]).await;
     receiver
         .wait_for("a signed delivery after the rotation", Duration::from_secs(15), |r| {

@@ -35,16 +35,10 @@ impl Answer {
 
 impl Caller {
     async fn new(app: &TestApp, scopes: &[Scope]) -> Caller {
-        let (_, secret) = app
-            .services()
-            .api_keys
-            .create("platform", scopes, "test", None)
-            .await
-            .unwrap();
         Caller {
             http: reqwest::Client::new(),
             base: app.base.clone(),
-            key: format!("Bearer {}", secret.expose()),
+            key: app.service_key("platform", scopes).await.header,
         }
     }
 
@@ -244,8 +238,7 @@ async fn calls_go_through_and_the_token_never_leaves(engine: Engine) {
 
     // Operators see them beside the token reads, and export them.
     app.create_operator("ops@example.com").await;
-    let operator = app.browser();
-    operator.log_in("ops@example.com").await;
+    let operator = app.logged_in("ops@example.com").await;
     let page = operator.page(&app::paths::operator_connection(connection)).await;
     assert!(page.contains("Airwallex calls through the proxy"), "{page}");
     assert!(
@@ -301,12 +294,7 @@ async fn two_hundred_calls_for_an_expired_token_over_two_instances_cause_one_ref
     let second = first.another_instance(&limits).await;
     let merchant = connected(&first, "ana@example.com", HARBOUR_COFFEE).await;
     let platform = Caller::new(&first, &[Scope::AirwallexProxy]).await;
-    sqlx::query("UPDATE connections SET access_expires_at = $1 WHERE merchant_id = $2")
-        .bind(first.services().clock.now() - 1)
-        .bind(merchant)
-        .execute(first.services().db.pool())
-        .await
-        .unwrap();
+    first.expire_access_token(merchant).await;
     let refreshes = first.sim().counters().refreshes;
     let calls: Vec<_> = (0..200)
         .map(|i| {
@@ -592,12 +580,7 @@ async fn a_call_past_the_limits_renews_no_token() {
     let platform = Caller::new(&app, &[Scope::AirwallexProxy]).await;
     let path = proxied(merchant, "api/v1/balances/current");
     assert_eq!(platform.get(&path).await.status, 200);
-    sqlx::query("UPDATE connections SET access_expires_at = $1 WHERE merchant_id = $2")
-        .bind(app.services().clock.now() - 1)
-        .bind(merchant)
-        .execute(app.services().db.pool())
-        .await
-        .unwrap();
+    app.expire_access_token(merchant).await;
     let refreshes = app.sim().counters().refreshes;
     let refused = platform.get(&path).await;
     assert_eq!(refused.status, 429, "{}", refused.text);

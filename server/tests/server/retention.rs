@@ -10,13 +10,6 @@ use awx_onboard::testing::smtp::SmtpSink;
 use awx_onboard_server::testing::receiver::WebhookReceiver;
 use awx_onboard_server::testing::{TestApp, HARBOUR_COFFEE, MAPLE_FINCH};
 
-async fn count(app: &TestApp, table: &str) -> i64 {
-    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(app.services().db.pool())
-        .await
-        .unwrap()
-}
-
 async fn finished_work_is_pruned_and_the_audit_is_kept(engine: Engine) {
     let sink = SmtpSink::start().await.unwrap();
     let app = TestApp::spawn_with(
@@ -43,8 +36,8 @@ async fn finished_work_is_pruned_and_the_audit_is_kept(engine: Engine) {
             r.iter().filter(|r| r.answered == 204).count() >= 2
         })
         .await;
-    let events_before = count(&app, "connection_events").await;
-    assert!(count(&app, "webhook_deliveries").await >= 2);
+    let events_before = app.row_count("connection_events").await;
+    assert!(app.row_count("webhook_deliveries").await >= 2);
 
     // Within the retention nothing goes.
     app.services().clock.advance(29 * 86_400);
@@ -54,7 +47,7 @@ async fn finished_work_is_pruned_and_the_audit_is_kept(engine: Engine) {
         (0, 0, 0),
         "{pruned:?}"
     );
-    assert!(count(&app, "mail_outbox").await >= 1);
+    assert!(app.row_count("mail_outbox").await >= 1);
 
     // Past it: finished deliveries, their events and sent emails go; work still to do and
     // the audit trails stay.
@@ -65,13 +58,10 @@ async fn finished_work_is_pruned_and_the_audit_is_kept(engine: Engine) {
         pruned.deliveries >= 2 && pruned.events >= 2 && pruned.emails >= 1,
         "{pruned:?}"
     );
-    let recent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_deliveries")
-        .fetch_one(app.services().db.pool())
-        .await
-        .unwrap();
+    let recent = app.row_count("webhook_deliveries").await;
     assert!(recent >= 1, "Ben's recent delivery is kept");
     assert!(
-        count(&app, "connection_events").await >= events_before,
+        app.row_count("connection_events").await >= events_before,
         "the audit stays"
     );
     app.stop().await;

@@ -81,11 +81,7 @@ async fn the_password_alone_opens_nothing(engine: Engine) {
         "refused as for anyone not signed in"
     );
     assert!(location(&server_fn).starts_with("/login"));
-    let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
-        .fetch_one(app.services().db.pool())
-        .await
-        .unwrap();
-    assert_eq!(keys, 0, "no key was made");
+    assert_eq!(app.row_count("api_keys").await, 0, "no key was made");
     app.stop().await;
 }
 both_engines!(the_password_alone_opens_nothing);

@@ -15,19 +15,10 @@ use reqwest::StatusCode;
 
 const FROM: &str = "no-reply@onboard.test";
 
-async fn key_count(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
-        .fetch_one(app.services().db.pool())
-        .await
-        .unwrap()
-}
-
 /// Signs `email` in as an operator (created first); the log-in's code is fresh.
 async fn operator(app: &TestApp, email: &str) -> Browser {
     app.create_operator(email).await;
-    let browser = app.browser();
-    browser.log_in(email).await;
-    browser
+    app.logged_in(email).await
 }
 
 /// The hidden fields a confirmation page carries on, in order.
@@ -58,7 +49,7 @@ async fn a_key_needs_a_fresh_code(engine: Engine) {
         )
         .await;
     assert_eq!(first.status(), StatusCode::CREATED);
-    assert_eq!(key_count(&app).await, 1);
+    assert_eq!(app.row_count("api_keys").await, 1);
 
     app.services().clock.advance(301);
     let asked = ops
@@ -74,7 +65,7 @@ async fn a_key_needs_a_fresh_code(engine: Engine) {
     assert_eq!(asked.status(), StatusCode::FORBIDDEN);
     let page = asked.text().await.unwrap();
     assert!(page.contains("Confirm it"), "{page}");
-    assert_eq!(key_count(&app).await, 1, "no key without a fresh code");
+    assert_eq!(app.row_count("api_keys").await, 1, "no key without a fresh code");
     let carried = hidden_fields(&page);
     assert_eq!(
         carried,
@@ -90,7 +81,7 @@ async fn a_key_needs_a_fresh_code(engine: Engine) {
     wrong.push(("confirm_code".into(), "000000".into()));
     let refused = post_pairs(&ops, "/operator/api-keys", &wrong).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(key_count(&app).await, 1);
+    assert_eq!(app.row_count("api_keys").await, 1);
 
     let code = ops.fresh_code("ops@example.com");
     let mut right = carried.clone();
@@ -116,7 +107,7 @@ async fn a_key_needs_a_fresh_code(engine: Engine) {
     replay.push(("confirm_code".into(), code));
     let replayed = post_pairs(&ops, "/operator/api-keys", &replay).await;
     assert_eq!(replayed.status(), StatusCode::UNAUTHORIZED, "a code works once");
-    assert_eq!(key_count(&app).await, 2);
+    assert_eq!(app.row_count("api_keys").await, 2);
     app.stop().await;
 }
 both_engines!(a_key_needs_a_fresh_code);
@@ -142,11 +133,7 @@ async fn exports_connect_links_and_endpoints_ask_too(engine: Engine) {
         assert!(response.text().await.unwrap().contains("Confirm it"), "{path}");
     }
     for table in ["webhook_endpoints", "connect_sessions", "operator_invitations"] {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(app.services().db.pool())
-            .await
-            .unwrap();
-        assert_eq!(n, 0, "nothing in {table}");
+        assert_eq!(app.row_count(table).await, 0, "nothing in {table}");
     }
 
     let csv = ops.get("/operator/token-reads.csv?days=7").await;
@@ -238,8 +225,7 @@ async fn an_invitation_works_once_and_expires(engine: Engine) {
         StatusCode::GONE
     );
     // The new operator logs in like any other.
-    let later = app.browser();
-    later.log_in("new@example.com").await;
+    let later = app.logged_in("new@example.com").await;
     assert_eq!(later.get("/operator").await.status(), StatusCode::OK);
 
     // An invitation ends after 24 hours.
@@ -256,10 +242,8 @@ async fn an_invitation_works_once_and_expires(engine: Engine) {
     app.services().clock.advance(24 * 3600 + 1);
     assert_eq!(app.browser().get(&late).await.status(), StatusCode::GONE);
     // Addresses already in use are refused with a reason.
-    let fresh = app.browser();
-    fresh.log_in("ops@example.com").await;
-    let merchant = app.browser();
-    merchant.sign_up("shop@example.com").await;
+    let fresh = app.logged_in("ops@example.com").await;
+    let merchant = app.signed_up_merchant("shop@example.com").await;
     for (email, why) in [
         ("new@example.com", "already an operator"),
         ("shop@example.com", "merchant"),
@@ -294,8 +278,7 @@ async fn removal_and_log_out_everywhere(engine: Engine) {
     assert!(last.text().await.unwrap().contains("last operator"));
 
     let ben = operator(&app, "ben@example.com").await;
-    let ben_phone = app.browser();
-    ben_phone.log_in("ben@example.com").await;
+    let ben_phone = app.logged_in("ben@example.com").await;
     let ben_id = operator_ids(&app).await[1].0;
     let team = ana.page("/operator/team").await;
     assert!(team.contains("ben@example.com"));
@@ -323,8 +306,7 @@ async fn removal_and_log_out_everywhere(engine: Engine) {
     assert!(location(&ana.get("/operator").await).starts_with("/login"));
 
     // Removing Ben (a fresh log-in of Ana's): his log-in no longer works.
-    let ana = app.browser();
-    ana.log_in("ana@example.com").await;
+    let ana = app.logged_in("ana@example.com").await;
     ben.log_in("ben@example.com").await;
     let removed = ana.post(&format!("/operator/team/{ben_id}/remove"), &[]).await;
     assert_eq!(location(&removed), "/operator/team?notice=operator_removed");
@@ -481,8 +463,7 @@ both_engines!(the_security_log_is_kept_shown_and_counted);
 
 async fn a_merchant_may_turn_a_second_factor_on_and_off(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let shop = app.browser();
-    shop.sign_up("shop@example.com").await;
+    let shop = app.signed_up_merchant("shop@example.com").await;
     assert!(shop.page("/connection").await.contains("/connection/second-factor"));
     let page = shop.page("/connection/second-factor").await;
     let secret = attribute(&page, "data-secret").expect("the key as text");
@@ -567,8 +548,7 @@ async fn a_removed_operator_cannot_come_back(engine: Engine) {
     app.browser()
         .post("/password-reset", &[("email", "ben@example.com")])
         .await;
-    let ben_invites = app.browser();
-    ben_invites.log_in("ben@example.com").await;
+    let ben_invites = app.logged_in("ben@example.com").await;
     ben_invites
         .post("/operator/team/invite", &[("email", "friend@example.com")])
         .await;
@@ -622,23 +602,15 @@ async fn the_token_reads_export_streams_every_read_once(engine: Engine) {
     app.connected_merchant("shop@example.com", awx_onboard_server::testing::HARBOUR_COFFEE)
         .await;
     let connection = app.connection_id("shop@example.com").await;
-    let (key, _) = app
-        .services()
-        .api_keys
-        .create(
-            "reader",
-            &[awx_onboard::platform::keys::Scope::TokensRead],
-            "test",
-            None,
-        )
-        .await
-        .unwrap();
+    let reader = app
+        .service_key("reader", &[awx_onboard::platform::keys::Scope::TokensRead])
+        .await;
     let reads = 2_500;
     let start = 1_700_000_000 - 1_700_000_000 % 60;
     for chunk in (0..reads).collect::<Vec<i64>>().chunks(500) {
         let values: Vec<String> = chunk
             .iter()
-            .map(|i| format!("('{}', {connection}, {}, {})", key.id, start + i * 60, i % 7 + 1))
+            .map(|i| format!("('{}', {connection}, {}, {})", reader.key.id, start + i * 60, i % 7 + 1))
             .collect();
         sqlx::query(&format!(
             "INSERT INTO token_reads (key_id, connection_id, minute, reads) VALUES {}",

@@ -179,8 +179,7 @@ async fn charts_match_the_history(engine: Engine) {
 
     // The page: SVG with a title and a description, and the same numbers in its tables.
     app.create_operator("ops@example.com").await;
-    let operator = app.browser();
-    operator.log_in("ops@example.com").await;
+    let operator = app.logged_in("ops@example.com").await;
     let page = operator.page("/operator").await;
     for chart in ["trend-status", "trend-refreshes", "trend-expiry"] {
         assert!(
