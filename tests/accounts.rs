@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use awx_onboard::accounts::{
-    AccountError, Accounts, Password, MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS, MAX_FAILURES_PER_ADDRESS,
+    Account, AccountError, Accounts, Password, MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS, MAX_FAILURES_PER_ADDRESS,
     MAX_SIGN_UPS_PER_ADDRESS,
 };
 use awx_onboard::db::{Database, Engine};
@@ -25,25 +25,37 @@ async fn accounts(engine: Engine, slots: usize) -> (TestDatabase, Database, Acco
     (test_db, db, accounts, clock)
 }
 
-async fn thirty_parallel_guesses_evaluate_at_most_five(engine: Engine) {
-    let (test_db, db, accounts, _) = accounts(engine, 1).await;
+/// [`accounts`] with one slot and `email` signed up (from 10.0.0.1) with [`PASSWORD`].
+async fn accounts_with(engine: Engine, email: &str) -> (TestDatabase, Database, Accounts, Clock) {
+    let (test_db, db, accounts, clock) = accounts(engine, 1).await;
     accounts
-        .sign_up("ana@example.com", &Password::new(PASSWORD), "10.0.0.1")
+        .sign_up(email, &Password::new(PASSWORD), "10.0.0.1")
         .await
         .unwrap();
-    let guesses = (0..30).map(|_| {
-        let accounts = accounts.clone();
+    (test_db, db, accounts, clock)
+}
+
+/// Thirty wrong passwords for ana@example.com from one address at once, taking turns over
+/// `instances`; what each got.
+async fn thirty_guesses_at_once(instances: &[Accounts]) -> Vec<Result<Account, AccountError>> {
+    let guesses = (0..30).map(|i| {
+        let accounts = instances[i % instances.len()].clone();
         tokio::spawn(async move {
             accounts
                 .log_in("ana@example.com", &Password::new(WRONG), "203.0.113.7")
                 .await
         })
     });
-    let results: Vec<_> = futures::future::join_all(guesses)
+    futures::future::join_all(guesses)
         .await
         .into_iter()
         .map(|r| r.unwrap())
-        .collect();
+        .collect()
+}
+
+async fn thirty_parallel_guesses_evaluate_at_most_five(engine: Engine) {
+    let (test_db, db, accounts, _) = accounts_with(engine, "ana@example.com").await;
+    let results = thirty_guesses_at_once(std::slice::from_ref(&accounts)).await;
     let evaluated = results
         .iter()
         .filter(|r| **r == Err(AccountError::InvalidCredentials))
@@ -71,25 +83,13 @@ awx_onboard::both_engines!(thirty_parallel_guesses_evaluate_at_most_five);
 
 #[tokio::test]
 async fn the_bound_holds_across_instances() {
-    let (test_db, db, accounts, clock) = accounts(Engine::Postgres, 1).await;
-    accounts
-        .sign_up("ana@example.com", &Password::new(PASSWORD), "10.0.0.1")
-        .await
-        .unwrap();
+    let (test_db, db, accounts, clock) = accounts_with(Engine::Postgres, "ana@example.com").await;
     let other_db = test_db.connect().await;
     let other = Accounts::new(other_db.clone(), clock, 1);
-    let guesses = (0..30).map(|i| {
-        let accounts = if i % 2 == 0 { accounts.clone() } else { other.clone() };
-        tokio::spawn(async move {
-            accounts
-                .log_in("ana@example.com", &Password::new(WRONG), "203.0.113.7")
-                .await
-        })
-    });
-    let evaluated = futures::future::join_all(guesses)
+    let evaluated = thirty_guesses_at_once(&[accounts.clone(), other.clone()])
         .await
         .into_iter()
-        .filter(|r| *r.as_ref().unwrap() == Err(AccountError::InvalidCredentials))
+        .filter(|r| *r == Err(AccountError::InvalidCredentials))
         .count();
     assert_eq!(evaluated as i64, MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS);
     other_db.close().await;
@@ -136,11 +136,7 @@ async fn one_address_guessing_many_accounts_is_stopped() {
 
 #[tokio::test]
 async fn a_failure_burst_on_an_account_slows_it_down_without_locking_it() {
-    let (test_db, db, accounts, _) = accounts(Engine::Sqlite, 1).await;
-    accounts
-        .sign_up("ops@example.com", &Password::new(PASSWORD), "10.0.0.1")
-        .await
-        .unwrap();
+    let (test_db, db, accounts, _) = accounts_with(Engine::Sqlite, "ops@example.com").await;
     // Guesses from many addresses (a botnet): each address within its own bound.
     for i in 0..20 {
         let _ = accounts
@@ -226,11 +222,7 @@ async fn the_hashing_queue_is_bounded_and_answers_at_once_when_full() {
 
 #[tokio::test]
 async fn logins_go_ahead_of_sign_ups() {
-    let (test_db, db, accounts, _) = accounts(Engine::Sqlite, 1).await;
-    accounts
-        .sign_up("ana@example.com", &Password::new(PASSWORD), "10.0.0.1")
-        .await
-        .unwrap();
+    let (test_db, db, accounts, _) = accounts_with(Engine::Sqlite, "ana@example.com").await;
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for i in 0..4 {

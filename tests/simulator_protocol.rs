@@ -84,7 +84,28 @@ fn query_of(location: &str) -> std::collections::HashMap<String, String> {
     url::Url::parse(location).unwrap().query_pairs().into_owned().collect()
 }
 
+/// An answer's status, and its JSON body (`null` when it has none).
+async fn status_and_json(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 impl Sim {
+    /// `GET path` on the simulator.
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.base)).send().await.unwrap()
+    }
+
+    /// `form` posted to `path` on the simulator.
+    async fn post_form<T: serde::Serialize + ?Sized>(&self, path: &str, form: &T) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     fn authorize_query(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut q: Vec<(String, String)> = vec![
             ("response_type".into(), "code".into()),
@@ -115,12 +136,7 @@ impl Sim {
         let mut form = self.authorize_query(extra);
         form.push(("decision".into(), decision.into()));
         form.push(("account".into(), account.into()));
-        self.http
-            .post(format!("{}/oauth/authorize", self.base))
-            .form(&form)
-            .send()
-            .await
-            .unwrap()
+        self.post_form("/oauth/authorize", &form).await
     }
 
     /// Consents as the first preset account and returns the code.
@@ -141,8 +157,18 @@ impl Sim {
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        status_and_json(response).await
+    }
+
+    /// A token request whose body is `body` as it is, said to be JSON.
+    async fn raw_token_request(&self, body: String) -> reqwest::Response {
+        self.http
+            .post(format!("{}/oauth/token", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn exchange(&self, code: &str, verifier: Option<&str>) -> (StatusCode, Value) {
@@ -177,6 +203,16 @@ impl Sim {
         body
     }
 
+    /// A fresh connection's refresh token used once, then again `seconds` later: the token
+    /// response of the first use, and the answer to the second.
+    async fn refresh_twice(&self, seconds: i64) -> (Value, (StatusCode, Value)) {
+        let first = self.connect().await;
+        let old = first["refresh_token"].as_str().unwrap();
+        let (_, second) = self.refresh(old).await;
+        self.sim.clock().advance(seconds);
+        (second, self.refresh(old).await)
+    }
+
     async fn account(&self, access_token: &str) -> (StatusCode, Value) {
         let response = self
             .http
@@ -185,20 +221,12 @@ impl Sim {
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        status_and_json(response).await
     }
 
     /// `GET /__sim{path}`, as JSON.
     async fn read_control(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}/__sim{path}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get(&format!("/__sim{path}")).await.json().await.unwrap()
     }
 
     async fn control(&self, path: &str, body: Value) -> reqwest::Response {
@@ -293,13 +321,7 @@ async fn sign_up_creates_an_account_during_consent() {
         ("new_business_name".to_string(), "Fresh Start Pty Ltd".to_string()),
         ("new_email".to_string(), "owner@freshstart.example".to_string()),
     ]);
-    let response = sim
-        .http
-        .post(format!("{}/oauth/authorize", sim.base))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let response = sim.post_form("/oauth/authorize", &form).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let code = query_of(response.headers()["location"].to_str().unwrap())["code"].clone();
     let (_, tokens) = sim.exchange(&code, None).await;
@@ -410,11 +432,7 @@ async fn every_refresh_rotates_both_tokens() {
 #[tokio::test]
 async fn a_superseded_refresh_token_works_for_59_seconds() {
     let sim = start().await;
-    let first = sim.connect().await;
-    let old = first["refresh_token"].as_str().unwrap();
-    let (_, second) = sim.refresh(old).await;
-    sim.sim.clock().advance(59);
-    let (status, third) = sim.refresh(old).await;
+    let (_, (status, third)) = sim.refresh_twice(59).await;
     assert_eq!(status, StatusCode::OK, "the grace minute allows a retry: {third}");
     assert_eq!(sim.sim.counters().reuse_detections, 0);
     // The connection is alive: the newest tokens work.
@@ -422,17 +440,12 @@ async fn a_superseded_refresh_token_works_for_59_seconds() {
         sim.account(third["access_token"].as_str().unwrap()).await.0,
         StatusCode::OK
     );
-    let _ = second;
 }
 
 #[tokio::test]
 async fn a_superseded_refresh_token_at_61_seconds_kills_the_whole_connection() {
     let sim = start().await;
-    let first = sim.connect().await;
-    let old = first["refresh_token"].as_str().unwrap();
-    let (_, second) = sim.refresh(old).await;
-    sim.sim.clock().advance(61);
-    let (status, body) = sim.refresh(old).await;
+    let (second, (status, body)) = sim.refresh_twice(61).await;
     assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
     assert_eq!(sim.sim.counters().reuse_detections, 1);
     // Both of the newest tokens are dead too.
@@ -524,12 +537,7 @@ async fn tokens_expire_by_the_clock() {
 #[tokio::test]
 async fn the_account_api_wants_a_valid_bearer_token() {
     let sim = start().await;
-    let bare = sim
-        .http
-        .get(format!("{}/api/v1/account/", sim.base))
-        .send()
-        .await
-        .unwrap();
+    let bare = sim.get("/api/v1/account/").await;
     assert_eq!(bare.status(), StatusCode::FORBIDDEN);
     let (status, body) = sim.account("made-up").await;
     assert_eq!(
@@ -543,12 +551,7 @@ async fn the_account_api_wants_a_valid_bearer_token() {
 async fn a_merchant_disconnects_the_app_on_the_simulator() {
     let sim = start().await;
     let tokens = sim.connect().await;
-    let page = sim
-        .http
-        .get(format!("{}/merchant/apps?account={ACCOUNT}", sim.base))
-        .send()
-        .await
-        .unwrap();
+    let page = sim.get(&format!("/merchant/apps?account={ACCOUNT}")).await;
     let html = page.text().await.unwrap();
     assert!(html.contains("awx-onboard") && html.contains("Disconnect"));
     let connection_id = sim.sim.counters(); // counters are untouched by page views
@@ -556,12 +559,8 @@ async fn a_merchant_disconnects_the_app_on_the_simulator() {
     let list: Value = sim.read_control("/connections").await;
     let id = list[0]["id"].as_str().unwrap().to_string();
     let response = sim
-        .http
-        .post(format!("{}/merchant/apps/disconnect", sim.base))
-        .form(&[("connection_id", id.as_str())])
-        .send()
-        .await
-        .unwrap();
+        .post_form("/merchant/apps/disconnect", &[("connection_id", id.as_str())])
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         sim.account(tokens["access_token"].as_str().unwrap()).await.0,
@@ -571,12 +570,7 @@ async fn a_merchant_disconnects_the_app_on_the_simulator() {
         sim.refresh(tokens["refresh_token"].as_str().unwrap()).await.0,
         StatusCode::BAD_REQUEST
     );
-    let after = sim
-        .http
-        .get(format!("{}/merchant/apps?account={ACCOUNT}", sim.base))
-        .send()
-        .await
-        .unwrap();
+    let after = sim.get(&format!("/merchant/apps?account={ACCOUNT}")).await;
     assert!(after.text().await.unwrap().contains("No apps are connected"));
     let hooks = sim.wait_for_webhooks(1).await;
     assert_eq!(hooks.len(), 1);
@@ -665,27 +659,12 @@ async fn a_dropped_response_rotates_anyway_and_the_old_token_recovers_inside_the
 #[tokio::test]
 async fn bad_token_requests_get_documented_errors_not_panics() {
     let sim = start().await;
-    let url = format!("{}/oauth/token", sim.base);
-    let malformed = sim
-        .http
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let malformed = sim.raw_token_request("{not json".to_string()).await;
     assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
     assert_eq!(malformed.json::<Value>().await.unwrap()["error"], "invalid_request");
 
     let huge = format!("{{\"grant_type\":\"{}\"}}", "x".repeat(64 * 1024));
-    let oversized = sim
-        .http
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(huge)
-        .send()
-        .await
-        .unwrap();
+    let oversized = sim.raw_token_request(huge).await;
     assert_eq!(oversized.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(oversized.json::<Value>().await.unwrap()["error"], "invalid_request");
 

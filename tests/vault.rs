@@ -133,6 +133,14 @@ impl Harness {
         assert_eq!(self.event_kinds(merchant).await, kinds);
     }
 
+    /// The merchant's connection needs reconnecting, `reason` stored with it.
+    async fn assert_needs_reconnect(&self, merchant: i64, reason: &str) {
+        assert_eq!(
+            self.status(merchant).await,
+            (ConnectionStatus::NeedsReconnect, Some(reason.to_string()))
+        );
+    }
+
     async fn event_kinds(&self, merchant: i64) -> Vec<EventKind> {
         let row = self.vault.store().by_merchant(merchant).await.unwrap().unwrap();
         let mut events = self.vault.store().events(row.id, None, 1000).await.unwrap();
@@ -154,6 +162,19 @@ impl Harness {
         self.db.close().await;
         self.test_db.remove().await;
     }
+}
+
+/// Every caller's access token when each of `vaults` (one a caller) asks for `merchant`'s at
+/// once; each must get one.
+async fn tokens_at_once(vaults: Vec<Arc<TokenVault>>, merchant: i64) -> Vec<AccessToken> {
+    let calls = vaults
+        .into_iter()
+        .map(|vault| tokio::spawn(async move { vault.access_token_for(merchant).await }));
+    futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().expect("every caller gets a token").token)
+        .collect()
 }
 
 async fn fresh_tokens_are_served_from_storage(engine: Engine) {
@@ -192,15 +213,7 @@ awx_onboard::both_engines!(many_authorizations_stored_at_once_all_succeed);
 async fn two_hundred_callers_share_one_refresh(engine: Engine) {
     let (h, merchant) = harness_with_merchant(engine).await;
     h.clock.advance(300);
-    let calls = (0..200).map(|_| {
-        let vault = h.vault.clone();
-        tokio::spawn(async move { vault.access_token_for(merchant).await })
-    });
-    let tokens: Vec<AccessToken> = futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .map(|r| r.unwrap().expect("every caller gets a token").token)
-        .collect();
+    let tokens = tokens_at_once((0..200).map(|_| h.vault.clone()).collect(), merchant).await;
     assert_eq!(h.sim.counters().refreshes, 1, "exactly one refresh reached Airwallex");
     assert!(
         tokens.iter().all(|t| *t == tokens[0]),
@@ -223,15 +236,8 @@ async fn two_instances_on_postgres_share_one_refresh() {
     h.clock.advance(300);
     // Slow the refresh so that both instances are surely waiting at once.
     h.sim.inject(Endpoint::Token, FaultKind::Delay { ms: 300 }, 1);
-    let calls = (0..200).map(|i| {
-        let vault = if i % 2 == 0 { h.vault.clone() } else { other.clone() };
-        tokio::spawn(async move { vault.access_token_for(merchant).await })
-    });
-    let tokens: Vec<AccessToken> = futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .map(|r| r.unwrap().expect("every caller gets a token").token)
-        .collect();
+    let vaults = (0..200).map(|i| if i % 2 == 0 { h.vault.clone() } else { other.clone() });
+    let tokens = tokens_at_once(vaults.collect(), merchant).await;
     assert_eq!(h.sim.counters().refreshes, 1);
     assert_eq!(
         h.sim.counters().too_many_requests,
@@ -379,10 +385,7 @@ async fn invalid_grant_means_reconnect(engine: Engine) {
         h.vault.access_token_for(merchant).await.unwrap_err(),
         VaultError::NeedsReconnect(ReconnectReason::RefreshExpired)
     );
-    assert_eq!(
-        h.status(merchant).await,
-        (ConnectionStatus::NeedsReconnect, Some("refresh_expired".into()))
-    );
+    h.assert_needs_reconnect(merchant, "refresh_expired").await;
     let calls = h.sim.counters().token_calls["refresh_token"];
     // Never sent again.
     assert!(h.vault.access_token_for(merchant).await.is_err());
@@ -426,10 +429,7 @@ async fn revocation_is_detected_through_a_401() {
         h.vault.account_for(merchant).await.unwrap_err(),
         VaultError::NeedsReconnect(ReconnectReason::Revoked)
     );
-    assert_eq!(
-        h.status(merchant).await,
-        (ConnectionStatus::NeedsReconnect, Some("revoked".into()))
-    );
+    h.assert_needs_reconnect(merchant, "revoked").await;
     h.assert_events(merchant, &[EventKind::Connected, EventKind::Revoked])
         .await;
     assert_eq!(h.sim.counters().reuse_detections, 0);
@@ -493,10 +493,7 @@ async fn webhooks_revoke_and_bad_ones_change_nothing(engine: Engine) {
 
     let applied = webhooks::handle(store, secret.as_bytes(), Some(&ts), Some(&sig), body.as_bytes(), now).await;
     assert!(matches!(applied, Ok(WebhookOutcome::Revoked(ref ids)) if ids.len() == 1));
-    assert_eq!(
-        h.status(merchant).await,
-        (ConnectionStatus::NeedsReconnect, Some("revoked".into()))
-    );
+    h.assert_needs_reconnect(merchant, "revoked").await;
     // A repeated delivery of the same event is recognised and harmless.
     let again = webhooks::handle(store, secret.as_bytes(), Some(&ts), Some(&sig), body.as_bytes(), now).await;
     assert_eq!(again, Ok(WebhookOutcome::Duplicate));

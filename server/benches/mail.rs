@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use awx_onboard::db::Engine;
+use awx_onboard::testing::insert_merchant;
 use awx_onboard::testing::smtp::SmtpSink;
 use awx_onboard_server::testing::bench::{self, peak_memory_mb};
 use awx_onboard_server::testing::TestApp;
@@ -24,12 +25,7 @@ async fn run(engine: Engine) {
     )
     .await;
     let db = app.services().db.pool();
-    let account: i64 = sqlx::query_scalar(
-        "INSERT INTO merchants (email, password_hash, role, created_at) VALUES ('bench@example.com', 'x', 'merchant', 0) RETURNING id",
-    )
-    .fetch_one(db)
-    .await
-    .unwrap();
+    let account = insert_merchant(&app.services().db, "bench@example.com").await;
     let series = match engine {
         Engine::Sqlite => format!(
             "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {MESSAGES}) SELECT n FROM seq"

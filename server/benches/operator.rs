@@ -6,6 +6,7 @@
 //!
 //! Run: `cargo bench -p awx-onboard-server --bench operator`.
 
+use std::future::Future;
 use std::time::Instant;
 
 use awx_onboard::db::Engine;
@@ -95,6 +96,17 @@ async fn plans(db: &awx_onboard::db::Database, engine: Engine) {
     }
 }
 
+/// p95 in milliseconds of `rounds` runs of `work`, one after another.
+async fn p95_of<Fut: Future<Output = ()>>(rounds: usize, work: impl Fn() -> Fut) -> f64 {
+    let mut samples = Vec::new();
+    for _ in 0..rounds {
+        let sent = Instant::now();
+        work().await;
+        samples.push(sent.elapsed());
+    }
+    p95(samples)
+}
+
 async fn run(engine: Engine) {
     let server = TestApp::spawn(engine).await;
     let base = server.base.clone();
@@ -146,23 +158,19 @@ async fn run(engine: Engine) {
         trends.status_days[29].connected,
         trends.status_days[29].needs_reconnect
     );
-    let mut loads = Vec::new();
-    for _ in 0..40 {
-        let sent = Instant::now();
-        services.trends.load().await.unwrap();
-        loads.push(sent.elapsed());
-    }
-    println!("  {:<32} p95 {:>6.1} ms", "trends alone", p95(loads));
-    let mut forecasts = Vec::new();
-    for _ in 0..10 {
-        let sent = Instant::now();
-        services.trends.count_forecast().await.unwrap();
-        forecasts.push(sent.elapsed());
-    }
+    let trend_service = &services.trends;
+    let loads = p95_of(40, || async move {
+        trend_service.load().await.unwrap();
+    })
+    .await;
+    println!("  {:<32} p95 {:>6.1} ms", "trends alone", loads);
+    let forecasts = p95_of(10, || async move {
+        trend_service.count_forecast().await.unwrap();
+    })
+    .await;
     println!(
         "  {:<32} p95 {:>6.1} ms (once a minute at most, in the background)",
-        "expiry forecast count",
-        p95(forecasts)
+        "expiry forecast count", forecasts
     );
 
     let pages = [
@@ -199,27 +207,21 @@ async fn run(engine: Engine) {
             p95(samples)
         );
     }
-    let mut counts = Vec::new();
-    for _ in 0..40 {
-        let sent = Instant::now();
-        services.operator.status_counts().await.unwrap();
-        counts.push(sent.elapsed());
-    }
-    println!("  {:<32} p95 {:>6.1} ms", "status counts alone", p95(counts));
-    let mut lists = Vec::new();
-    for _ in 0..40 {
-        let sent = Instant::now();
-        services
-            .operator
-            .list_connections(&ListQuery {
-                status: Some(StatusFilter::Connected),
-                ..ListQuery::default()
-            })
-            .await
-            .unwrap();
-        lists.push(sent.elapsed());
-    }
-    println!("  {:<32} p95 {:>6.1} ms", "filtered list query alone", p95(lists));
+    let desk = &services.operator;
+    let counts = p95_of(40, || async move {
+        desk.status_counts().await.unwrap();
+    })
+    .await;
+    println!("  {:<32} p95 {:>6.1} ms", "status counts alone", counts);
+    let connected = &ListQuery {
+        status: Some(StatusFilter::Connected),
+        ..ListQuery::default()
+    };
+    let lists = p95_of(40, || async move {
+        desk.list_connections(connected).await.unwrap();
+    })
+    .await;
+    println!("  {:<32} p95 {:>6.1} ms", "filtered list query alone", lists);
     println!("  peak memory of this process so far: {:.0} MB", peak_memory_mb());
     server.stop().await;
 }

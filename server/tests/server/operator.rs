@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use awx_onboard::db::Engine;
 use awx_onboard::operator::{ListQuery, SortOrder, StatusFilter};
 use awx_onboard::store::EventKind;
-use awx_onboard::testing::TestDatabase;
+use awx_onboard::testing::{insert_merchant, TestDatabase};
 use awx_onboard_server::testing::{eventually, Browser, TestApp, MAPLE_FINCH, PASSWORD};
 use reqwest::StatusCode;
 
@@ -230,6 +230,28 @@ async fn metrics_are_served_to_loopback_in_prometheus_format() {
     app.stop().await;
 }
 
+/// The emails on the dashboard's first page for `query`.
+async fn listed(app: &TestApp, query: ListQuery) -> Vec<String> {
+    let page = app.services().operator.list_connections(&query).await.unwrap();
+    page.lines.into_iter().map(|line| line.email).collect()
+}
+
+/// The dashboard's view of one status.
+fn with_status(status: StatusFilter) -> ListQuery {
+    ListQuery {
+        status: Some(status),
+        ..ListQuery::default()
+    }
+}
+
+/// The dashboard's search for `term`.
+fn searching(term: &str) -> ListQuery {
+    ListQuery {
+        search: Some(term.into()),
+        ..ListQuery::default()
+    }
+}
+
 async fn dashboard_lists_filters_searches_sorts_and_pages(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let db = app.services().db.pool();
@@ -237,13 +259,7 @@ async fn dashboard_lists_filters_searches_sorts_and_pages(engine: Engine) {
     // 120 connected merchants, refresh tokens expiring one day apart; 5 needing reconnection;
     // 3 never connected.
     for i in 0..128i64 {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO merchants (email, password_hash, role, created_at) VALUES ($1, 'x', 'merchant', 0) RETURNING id",
-        )
-        .bind(format!("m{i:03}@example.com"))
-        .fetch_one(db)
-        .await
-        .unwrap();
+        let id = insert_merchant(&app.services().db, &format!("m{i:03}@example.com")).await;
         if i >= 125 {
             continue;
         }
@@ -290,33 +306,20 @@ async fn dashboard_lists_filters_searches_sorts_and_pages(engine: Engine) {
     assert_eq!(seen[119], "m119@example.com");
     assert!(seen[120..].iter().all(|e| e.as_str() >= "m120"));
 
-    let activity = services
-        .list_connections(&ListQuery {
+    let activity = listed(
+        &app,
+        ListQuery {
             sort: SortOrder::Activity,
             ..ListQuery::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(activity.lines[0].email, "m000@example.com");
-    assert_eq!(activity.lines[1].email, "m001@example.com");
+        },
+    )
+    .await;
+    assert_eq!(activity[0], "m000@example.com");
+    assert_eq!(activity[1], "m001@example.com");
 
-    let needs = services
-        .list_connections(&ListQuery {
-            status: Some(StatusFilter::NeedsReconnect),
-            ..ListQuery::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(needs.lines.len(), 5);
-    let never = services
-        .list_connections(&ListQuery {
-            status: Some(StatusFilter::NotConnected),
-            ..ListQuery::default()
-        })
-        .await
-        .unwrap();
+    assert_eq!(listed(&app, with_status(StatusFilter::NeedsReconnect)).await.len(), 5);
     assert_eq!(
-        never.lines.iter().map(|l| l.email.as_str()).collect::<Vec<_>>(),
+        listed(&app, with_status(StatusFilter::NotConnected)).await,
         ["m127@example.com", "m126@example.com", "m125@example.com"]
     );
 
@@ -325,34 +328,17 @@ async fn dashboard_lists_filters_searches_sorts_and_pages(engine: Engine) {
         ("BUSINESS 043", "m043@example.com"),
         ("acct_044", "m044@example.com"),
     ] {
-        let found = services
-            .list_connections(&ListQuery {
-                search: Some(term.into()),
-                ..ListQuery::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(found.lines.len(), 1, "{term}");
-        assert_eq!(found.lines[0].email, expected);
+        let found = listed(&app, searching(term)).await;
+        assert_eq!(found.len(), 1, "{term}");
+        assert_eq!(found[0], expected);
     }
-    let literal = services
-        .list_connections(&ListQuery {
-            search: Some("%".into()),
-            ..ListQuery::default()
-        })
-        .await
-        .unwrap();
-    assert!(literal.lines.is_empty(), "wildcards are searched literally");
+    assert!(
+        listed(&app, searching("%")).await.is_empty(),
+        "wildcards are searched literally"
+    );
     // Query syntax in a term is text (SQLite's full-text index reads a quoted phrase).
     for term in ["Business 04\" OR \"m1", "\"\"\"", "NEAR(business)", "busi*"] {
-        let found = services
-            .list_connections(&ListQuery {
-                search: Some(term.into()),
-                ..ListQuery::default()
-            })
-            .await
-            .unwrap();
-        assert!(found.lines.is_empty(), "{term}");
+        assert!(listed(&app, searching(term)).await.is_empty(), "{term}");
     }
     // A renamed business is found by its new name only.
     sqlx::query("UPDATE connections SET business_name = 'Zebra Crossing Ltd' WHERE account_id = 'acct_044'")
@@ -360,14 +346,7 @@ async fn dashboard_lists_filters_searches_sorts_and_pages(engine: Engine) {
         .await
         .unwrap();
     for (term, hits) in [("zebra cross", 1), ("Business 044", 0)] {
-        let found = services
-            .list_connections(&ListQuery {
-                search: Some(term.into()),
-                ..ListQuery::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(found.lines.len(), hits, "{term}");
+        assert_eq!(listed(&app, searching(term)).await.len(), hits, "{term}");
     }
 
     // The same through the page, with the view in the URL.

@@ -32,6 +32,18 @@ fn binary(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path) -> (bool,
     (output.status.success(), text)
 }
 
+/// `check-config` for the embedded SQLite database with `extra` set, which must pass; what it
+/// printed.
+fn valid_config_with(extra: (&str, &str), dir: &std::path::Path) -> String {
+    let (ok, text) = binary(
+        &["check-config"],
+        &[("DATABASE_URL", "sqlite://data/check.db"), extra],
+        dir,
+    );
+    assert!(ok, "{text}");
+    text
+}
+
 fn temp_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("awx-prod-{}", awx_onboard::secret::random_urlsafe(6)));
     std::fs::create_dir_all(&dir).unwrap();
@@ -85,15 +97,7 @@ fn check_config_lists_every_problem_and_touches_nothing() {
     ] {
         assert!(text.contains(variable), "{variable} missing in {text}");
     }
-    let (ok, text) = binary(
-        &["check-config"],
-        &[
-            ("DATABASE_URL", "sqlite://data/check.db"),
-            ("TRUSTED_PROXIES", "127.0.0.1/32"),
-        ],
-        &dir,
-    );
-    assert!(ok, "{text}");
+    let text = valid_config_with(("TRUSTED_PROXIES", "127.0.0.1/32"), &dir);
     assert!(
         text.contains("configuration is valid") && text.contains("trusted proxies: 127.0.0.1/32"),
         "{text}"
@@ -107,15 +111,7 @@ fn check_config_lists_every_problem_and_touches_nothing() {
         1,
         "in the embedded mode without SMTP_URL, said once: {text}"
     );
-    let (ok, text) = binary(
-        &["check-config"],
-        &[
-            ("DATABASE_URL", "sqlite://data/check.db"),
-            ("SMTP_URL", "smtps://mailer:hunter2-secret@smtp.example.com:465"),
-        ],
-        &dir,
-    );
-    assert!(ok, "{text}");
+    let text = valid_config_with(("SMTP_URL", "smtps://mailer:hunter2-secret@smtp.example.com:465"), &dir);
     assert!(text.contains("sent through SMTP_URL"), "{text}");
     assert!(!text.contains("hunter2-secret"), "the SMTP password is not printed");
     assert!(

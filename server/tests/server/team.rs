@@ -38,6 +38,14 @@ async fn post_pairs(browser: &Browser, path: &str, pairs: &[(String, String)]) -
     browser.post(path, &borrowed).await
 }
 
+/// `email` confirms on the confirmation page with a fresh code, to go on to `next`.
+async fn confirm(browser: &Browser, email: &str, next: &str) -> reqwest::Response {
+    let code = browser.fresh_code(email);
+    browser
+        .post("/operator/confirm", &[("next", next), ("confirm_code", &code)])
+        .await
+}
+
 async fn a_key_needs_a_fresh_code(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let ops = operator(&app, "ops@example.com").await;
@@ -146,27 +154,11 @@ async fn exports_connect_links_and_endpoints_ask_too(engine: Engine) {
         vec![("next".to_string(), "/operator/token-reads.csv?days=7".to_string())]
     );
     // Somewhere outside the operator area is never where a confirmation leads.
-    let elsewhere = ops
-        .post(
-            "/operator/confirm",
-            &[
-                ("next", "https://evil.example/"),
-                ("confirm_code", &ops.fresh_code("ops@example.com")),
-            ],
-        )
-        .await;
+    let elsewhere = confirm(&ops, "ops@example.com", "https://evil.example/").await;
     assert_eq!(elsewhere.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&elsewhere), "/operator");
     app.services().clock.advance(301);
-    let confirmed = ops
-        .post(
-            "/operator/confirm",
-            &[
-                ("next", "/operator/token-reads.csv?days=7"),
-                ("confirm_code", &ops.fresh_code("ops@example.com")),
-            ],
-        )
-        .await;
+    let confirmed = confirm(&ops, "ops@example.com", "/operator/token-reads.csv?days=7").await;
     assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&confirmed), "/operator/token-reads.csv?days=7");
     let csv = ops.get("/operator/token-reads.csv?days=7").await;
@@ -595,6 +587,24 @@ async fn a_removed_operator_cannot_come_back(engine: Engine) {
 }
 both_engines!(a_removed_operator_cannot_come_back);
 
+/// Inserts `rows` (SQL value lists) into `into` (a table and its columns), 500 a statement.
+async fn insert_rows(app: &TestApp, into: &str, rows: Vec<String>) {
+    for chunk in rows.chunks(500) {
+        sqlx::query(&format!("INSERT INTO {into} VALUES {}", chunk.join(", ")))
+            .execute(app.services().db.pool())
+            .await
+            .unwrap();
+    }
+}
+
+/// An operator's download of the export at `path`: its lines.
+async fn export_lines(app: &TestApp, path: &str) -> Vec<String> {
+    let ops = operator(app, "ops@example.com").await;
+    let csv = ops.get(path).await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    csv.text().await.unwrap().lines().map(str::to_string).collect()
+}
+
 /// The token-reads export is streamed a page at a time: more reads than a page, every one
 /// once, newest first.
 async fn the_token_reads_export_streams_every_read_once(engine: Engine) {
@@ -605,26 +615,13 @@ async fn the_token_reads_export_streams_every_read_once(engine: Engine) {
     let reader = app
         .service_key("reader", &[awx_onboard::platform::keys::Scope::TokensRead])
         .await;
-    let reads = 2_500;
+    let reads: i64 = 2_500;
     let start = 1_700_000_000 - 1_700_000_000 % 60;
-    for chunk in (0..reads).collect::<Vec<i64>>().chunks(500) {
-        let values: Vec<String> = chunk
-            .iter()
-            .map(|i| format!("('{}', {connection}, {}, {})", reader.key.id, start + i * 60, i % 7 + 1))
-            .collect();
-        sqlx::query(&format!(
-            "INSERT INTO token_reads (key_id, connection_id, minute, reads) VALUES {}",
-            values.join(", ")
-        ))
-        .execute(app.services().db.pool())
-        .await
-        .unwrap();
-    }
-    let ops = operator(&app, "ops@example.com").await;
-    let csv = ops.get("/operator/token-reads.csv").await;
-    assert_eq!(csv.status(), StatusCode::OK);
-    let text = csv.text().await.unwrap();
-    let lines: Vec<&str> = text.lines().collect();
+    let rows = (0..reads)
+        .map(|i| format!("('{}', {connection}, {}, {})", reader.key.id, start + i * 60, i % 7 + 1))
+        .collect();
+    insert_rows(&app, "token_reads (key_id, connection_id, minute, reads)", rows).await;
+    let lines = export_lines(&app, "/operator/token-reads.csv").await;
     assert_eq!(lines[0], "minute,key_id,key_name,connection_id,merchant_email,reads");
     assert_eq!(lines.len() as i64, reads + 1, "every read, once");
     let minutes: Vec<&str> = lines[1..].iter().map(|l| l.split(',').next().unwrap()).collect();
@@ -645,31 +642,23 @@ async fn the_proxy_calls_export_streams_every_call_once(engine: Engine) {
     app.connected_merchant("shop@example.com", awx_onboard_server::testing::HARBOUR_COFFEE)
         .await;
     let connection = app.connection_id("shop@example.com").await;
-    let calls = 2_500;
-    for chunk in (0..calls).collect::<Vec<i64>>().chunks(500) {
-        let values: Vec<String> = chunk
-            .iter()
-            .map(|i| {
-                format!(
-                    "('awx_k', {connection}, 'GET', 'api/v1/call/{i}', 200, 5, 0, 10, {})",
-                    1_700_000_000 + i
-                )
-            })
-            .collect();
-        sqlx::query(&format!(
-            "INSERT INTO proxy_calls (key_id, connection_id, method, path, status, duration_ms, request_bytes, \
-             response_bytes, created_at) VALUES {}",
-            values.join(", ")
-        ))
-        .execute(app.services().db.pool())
-        .await
-        .unwrap();
-    }
-    let ops = operator(&app, "ops@example.com").await;
-    let csv = ops.get(app::paths::OPERATOR_PROXY_CALLS_CSV).await;
-    assert_eq!(csv.status(), StatusCode::OK);
-    let text = csv.text().await.unwrap();
-    let lines: Vec<&str> = text.lines().collect();
+    let calls: i64 = 2_500;
+    let rows = (0..calls)
+        .map(|i| {
+            format!(
+                "('awx_k', {connection}, 'GET', 'api/v1/call/{i}', 200, 5, 0, 10, {})",
+                1_700_000_000 + i
+            )
+        })
+        .collect();
+    insert_rows(
+        &app,
+        "proxy_calls (key_id, connection_id, method, path, status, duration_ms, request_bytes, response_bytes, \
+         created_at)",
+        rows,
+    )
+    .await;
+    let lines = export_lines(&app, app::paths::OPERATOR_PROXY_CALLS_CSV).await;
     assert_eq!(
         lines[0],
         "at,key_id,key_name,connection_id,merchant_email,method,path,status,duration_ms,request_bytes,response_bytes"

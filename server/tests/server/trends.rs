@@ -3,6 +3,7 @@
 //! expiries ahead, on the page as SVG with the same numbers in its table.
 
 use awx_onboard::db::Engine;
+use awx_onboard::testing::insert_merchant;
 use awx_onboard::time::human_datetime;
 use awx_onboard_server::testing::TestApp;
 
@@ -16,13 +17,7 @@ struct Fixture<'a> {
 impl Fixture<'_> {
     async fn connection(&self, name: &str, status: &str, connected_at: i64, refresh_expires_at: Option<i64>) -> i64 {
         let db = self.app.services().db.pool();
-        let merchant: i64 = sqlx::query_scalar(
-            "INSERT INTO merchants (email, password_hash, role, created_at) VALUES ($1, 'x', 'merchant', 0) RETURNING id",
-        )
-        .bind(format!("{name}@example.com"))
-        .fetch_one(db)
-        .await
-        .unwrap();
+        let merchant = insert_merchant(&self.app.services().db, &format!("{name}@example.com")).await;
         sqlx::query_scalar(
             "INSERT INTO connections (merchant_id, status, business_name, refresh_expires_at, connected_at, \
              last_activity_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 0, 0, 0) RETURNING id",
