@@ -16,12 +16,10 @@ const MESSAGES: usize = 10_000;
 
 async fn run(engine: Engine) {
     let sink = SmtpSink::start().await.unwrap();
-    let app = TestApp::spawn_with(
+    let app = TestApp::spawn_with_mail(
         engine,
-        &[
-            ("SMTP_URL", &sink.url()),
-            ("MAIL_FROM", "awx-onboard <no-reply@bench.test>"),
-        ],
+        &sink.url(),
+        &[("MAIL_FROM", "awx-onboard <no-reply@bench.test>")],
     )
     .await;
     let db = app.services().db.pool();

@@ -14,11 +14,14 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use awx_onboard::simulator::{HARBOUR_COFFEE, LIM_WEI_LING, MAPLE_FINCH};
-pub use browser::{all_attributes, attribute, location, query, Browser};
+pub use browser::{all_attributes, attribute, location, query, styled_page, Browser};
 pub use test_app::TestApp;
 
 /// The password every test account uses.
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Where the app's mail comes from when a test gives it an SMTP server.
+pub const MAIL_FROM: &str = "no-reply@onboard.test";
 
 /// Polls `check` until it returns `Some`, at most `within`; panics naming `what` after.
 pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T

@@ -83,21 +83,30 @@ impl Browser {
         self.get(path).await.text().await.expect("a page")
     }
 
+    /// The sign-up form sent with `email` and `password`; whatever the answer.
+    pub async fn sign_up_with(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post(paths::SIGNUP, &[("email", email), ("password", password)])
+            .await
+    }
+
     pub async fn sign_up(&self, email: &str) {
-        let response = self
-            .post(paths::SIGNUP, &[("email", email), ("password", PASSWORD)])
-            .await;
+        let response = self.sign_up_with(email, PASSWORD).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{email} signs up");
         assert_eq!(location(&response), "/connection?notice=welcome");
+    }
+
+    /// The log-in form sent with `email` and `password`, and nothing after it (no second
+    /// factor); whatever the answer.
+    pub async fn log_in_with(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post(paths::LOGIN, &[("email", email), ("password", password)])
+            .await
     }
 
     /// Logs in with the password, and with the second factor when one is asked for (an
     /// operator enrols the first time, as a person would: with the key the page shows);
     /// returns the answer that ends the log-in.
     pub async fn log_in(&self, email: &str) -> reqwest::Response {
-        let response = self
-            .post(paths::LOGIN, &[("email", email), ("password", PASSWORD)])
-            .await;
+        let response = self.log_in_with(email, PASSWORD).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{email} logs in");
         if location(&response) != crate::second_factor::SECOND_FACTOR {
             return response;
@@ -208,6 +217,17 @@ impl Browser {
             .expect("a cookie")
             .to_string()
     }
+}
+
+/// The app's own styled page (its stylesheet linked) in `response`, answered with `status`:
+/// its HTML.
+pub async fn styled_page(response: reqwest::Response, status: u16) -> String {
+    assert_eq!(response.status(), status);
+    let content_type = response.headers()["content-type"].to_str().unwrap_or_default();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let html = response.text().await.expect("a page");
+    assert!(html.contains("/pkg/awx-onboard.css"), "the app's styled page: {html}");
+    html
 }
 
 /// The value of the first `name="…"` attribute in `html`.

@@ -14,7 +14,7 @@ use awx_onboard::simulator::Simulator;
 use awx_onboard::store::{ConnectionRow, ConnectionStatus};
 use awx_onboard::testing::TestDatabase;
 
-use super::{Browser, PASSWORD};
+use super::{Browser, MAIL_FROM, PASSWORD};
 use crate::config::Config;
 use crate::state::AppState;
 use crate::Application;
@@ -39,6 +39,14 @@ impl TestApp {
     /// Starts with extra (or overriding) configuration variables.
     pub async fn spawn_with(engine: Engine, extra: &[(&'static str, &str)]) -> TestApp {
         TestApp::spawn_on(TestDatabase::new(engine).await, None, extra).await
+    }
+
+    /// Starts with its mail sent through the SMTP server at `smtp_url` from [`MAIL_FROM`], and
+    /// `extra` variables (which may give another `MAIL_FROM`).
+    pub async fn spawn_with_mail(engine: Engine, smtp_url: &str, extra: &[(&'static str, &str)]) -> TestApp {
+        let mut vars: Vec<(&'static str, &str)> = vec![("SMTP_URL", smtp_url), ("MAIL_FROM", MAIL_FROM)];
+        vars.extend_from_slice(extra);
+        TestApp::spawn_with(engine, &vars).await
     }
 
     /// Another instance of this app: the same database, key and simulator (the first

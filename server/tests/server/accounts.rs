@@ -12,10 +12,8 @@ use awx_onboard_server::testing::receiver::WebhookReceiver;
 use awx_onboard_server::testing::{location, TestApp, MAPLE_FINCH, PASSWORD};
 use reqwest::StatusCode;
 
-const FROM: &str = "no-reply@onboard.test";
-
 async fn with_mail(engine: Engine, sink: &SmtpSink) -> TestApp {
-    TestApp::spawn_with(engine, &[("SMTP_URL", &sink.url()), ("MAIL_FROM", FROM)]).await
+    TestApp::spawn_with_mail(engine, &sink.url(), &[]).await
 }
 
 /// The first link below `PUBLIC_URL` + `path` in a message.
@@ -131,15 +129,9 @@ async fn a_forgotten_password_is_reset_by_a_link(engine: Engine) {
     for session in [&ana, &phone] {
         assert!(location(&session.get("/connection").await).starts_with("/login"));
     }
-    let old = app
-        .browser()
-        .post("/login", &[("email", "ana@example.com"), ("password", PASSWORD)])
-        .await;
+    let old = app.browser().log_in_with("ana@example.com", PASSWORD).await;
     assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
-    let new = app
-        .browser()
-        .post("/login", &[("email", "ana@example.com"), ("password", new_password)])
-        .await;
+    let new = app.browser().log_in_with("ana@example.com", new_password).await;
     assert_eq!(location(&new), "/connection");
     assert_eq!(app.browser().get(&reset).await.status(), StatusCode::GONE);
 
@@ -262,10 +254,7 @@ async fn a_merchant_leaves_and_is_forgotten(engine: Engine) {
         .await
         .unwrap();
     assert!(history >= 2, "the audit trail stays, by id");
-    let again = app
-        .browser()
-        .post("/login", &[("email", "ana@example.com"), ("password", PASSWORD)])
-        .await;
+    let again = app.browser().log_in_with("ana@example.com", PASSWORD).await;
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
     // The address can sign up again, as someone new.
     app.browser().sign_up("ana@example.com").await;

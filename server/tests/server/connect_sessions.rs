@@ -230,9 +230,7 @@ async fn a_platform_connects_its_own_merchant_and_hears_how_it_ended(engine: Eng
 
     // Such a merchant never logs in with a password: the answer any wrong password gets.
     let stranger = app.browser();
-    let login = stranger
-        .post("/login", &[("email", "user-42@example.com"), ("password", PASSWORD)])
-        .await;
+    let login = stranger.log_in_with("user-42@example.com", PASSWORD).await;
     assert_eq!(login.status(), StatusCode::UNAUTHORIZED);
 
     // The platform heard both, signed, with its id and tags.

@@ -57,10 +57,7 @@ async fn thirty_parallel_wrong_passwords_are_not_all_evaluated() {
         let browser = app.browser();
         tokio::spawn(async move {
             browser
-                .post(
-                    "/login",
-                    &[("email", "ana@example.com"), ("password", "guess guess guess")],
-                )
+                .log_in_with("ana@example.com", "guess guess guess")
                 .await
                 .status()
         })
@@ -85,10 +82,7 @@ async fn a_burst_of_sign_ups_from_one_address_is_throttled() {
     for i in 0..40 {
         let response = app
             .browser()
-            .post(
-                "/signup",
-                &[("email", &format!("flood{i}@example.com")), ("password", PASSWORD)],
-            )
+            .sign_up_with(&format!("flood{i}@example.com"), PASSWORD)
             .await;
         match response.status() {
             StatusCode::SEE_OTHER => accepted += 1,
@@ -109,10 +103,7 @@ async fn a_burst_of_sign_ups_from_one_address_is_throttled() {
 async fn a_common_password_is_refused_with_a_helpful_message() {
     let app = TestApp::spawn(Engine::Sqlite).await;
     for password in ["Password@123", "PASSWORD1234", "Dragon2026!!!", "!!sunshine!!2024"] {
-        let response = app
-            .browser()
-            .post("/signup", &[("email", "ana@example.com"), ("password", password)])
-            .await;
+        let response = app.browser().sign_up_with("ana@example.com", password).await;
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{password}");
         let page = response.text().await.unwrap();
         assert!(page.contains("too common"), "{password}");
@@ -392,9 +383,7 @@ async fn callback_problems_answer_4xx_and_show_only_oauth_error_codes() {
 async fn a_copy_of_the_database_opens_no_session(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let browser = app.browser();
-    let response = browser
-        .post("/signup", &[("email", "ana@example.com"), ("password", PASSWORD)])
-        .await;
+    let response = browser.sign_up_with("ana@example.com", PASSWORD).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let cookie = browser.session_cookie_after(&response).await;
     let (name, value) = cookie.split_once('=').expect("name=value");

@@ -139,9 +139,7 @@ async fn a_state_only_works_in_the_session_that_started_it() {
 
     // The same merchant, logged in from another browser.
     let second = app.browser();
-    let login = second
-        .post("/login", &[("email", "ana@example.com"), ("password", PASSWORD)])
-        .await;
+    let login = second.log_in_with("ana@example.com", PASSWORD).await;
     assert_eq!(login.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         second.callback(&callback).await,
@@ -171,59 +169,32 @@ async fn account_rules() {
     let app = TestApp::spawn(Engine::Sqlite).await;
     let browser = app.browser();
     let refused = [
-        (
-            vec![("email", "not-an-email"), ("password", PASSWORD)],
-            422,
-            "valid email",
-        ),
-        (
-            vec![("email", "ana@example.com"), ("password", "short")],
-            422,
-            "at least 12",
-        ),
-        (
-            vec![("email", "ana@example.com"), ("password", "password1234")],
-            422,
-            "too common",
-        ),
+        ("not-an-email", PASSWORD, 422, "valid email"),
+        ("ana@example.com", "short", 422, "at least 12"),
+        ("ana@example.com", "password1234", 422, "too common"),
     ];
-    for (form, status, message) in refused {
-        let response = browser.post("/signup", &form).await;
+    for (email, password, status, message) in refused {
+        let response = browser.sign_up_with(email, password).await;
         assert_eq!(response.status().as_u16(), status);
         assert!(response.text().await.unwrap().contains(message), "{message}");
     }
     browser.sign_up("  Ana@Example.com ").await;
-    let again = app
-        .browser()
-        .post("/signup", &[("email", "ana@example.com"), ("password", PASSWORD)])
-        .await;
+    let again = app.browser().sign_up_with("ana@example.com", PASSWORD).await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
 
     // Wrong password and unknown account: the same answer.
     let stranger = app.browser();
-    let wrong = stranger
-        .post(
-            "/login",
-            &[("email", "ana@example.com"), ("password", "wrong password!")],
-        )
-        .await;
+    let wrong = stranger.log_in_with("ana@example.com", "wrong password!").await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let wrong_text = wrong.text().await.unwrap();
-    let unknown = stranger
-        .post(
-            "/login",
-            &[("email", "nobody@example.com"), ("password", "wrong password!")],
-        )
-        .await;
+    let unknown = stranger.log_in_with("nobody@example.com", "wrong password!").await;
     assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
     let unknown_text = unknown.text().await.unwrap();
     for text in [&wrong_text, &unknown_text] {
         assert!(text.contains("Email or password is incorrect."));
         assert!(!text.contains("wrong password!"), "the password is not echoed");
     }
-    let ok = stranger
-        .post("/login", &[("email", "ANA@example.com"), ("password", PASSWORD)])
-        .await;
+    let ok = stranger.log_in_with("ANA@example.com", PASSWORD).await;
     assert_eq!(ok.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&ok), "/connection");
     app.stop().await;
@@ -235,17 +206,10 @@ async fn repeated_failures_are_throttled_with_429() {
     app.browser().sign_up("ana@example.com").await;
     let attacker = app.browser();
     for _ in 0..5 {
-        let response = attacker
-            .post(
-                "/login",
-                &[("email", "ana@example.com"), ("password", "guess guess guess")],
-            )
-            .await;
+        let response = attacker.log_in_with("ana@example.com", "guess guess guess").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
-    let blocked = attacker
-        .post("/login", &[("email", "ana@example.com"), ("password", PASSWORD)])
-        .await;
+    let blocked = attacker.log_in_with("ana@example.com", PASSWORD).await;
     assert_eq!(
         blocked.status(),
         StatusCode::TOO_MANY_REQUESTS,
@@ -254,9 +218,7 @@ async fn repeated_failures_are_throttled_with_429() {
     assert!(blocked.text().await.unwrap().contains("Too many failed attempts"));
     // After the window the account opens again.
     app.services().clock.advance(15 * 60 + 1);
-    let later = attacker
-        .post("/login", &[("email", "ana@example.com"), ("password", PASSWORD)])
-        .await;
+    let later = attacker.log_in_with("ana@example.com", PASSWORD).await;
     assert_eq!(later.status(), StatusCode::SEE_OTHER);
     app.stop().await;
 }
@@ -265,9 +227,7 @@ async fn repeated_failures_are_throttled_with_429() {
 async fn sessions_are_safe_cookies_cycled_at_login_and_deleted_at_logout() {
     let app = TestApp::spawn(Engine::Sqlite).await;
     let browser = app.browser();
-    let response = browser
-        .post("/signup", &[("email", "ana@example.com"), ("password", PASSWORD)])
-        .await;
+    let response = browser.sign_up_with("ana@example.com", PASSWORD).await;
     let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(cookie.starts_with("awx_session="), "{cookie}");
     assert!(
@@ -277,9 +237,7 @@ async fn sessions_are_safe_cookies_cycled_at_login_and_deleted_at_logout() {
     assert!(!cookie.contains("Secure"), "plain http in tests");
     let first_id = cookie.split(';').next().unwrap().to_string();
 
-    let login = browser
-        .post("/login", &[("email", "ana@example.com"), ("password", PASSWORD)])
-        .await;
+    let login = browser.log_in_with("ana@example.com", PASSWORD).await;
     let cycled = login.headers()["set-cookie"].to_str().unwrap().to_string();
     assert_ne!(cycled.split(';').next().unwrap(), first_id, "a new session id at login");
 

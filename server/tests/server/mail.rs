@@ -15,7 +15,7 @@ use sqlx::Row;
 const FROM: &str = "awx-onboard <no-reply@onboard.test>";
 
 async fn spawn_with_mail(engine: Engine, smtp_url: &str) -> TestApp {
-    TestApp::spawn_with(engine, &[("SMTP_URL", smtp_url), ("MAIL_FROM", FROM)]).await
+    TestApp::spawn_with_mail(engine, smtp_url, &[("MAIL_FROM", FROM)]).await
 }
 
 /// One-click unsubscribe (RFC 8058) as a mail provider does it: a POST without cookies or
@@ -347,11 +347,7 @@ async fn two_instances_send_each_message_once() {
 async fn expiry_warning_and_digest(engine: Engine) {
     let sink = SmtpSink::start().await.unwrap();
     sink.ignore_subject(VERIFICATION);
-    let app = TestApp::spawn_with(
-        engine,
-        &[("SMTP_URL", &sink.url()), ("MAIL_FROM", FROM), ("DIGEST_HOUR_UTC", "0")],
-    )
-    .await;
+    let app = TestApp::spawn_with_mail(engine, &sink.url(), &[("MAIL_FROM", FROM), ("DIGEST_HOUR_UTC", "0")]).await;
     let mail = &app.services().mail;
     app.create_operator("ops@example.com").await;
     app.connected_merchant("eve@example.com", MAPLE_FINCH).await;

@@ -212,12 +212,7 @@ async fn metrics_are_served_to_loopback_in_prometheus_format() {
     const SIGN_UPS: &str = "awx_http_requests_total{method=\"POST\",route=\"/signup\",status=\"303\"}";
     let before = scrape().await;
     connected_merchant(&app, "shop@example.com").await;
-    app.browser()
-        .post(
-            "/login",
-            &[("email", "shop@example.com"), ("password", "wrong wrong wrong")],
-        )
-        .await;
+    app.browser().log_in_with("shop@example.com", "wrong wrong wrong").await;
     let after = scrape().await;
     assert!(value(&after, FAILURES) >= value(&before, FAILURES) + 1.0, "{after}");
     assert!(value(&after, SIGN_UPS) >= value(&before, SIGN_UPS) + 1.0, "{after}");

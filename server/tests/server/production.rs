@@ -666,9 +666,7 @@ async fn on_shutdown_readyz_fails_at_once_requests_finish_then_connections_are_r
 
 /// Gives the password and a TOTP code computed from `secret` at time step `step`.
 async fn operator_log_in(browser: &Browser, secret: &[u8], step: i64) -> reqwest::Response {
-    let password = browser
-        .post("/login", &[("email", "ops@example.com"), ("password", PASSWORD)])
-        .await;
+    let password = browser.log_in_with("ops@example.com", PASSWORD).await;
     assert_eq!(password.headers()["location"], "/login/second-factor");
     let code = awx_onboard::accounts::second_factor::hotp(secret, step as u64);
     browser.post("/login/second-factor", &[("code", &code)]).await
@@ -687,8 +685,7 @@ async fn after_rotate_key_the_old_key_can_go_and_everything_still_works() {
     app.connected_merchant("ana@example.com", HARBOUR_COFFEE).await;
     app.create_operator("ops@example.com").await;
     let ops = app.browser();
-    ops.post("/login", &[("email", "ops@example.com"), ("password", PASSWORD)])
-        .await;
+    ops.log_in_with("ops@example.com", PASSWORD).await;
     let page = ops.page("/login/second-factor").await;
     let secret = awx_onboard_server::testing::attribute(&page, "data-secret").unwrap();
     let secret = awx_onboard::accounts::second_factor::base32_decode(&secret).unwrap();

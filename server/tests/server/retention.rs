@@ -12,15 +12,7 @@ use awx_onboard_server::testing::{TestApp, HARBOUR_COFFEE, MAPLE_FINCH};
 
 async fn finished_work_is_pruned_and_the_audit_is_kept(engine: Engine) {
     let sink = SmtpSink::start().await.unwrap();
-    let app = TestApp::spawn_with(
-        engine,
-        &[
-            ("SMTP_URL", &sink.url()),
-            ("MAIL_FROM", "no-reply@onboard.test"),
-            ("RETENTION_DAYS", "30"),
-        ],
-    )
-    .await;
+    let app = TestApp::spawn_with_mail(engine, &sink.url(), &[("RETENTION_DAYS", "30")]).await;
     assert_eq!(app.services().retention.days(), 30);
     let (_, receiver) = WebhookReceiver::subscribed(app.services(), &PlatformEvent::ALL).await;
     app.connected_merchant("ana@example.com", MAPLE_FINCH).await;

@@ -14,9 +14,7 @@ fn step_now() -> i64 {
 }
 
 async fn password(browser: &Browser, email: &str) {
-    let response = browser
-        .post("/login", &[("email", email), ("password", PASSWORD)])
-        .await;
+    let response = browser.log_in_with(email, PASSWORD).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         location(&response),

@@ -13,8 +13,6 @@ use awx_onboard_server::second_factor::{RECOVERY_CODES, SECOND_FACTOR};
 use awx_onboard_server::testing::{all_attributes, attribute, location, Browser, TestApp, PASSWORD};
 use reqwest::StatusCode;
 
-const FROM: &str = "no-reply@onboard.test";
-
 /// Signs `email` in as an operator (created first); the log-in's code is fresh.
 async fn operator(app: &TestApp, email: &str) -> Browser {
     app.create_operator(email).await;
@@ -177,7 +175,7 @@ fn link_in(text: &str, base: &str) -> String {
 
 async fn an_invitation_works_once_and_expires(engine: Engine) {
     let sink = SmtpSink::start().await.unwrap();
-    let app = TestApp::spawn_with(engine, &[("SMTP_URL", &sink.url()), ("MAIL_FROM", FROM)]).await;
+    let app = TestApp::spawn_with_mail(engine, &sink.url(), &[]).await;
     let ops = operator(&app, "ops@example.com").await;
     let invited = ops.post("/operator/team/invite", &[("email", "New@Example.com")]).await;
     assert_eq!(invited.status(), StatusCode::SEE_OTHER);
@@ -303,10 +301,7 @@ async fn removal_and_log_out_everywhere(engine: Engine) {
     let removed = ana.post(&format!("/operator/team/{ben_id}/remove"), &[]).await;
     assert_eq!(location(&removed), "/operator/team?notice=operator_removed");
     assert!(location(&ben.get("/operator").await).starts_with("/login"));
-    let again = app
-        .browser()
-        .post("/login", &[("email", "ben@example.com"), ("password", PASSWORD)])
-        .await;
+    let again = app.browser().log_in_with("ben@example.com", PASSWORD).await;
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(operator_ids(&app).await.len(), 1);
     app.stop().await;
@@ -374,7 +369,7 @@ both_engines!(expired_keys_answer_key_expired);
 
 async fn other_operators_hear_of_keys_and_endpoints(engine: Engine) {
     let sink = SmtpSink::start().await.unwrap();
-    let app = TestApp::spawn_with(engine, &[("SMTP_URL", &sink.url()), ("MAIL_FROM", FROM)]).await;
+    let app = TestApp::spawn_with_mail(engine, &sink.url(), &[]).await;
     let ana = operator(&app, "ana@example.com").await;
     app.create_operator("ben@example.com").await;
     app.create_operator("cleo@example.com").await;
@@ -416,8 +411,7 @@ async fn the_security_log_is_kept_shown_and_counted(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let ops = operator(&app, "ops@example.com").await;
     let bad = app.browser();
-    bad.post("/login", &[("email", "ops@example.com"), ("password", PASSWORD)])
-        .await;
+    bad.log_in_with("ops@example.com", PASSWORD).await;
     assert_eq!(
         bad.post(SECOND_FACTOR, &[("code", "000000")]).await.status(),
         StatusCode::UNAUTHORIZED
@@ -481,9 +475,7 @@ async fn a_merchant_may_turn_a_second_factor_on_and_off(engine: Engine) {
 
     // Every log-in asks for it now.
     let phone = app.browser();
-    let password = phone
-        .post("/login", &[("email", "shop@example.com"), ("password", PASSWORD)])
-        .await;
+    let password = phone.log_in_with("shop@example.com", PASSWORD).await;
     assert_eq!(location(&password), SECOND_FACTOR);
     assert!(location(&phone.get("/connection").await).starts_with("/login"));
     let signed_in = phone.post(SECOND_FACTOR, &[("code", &codes[0])]).await;
@@ -492,10 +484,7 @@ async fn a_merchant_may_turn_a_second_factor_on_and_off(engine: Engine) {
     // Off with a code (a recovery code here); then the password alone again.
     let off = shop.post("/connection/second-factor/off", &[("code", &codes[1])]).await;
     assert_eq!(location(&off), "/connection?notice=second_factor_off");
-    let plain = app
-        .browser()
-        .post("/login", &[("email", "shop@example.com"), ("password", PASSWORD)])
-        .await;
+    let plain = app.browser().log_in_with("shop@example.com", PASSWORD).await;
     assert_eq!(location(&plain), "/connection");
     // An operator's cannot be turned off.
     let ops = operator(&app, "ops@example.com").await;
@@ -534,9 +523,7 @@ async fn a_removed_operator_cannot_come_back(engine: Engine) {
     let _ben = operator(&app, "ben@example.com").await;
     let ben_id = operator_ids(&app).await[1].0;
     let half_way = app.browser();
-    half_way
-        .post("/login", &[("email", "ben@example.com"), ("password", PASSWORD)])
-        .await;
+    half_way.log_in_with("ben@example.com", PASSWORD).await;
     app.browser()
         .post("/password-reset", &[("email", "ben@example.com")])
         .await;
@@ -567,10 +554,7 @@ async fn a_removed_operator_cannot_come_back(engine: Engine) {
         StatusCode::GONE
     );
     assert_eq!(browser.get(&invitation).await.status(), StatusCode::GONE);
-    let again = app
-        .browser()
-        .post("/login", &[("email", "ben@example.com"), ("password", PASSWORD)])
-        .await;
+    let again = app.browser().log_in_with("ben@example.com", PASSWORD).await;
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
 
     // An invitation can be cancelled too.
