@@ -14,7 +14,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use awx_onboard::simulator::{HARBOUR_COFFEE, LIM_WEI_LING, MAPLE_FINCH};
-pub use browser::{all_attributes, attribute, location, query, styled_page, Browser};
+pub use browser::{all_attributes, assert_to_log_in, attribute, location, query, styled_page, Browser};
 pub use test_app::TestApp;
 
 /// The password every test account uses.

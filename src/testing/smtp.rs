@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
@@ -226,6 +227,12 @@ fn mode(shared: &Shared) -> SinkMode {
     }
 }
 
+/// Reads the client's next line into `line`; `false` once the connection has ended.
+async fn next_line(lines: &mut BufReader<OwnedReadHalf>, line: &mut String) -> bool {
+    line.clear();
+    matches!(lines.read_line(line).await, Ok(read) if read > 0)
+}
+
 async fn converse(stream: TcpStream, shared: Arc<Shared>) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
@@ -236,10 +243,8 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>) {
     let mut to = Vec::new();
     let mut line = String::new();
     loop {
-        line.clear();
-        match lines.read_line(&mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        if !next_line(&mut lines, &mut line).await {
+            return;
         }
         let command = line.trim_end().to_string();
         let upper = command.to_ascii_uppercase();
@@ -266,10 +271,8 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>) {
             }
             let mut data = String::new();
             loop {
-                line.clear();
-                match lines.read_line(&mut line).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
+                if !next_line(&mut lines, &mut line).await {
+                    return;
                 }
                 if line == ".\r\n" || line == ".\n" {
                     break;

@@ -29,6 +29,15 @@ pub fn location(response: &reqwest::Response) -> String {
         .to_string()
 }
 
+/// `response` sends the browser to the log-in page (`303` to `/login…`): whoever asked is
+/// not signed in. `what` names the request.
+#[track_caller]
+pub fn assert_to_log_in(response: &reqwest::Response, what: &str) {
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{what}");
+    let to = location(response);
+    assert!(to.starts_with("/login"), "{what}: to {to}");
+}
+
 /// The query parameters of a URL or a path.
 pub fn query(url: &str) -> HashMap<String, String> {
     let absolute = if url.starts_with('/') {

@@ -7,7 +7,7 @@ use awx_onboard::db::Engine;
 use awx_onboard::simulator::DEFAULT_WEBHOOK_SECRET;
 use awx_onboard::store::ConnectionStatus;
 use awx_onboard::webhook_signature;
-use awx_onboard_server::testing::{eventually, location, Browser, TestApp, HARBOUR_COFFEE, PASSWORD};
+use awx_onboard_server::testing::{assert_to_log_in, eventually, location, Browser, TestApp, HARBOUR_COFFEE, PASSWORD};
 use reqwest::StatusCode;
 
 #[tokio::test]
@@ -124,9 +124,7 @@ async fn a_session_ends_after_seven_days_however_active() {
         assert_eq!(response.status(), StatusCode::OK, "still signed in after {hours} h");
     }
     app.services().clock.advance(9 * 3600);
-    let response = browser.get("/connection").await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "signed out after 7 days");
-    assert!(location(&response).starts_with("/login"));
+    assert_to_log_in(&browser.get("/connection").await, "signed out after 7 days");
     app.stop().await;
 }
 
@@ -187,9 +185,7 @@ async fn a_deleted_account_is_signed_out_at_the_next_request() {
         .execute(app.services().db.pool())
         .await
         .unwrap();
-    let response = browser.get("/connection").await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert!(location(&response).starts_with("/login"));
+    assert_to_log_in(&browser.get("/connection").await, "signed out with the account gone");
     app.stop().await;
 }
 
@@ -427,12 +423,7 @@ async fn a_copy_of_the_database_opens_no_session(engine: Engine) {
             .send()
             .await
             .unwrap();
-        assert_eq!(
-            answer.status(),
-            StatusCode::SEE_OTHER,
-            "a stored value opened a session"
-        );
-        assert!(location(&answer).starts_with("/login"));
+        assert_to_log_in(&answer, "a stored value opened a session");
     }
     assert_eq!(browser.get("/connection").await.status(), StatusCode::OK);
     // And the authorization still completes for its own session.

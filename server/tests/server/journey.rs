@@ -4,7 +4,7 @@
 use awx_onboard::db::Engine;
 use awx_onboard::simulator::{Endpoint, FaultKind};
 use awx_onboard::store::{ConnectionStatus, EventKind};
-use awx_onboard_server::testing::{eventually, location, query, TestApp, HARBOUR_COFFEE, PASSWORD};
+use awx_onboard_server::testing::{assert_to_log_in, eventually, location, query, TestApp, HARBOUR_COFFEE, PASSWORD};
 use reqwest::StatusCode;
 
 const ACCOUNT: &str = HARBOUR_COFFEE;
@@ -92,23 +92,18 @@ async fn every_bad_callback_has_its_own_page_and_stores_nothing() {
     assert!(declined.contains("error=access_denied"));
     assert_eq!(browser.callback(&declined).await, "/connect/problem?reason=declined");
 
-    // Another error from Airwallex.
-    let state = query(&browser.start("existing").await)["state"].clone();
-    assert_eq!(
-        browser
-            .callback(&format!("{redirect_base}?error=server_error&state={state}"))
-            .await,
-        "/connect/problem?reason=airwallex_error&code=server_error"
-    );
-
-    // A code Airwallex does not accept.
-    let state = query(&browser.start("existing").await)["state"].clone();
-    assert_eq!(
-        browser
-            .callback(&format!("{redirect_base}?code=forged&state={state}"))
-            .await,
-        "/connect/problem?reason=exchange_failed"
-    );
+    // Another error from Airwallex, and a code Airwallex does not accept.
+    for (answer, problem) in [
+        (
+            "error=server_error",
+            "/connect/problem?reason=airwallex_error&code=server_error",
+        ),
+        ("code=forged", "/connect/problem?reason=exchange_failed"),
+    ] {
+        let state = query(&browser.start("existing").await)["state"].clone();
+        let callback = format!("{redirect_base}?{answer}&state={state}");
+        assert_eq!(browser.callback(&callback).await, problem, "{answer}");
+    }
 
     // Airwallex failing while we exchange the code.
     let callback = browser.authorized_callback(ACCOUNT).await;
@@ -245,9 +240,7 @@ async fn sessions_are_safe_cookies_cycled_at_login_and_deleted_at_logout() {
     let logout = browser.post("/logout", &[]).await;
     assert_eq!(logout.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.row_count("sessions").await, 0, "deleted on the server");
-    let after = browser.get("/connection").await;
-    assert_eq!(after.status(), StatusCode::SEE_OTHER);
-    assert!(location(&after).starts_with("/login"));
+    assert_to_log_in(&browser.get("/connection").await, "after logging out");
     app.stop().await;
 }
 
@@ -260,33 +253,26 @@ async fn cross_site_posts_are_refused() {
         .build()
         .unwrap();
     let form = [("email", "ana@example.com"), ("password", PASSWORD)];
-    let no_origin = client
-        .post(format!("{}/signup", app.base))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(no_origin.status(), StatusCode::FORBIDDEN);
-    let evil = client
-        .post(format!("{}/signup", app.base))
-        .header("origin", "https://evil.example")
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(evil.status(), StatusCode::FORBIDDEN);
-    let referer = client
-        .post(format!("{}/signup", app.base))
-        .header("referer", format!("{}/signup", app.base))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        referer.status(),
-        StatusCode::SEE_OTHER,
-        "a same-origin Referer is enough"
-    );
+    let signup = format!("{}/signup", app.base);
+    for (header, status, why) in [
+        (None, StatusCode::FORBIDDEN, "no Origin"),
+        (
+            Some(("origin", "https://evil.example")),
+            StatusCode::FORBIDDEN,
+            "another origin",
+        ),
+        (
+            Some(("referer", signup.as_str())),
+            StatusCode::SEE_OTHER,
+            "a same-origin Referer is enough",
+        ),
+    ] {
+        let mut request = client.post(&signup).form(&form);
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        assert_eq!(request.send().await.unwrap().status(), status, "{why}");
+    }
     assert_eq!(app.row_count("merchants").await, 1);
     app.stop().await;
 }
@@ -294,9 +280,7 @@ async fn cross_site_posts_are_refused() {
 #[tokio::test]
 async fn the_connection_page_shows_revocation_and_reconnecting_keeps_history() {
     let app = TestApp::spawn(Engine::Sqlite).await;
-    let browser = app.signed_up_merchant("ana@example.com").await;
-    let callback = browser.authorized_callback(ACCOUNT).await;
-    browser.callback(&callback).await;
+    let browser = app.connected_merchant("ana@example.com", ACCOUNT).await;
     assert_eq!(app.sim().revoke_account(ACCOUNT), 1);
     // Past the account cache, the page goes through the vault and meets the 401.
     app.services().clock.advance(61);

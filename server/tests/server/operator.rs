@@ -8,7 +8,7 @@ use awx_onboard::db::Engine;
 use awx_onboard::operator::{ListQuery, SortOrder, StatusFilter};
 use awx_onboard::store::EventKind;
 use awx_onboard::testing::{insert_merchant, TestDatabase};
-use awx_onboard_server::testing::{eventually, Browser, TestApp, MAPLE_FINCH, PASSWORD};
+use awx_onboard_server::testing::{assert_to_log_in, eventually, Browser, TestApp, MAPLE_FINCH, PASSWORD};
 use reqwest::StatusCode;
 
 fn create_operator(db_url: &str, email: &str, password: &str) -> (bool, String) {
@@ -96,9 +96,7 @@ async fn every_operator_route_checks_the_role_on_the_server() {
     ];
 
     for page in &pages {
-        let response = anonymous.get(page).await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{page}");
-        assert!(response.headers()["location"].to_str().unwrap().starts_with("/login"));
+        assert_to_log_in(&anonymous.get(page).await, page);
         let response = merchant.get(page).await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{page}");
         let response = operator.get(page).await;

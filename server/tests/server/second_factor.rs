@@ -6,7 +6,9 @@ use awx_onboard::accounts::second_factor::{base32_decode, hotp, STEP_SECONDS};
 use awx_onboard::both_engines;
 use awx_onboard::db::Engine;
 use awx_onboard_server::second_factor::{RECOVERY_CODES, SECOND_FACTOR};
-use awx_onboard_server::testing::{all_attributes, attribute, location, Browser, TestApp, HARBOUR_COFFEE, PASSWORD};
+use awx_onboard_server::testing::{
+    all_attributes, assert_to_log_in, attribute, location, Browser, TestApp, HARBOUR_COFFEE, PASSWORD,
+};
 use reqwest::StatusCode;
 
 fn step_now() -> i64 {
@@ -47,9 +49,7 @@ async fn the_password_alone_opens_nothing(engine: Engine) {
         format!("/operator/connections/{connection}/proxy-calls.csv"),
     ];
     for page in &pages {
-        let response = browser.get(page).await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{page}");
-        assert!(location(&response).starts_with("/login"), "{page}");
+        assert_to_log_in(&browser.get(page).await, page);
     }
     for action in [
         "/operator/api-keys".to_string(),
@@ -63,8 +63,7 @@ async fn the_password_alone_opens_nothing(engine: Engine) {
         format!("/operator/connections/{connection}/check"),
     ] {
         let response = browser.post(&action, &[("name", "x"), ("scope", "tokens:read")]).await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{action}");
-        assert!(location(&response).starts_with("/login"), "{action}");
+        assert_to_log_in(&response, &action);
     }
     let server_fn = browser
         .http

@@ -10,7 +10,7 @@ use awx_onboard::both_engines;
 use awx_onboard::db::Engine;
 use awx_onboard::testing::smtp::SmtpSink;
 use awx_onboard_server::second_factor::{RECOVERY_CODES, SECOND_FACTOR};
-use awx_onboard_server::testing::{all_attributes, attribute, location, Browser, TestApp, PASSWORD};
+use awx_onboard_server::testing::{all_attributes, assert_to_log_in, attribute, location, Browser, TestApp, PASSWORD};
 use reqwest::StatusCode;
 
 /// Signs `email` in as an operator (created first); the log-in's code is fresh.
@@ -284,9 +284,7 @@ async fn removal_and_log_out_everywhere(engine: Engine) {
         .await;
     assert_eq!(location(&ended), "/operator/team?notice=sessions_ended");
     for browser in [&ben, &ben_phone] {
-        let response = browser.get("/operator").await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        assert!(location(&response).starts_with("/login"));
+        assert_to_log_in(&browser.get("/operator").await, "after logging out everywhere");
     }
     // Her own: she is out too.
     let own = ana
