@@ -11,8 +11,9 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use crate::db::{Database, Engine};
 use crate::secret::{random_urlsafe, AuthorizationCode};
-use crate::simulator::{Simulator, DEFAULT_CLIENT_ID};
+use crate::simulator::{SimClient, SimConfig, Simulator, DEFAULT_CLIENT_ID};
 use crate::store::AccountRecord;
+use crate::time::Clock;
 use crate::vault::TokenVault;
 
 /// Runs a test scenario `async fn name(engine: Engine)` on both engines: generates
@@ -136,6 +137,19 @@ pub fn sim_client(sim_url: &str) -> crate::airwallex::AirwallexClient {
         connect_timeout: std::time::Duration::from_secs(2),
         request_timeout: std::time::Duration::from_secs(5),
     })
+}
+
+/// A simulator on a free port, on `clock`, whose one client redirects to `redirect_uri`;
+/// with its base URL.
+pub async fn spawn_simulator(redirect_uri: &str, clock: &Clock) -> (Simulator, String) {
+    let mut config = SimConfig::new(vec![SimClient::default_with_redirect(redirect_uri)]);
+    config.clock = clock.clone();
+    let sim = Simulator::new(config);
+    let addr = sim
+        .spawn("127.0.0.1:0".parse().expect("an address"))
+        .await
+        .expect("the simulator listens");
+    (sim, format!("http://{addr}"))
 }
 
 /// Waits until `condition` holds, checking every 5 ms; panics naming `what` after 20 s.

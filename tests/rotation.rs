@@ -9,7 +9,6 @@ use std::time::Duration;
 use awx_onboard::crypto::{associated_data, TokenCipher};
 use awx_onboard::db::{Database, Engine};
 use awx_onboard::rotation;
-use awx_onboard::simulator::{SimClient, SimConfig, Simulator};
 use awx_onboard::store::ConnectionStore;
 use awx_onboard::testing::TestDatabase;
 use awx_onboard::time::Clock;
@@ -35,10 +34,7 @@ fn vault(db: &Database, cipher: TokenCipher, sim_url: &str, clock: &Clock) -> Ar
 
 async fn every_token_is_re_encrypted_while_the_app_serves(engine: Engine) {
     let clock = Clock::system();
-    let mut config = SimConfig::new(vec![SimClient::default_with_redirect(REDIRECT)]);
-    config.clock = clock.clone();
-    let sim = Simulator::new(config);
-    let sim_url = format!("http://{}", sim.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap());
+    let (sim, sim_url) = awx_onboard::testing::spawn_simulator(REDIRECT, &clock).await;
     let test_db = TestDatabase::new(engine).await;
     let db = test_db.connect().await;
     let before = vault(&db, TokenCipher::new(&OLD, &[]), &sim_url, &clock);

@@ -9,9 +9,9 @@ use awx_onboard::db::{Database, Engine};
 use awx_onboard::keeper::{Keeper, KeeperSettings};
 use awx_onboard::oauth::{AccountPin, Authorization, OAuthSettings};
 use awx_onboard::secret::{AccessToken, AuthorizationCode, RefreshToken};
-use awx_onboard::simulator::{self, Endpoint, FaultKind, RandomFaults, SimClient, SimConfig, Simulator};
+use awx_onboard::simulator::{self, Endpoint, FaultKind, RandomFaults, Simulator};
 use awx_onboard::store::{ConnectionStatus, ConnectionStore, EventKind, ReconnectReason};
-use awx_onboard::testing::{insert_merchant, wait_until, TestDatabase};
+use awx_onboard::testing::{insert_merchant, spawn_simulator, wait_until, TestDatabase};
 use awx_onboard::time::Clock;
 use awx_onboard::vault::{TokenVault, VaultError, VaultSettings};
 use awx_onboard::webhooks::{self, WebhookOutcome, WebhookRejection};
@@ -40,11 +40,7 @@ fn fast_settings() -> VaultSettings {
 
 async fn harness(engine: Engine) -> Harness {
     let clock = Clock::system();
-    let mut config = SimConfig::new(vec![SimClient::default_with_redirect(REDIRECT)]);
-    config.clock = clock.clone();
-    let sim = Simulator::new(config);
-    let addr = sim.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let sim_url = format!("http://{addr}");
+    let (sim, sim_url) = spawn_simulator(REDIRECT, &clock).await;
     let test_db = TestDatabase::new(engine).await;
     let db = test_db.connect().await;
     let cipher = Arc::new(TokenCipher::new(&rand_key(), &[]));
