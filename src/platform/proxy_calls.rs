@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use sqlx::Row;
 
-use super::audit::{csv_field, csv_pages, CSV_PAGE};
+use super::audit::{csv_field, csv_pages, csv_reader_fields};
 use crate::db::Database;
 use crate::time::Clock;
 
@@ -208,38 +208,26 @@ impl ProxyCalls {
         connection_id: Option<i64>,
         since: Option<i64>,
     ) -> impl futures::Stream<Item = Result<String, sqlx::Error>> + Send + 'static {
-        let calls = self.clone();
+        let (calls, pending) = (self.clone(), self.clone());
         csv_pages(
             "at,key_id,key_name,connection_id,merchant_email,method,path,status,duration_ms,request_bytes,response_bytes\n",
-            move |before_id: Option<i64>| {
+            async move { pending.flush().await },
+            move |before_id: Option<i64>, limit| {
                 let calls = calls.clone();
-                async move {
-                    if before_id.is_none() {
-                        calls.flush().await?;
-                    }
-                    let page = calls.query(connection_id, since, before_id, CSV_PAGE).await?;
-                    let mut out = String::new();
-                    for line in &page {
-                        csv_line(&mut out, line);
-                    }
-                    let more = (page.len() as i64 == CSV_PAGE).then(|| page.last().map(|l| l.id)).flatten();
-                    Ok((out, more))
-                }
+                async move { calls.query(connection_id, since, before_id, limit).await }
             },
+            csv_line,
+            |line: &ProxyCallLine| line.id,
         )
     }
 }
 
 fn csv_line(out: &mut String, line: &ProxyCallLine) {
     let call = &line.call;
+    csv_reader_fields(out, call.at, &call.key_id, &line.key_name, call.connection_id, &line.merchant_email);
     let _ = writeln!(
         out,
-        "{},{},{},{},{},{},{},{},{},{},{}",
-        crate::time::rfc3339(call.at),
-        csv_field(&call.key_id),
-        csv_field(&line.key_name),
-        call.connection_id,
-        csv_field(&line.merchant_email),
+        ",{},{},{},{},{},{}",
         call.method,
         csv_field(&call.path),
         call.status,
