@@ -243,6 +243,36 @@ impl SealedLink {
     pub fn aad(&self) -> Vec<u8> {
         crate::crypto::associated_data(&self.table, self.id, "token")
     }
+
+    /// Queues the message of `kind` that carries this link to `recipient`, in the caller's
+    /// transaction: once per link (its dedupe key is the kind and the link's row), and
+    /// whatever the recipient's preferences (they asked for it).
+    pub(crate) async fn queue(
+        &self,
+        tx: &mut WriteTx,
+        kind: MailKind,
+        account_id: Option<i64>,
+        recipient: String,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mail = NewMail {
+            dedupe_key: format!("{}:{}", kind.as_str(), self.id),
+            kind,
+            reason: None,
+            account_id,
+            connection_id: None,
+            recipient,
+            context: Some(self.to_json()),
+            wanted: true,
+        };
+        insert(&mut **tx, mail, now).await
+    }
+}
+
+/// What a link's row stores of its secret: the SHA-256, in hex.
+pub(crate) fn link_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// What the outbox keeps of an unsubscribe token: `h:` and its SHA-256 (the token itself is
