@@ -259,7 +259,8 @@ impl Accounts {
             .execute(&mut *tx)
             .await?;
         // A reset link asked for before stops working too.
-        lifecycle::end_reset_links(&mut tx, account.id, self.clock.now()).await?;
+        let now = self.clock.now();
+        lifecycle::end_reset_links(&mut tx, account.id, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -387,7 +387,8 @@ impl AccountLinks {
         .fetch_one(&mut *tx)
         .await?;
         let link = crate::mail::SealedLink::seal(&self.cipher, "account_tokens", id, purpose.path(), &token, None);
-        link.queue(&mut tx, purpose.mail_kind(), Some(account_id), email.to_string(), now).await?;
+        link.queue(&mut tx, purpose.mail_kind(), Some(account_id), email.to_string(), now)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }

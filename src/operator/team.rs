@@ -179,7 +179,8 @@ impl Team {
             &token,
             Some(by.email.clone()),
         );
-        link.queue(&mut tx, MailKind::Invitation, None, email.to_string(), now).await?;
+        link.queue(&mut tx, MailKind::Invitation, None, email.to_string(), now)
+            .await?;
         tx.commit().await?;
         Ok(Invitation {
             id,

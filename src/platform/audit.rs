@@ -243,7 +243,14 @@ where
 }
 
 fn csv_line(out: &mut String, read: &TokenRead) {
-    csv_reader_fields(out, read.minute, &read.key_id, &read.key_name, read.connection_id, &read.merchant_email);
+    csv_reader_fields(
+        out,
+        read.minute,
+        &read.key_id,
+        &read.key_name,
+        read.connection_id,
+        &read.merchant_email,
+    );
     let _ = writeln!(out, ",{}", read.reads);
 }
 

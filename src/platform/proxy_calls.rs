@@ -224,7 +224,14 @@ impl ProxyCalls {
 
 fn csv_line(out: &mut String, line: &ProxyCallLine) {
     let call = &line.call;
-    csv_reader_fields(out, call.at, &call.key_id, &line.key_name, call.connection_id, &line.merchant_email);
+    csv_reader_fields(
+        out,
+        call.at,
+        &call.key_id,
+        &line.key_name,
+        call.connection_id,
+        &line.merchant_email,
+    );
     let _ = writeln!(
         out,
         ",{},{},{},{},{},{}",
