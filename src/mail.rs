@@ -195,6 +195,30 @@ pub(crate) struct NewMail {
     pub(crate) wanted: bool,
 }
 
+impl NewMail {
+    /// A message to the account a row names: its `email`, and whether it wants these
+    /// emails (`email_notifications`).
+    pub(crate) fn to_account(
+        row: &sqlx::any::AnyRow,
+        kind: MailKind,
+        dedupe_key: String,
+        account_id: i64,
+        connection_id: Option<i64>,
+        context: String,
+    ) -> Result<NewMail, sqlx::Error> {
+        Ok(NewMail {
+            dedupe_key,
+            kind,
+            reason: None,
+            account_id: Some(account_id),
+            connection_id,
+            recipient: row.try_get("email")?,
+            context: Some(context),
+            wanted: row.try_get::<i64, _>("email_notifications")? != 0,
+        })
+    }
+}
+
 /// A message's single-use link, kept sealed under `TOKEN_ENCRYPTION_KEY` (bound to the
 /// link's row) in the outbox's `context`, opened when the message is composed; the link's
 /// row itself stores only the secret's hash.
