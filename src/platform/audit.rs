@@ -172,24 +172,22 @@ impl TokenReads {
     /// The reads as CSV (`minute,key_id,key_name,connection_id,merchant_email,reads`), for
     /// one connection or all, newest first, from `since` (unix seconds) on, streamed a page
     /// at a time ([`csv_pages`]).
-    pub fn csv_stream(
-        &self,
-        connection_id: Option<i64>,
-        since: Option<i64>,
-    ) -> impl futures::Stream<Item = Result<String, sqlx::Error>> + Send + 'static {
+    pub fn csv_stream(&self, connection_id: Option<i64>, since: Option<i64>) -> CsvChunks {
         let (reads, pending) = (self.clone(), self.clone());
-        csv_pages(
-            "minute,key_id,key_name,connection_id,merchant_email,reads\n",
-            async move { pending.flush().await },
-            move |after: Option<TokenRead>, limit| {
-                let reads = reads.clone();
-                async move { reads.query_after(connection_id, since, after.as_ref(), limit).await }
-            },
-            csv_line,
-            TokenRead::clone,
-        )
+        let page = move |after: Option<TokenRead>, limit| {
+            let reads = reads.clone();
+            async move { reads.query_after(connection_id, since, after.as_ref(), limit).await }
+        };
+        let flush = async move { pending.flush().await };
+        csv_pages(HEADER, flush, page, csv_line, TokenRead::clone)
     }
 }
+
+/// An audit's CSV export as it is streamed: the header, then a page of rows at a time.
+pub type CsvChunks = futures::stream::BoxStream<'static, Result<String, sqlx::Error>>;
+
+/// The header of the reads' CSV export.
+const HEADER: &str = "minute,key_id,key_name,connection_id,merchant_email,reads\n";
 
 /// Rows per page of a streamed CSV export.
 const CSV_PAGE: i64 = 1_000;
@@ -205,7 +203,7 @@ pub(crate) fn csv_pages<R, C, Flush, Page, PageFut>(
     page: Page,
     line: fn(&mut String, &R),
     cursor: fn(&R) -> C,
-) -> impl futures::Stream<Item = Result<String, sqlx::Error>> + Send + 'static
+) -> CsvChunks
 where
     R: Send + 'static,
     C: Send + 'static,
@@ -219,7 +217,7 @@ where
         Page(Option<F>, Option<C>),
         Done,
     }
-    futures::stream::try_unfold((Step::Header(flush), page), move |(step, page)| async move {
+    let chunks = futures::stream::try_unfold((Step::Header(flush), page), move |(step, page)| async move {
         match step {
             Step::Done => Ok(None),
             Step::Header(flush) => Ok(Some((header.to_string(), (Step::Page(Some(flush), None), page)))),
@@ -239,7 +237,8 @@ where
                 Ok(Some((lines, (next, page))))
             }
         }
-    })
+    });
+    Box::pin(chunks)
 }
 
 fn csv_line(out: &mut String, read: &TokenRead) {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use sqlx::Row;
 
-use super::audit::{csv_field, csv_pages, csv_reader_fields};
+use super::audit::{csv_field, csv_pages, csv_reader_fields, CsvChunks};
 use crate::db::Database;
 use crate::time::Clock;
 
@@ -41,6 +41,10 @@ pub struct ProxyCallLine {
 
 /// Calls kept in memory at most while the database cannot be written.
 pub const MAX_PENDING: usize = 100_000;
+
+/// The header of the calls' CSV export.
+const HEADER: &str =
+    "at,key_id,key_name,connection_id,merchant_email,method,path,status,duration_ms,request_bytes,response_bytes\n";
 
 /// Rows written per statement when flushing.
 const BATCH: usize = 200;
@@ -203,22 +207,14 @@ impl ProxyCalls {
     /// The calls as CSV (`at,key_id,key_name,connection_id,merchant_email,method,path,status,
     /// duration_ms,request_bytes,response_bytes`), for one connection or all, newest first,
     /// from `since` (unix seconds) on, streamed a page at a time ([`csv_pages`]).
-    pub fn csv_stream(
-        &self,
-        connection_id: Option<i64>,
-        since: Option<i64>,
-    ) -> impl futures::Stream<Item = Result<String, sqlx::Error>> + Send + 'static {
+    pub fn csv_stream(&self, connection_id: Option<i64>, since: Option<i64>) -> CsvChunks {
         let (calls, pending) = (self.clone(), self.clone());
-        csv_pages(
-            "at,key_id,key_name,connection_id,merchant_email,method,path,status,duration_ms,request_bytes,response_bytes\n",
-            async move { pending.flush().await },
-            move |before_id: Option<i64>, limit| {
-                let calls = calls.clone();
-                async move { calls.query(connection_id, since, before_id, limit).await }
-            },
-            csv_line,
-            |line: &ProxyCallLine| line.id,
-        )
+        let page = move |before_id: Option<i64>, limit| {
+            let calls = calls.clone();
+            async move { calls.query(connection_id, since, before_id, limit).await }
+        };
+        let flush = async move { pending.flush().await };
+        csv_pages(HEADER, flush, page, csv_line, |line: &ProxyCallLine| line.id)
     }
 }
 
