@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use sqlx::Row;
 
-use crate::db::Database;
+use crate::db::{Database, WriteTx};
 use crate::time::Clock;
 
 pub use credentials::{check_new_password, Email, Password, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
@@ -128,6 +128,18 @@ impl fmt::Debug for Accounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Accounts").finish_non_exhaustive()
     }
+}
+
+/// Everything that lets someone into the account ends, inside the caller's transaction: its
+/// sessions, its links, its second factor and its recovery codes.
+pub(crate) async fn end_access(tx: &mut WriteTx, account_id: i64) -> Result<(), sqlx::Error> {
+    for table in ["sessions", "account_tokens", "recovery_codes", "second_factors"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+            .bind(account_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account, sqlx::Error> {
@@ -247,13 +259,8 @@ impl Accounts {
             .execute(&mut *tx)
             .await?;
         // A reset link asked for before stops working too.
-        sqlx::query(
-            "UPDATE account_tokens SET used_at = $1 WHERE account_id = $2 AND purpose = 'password_reset' AND used_at IS NULL",
-        )
-        .bind(self.clock.now())
-        .bind(account.id)
-        .execute(&mut *tx)
-        .await?;
+        let now = self.clock.now();
+        lifecycle::end_reset_links(&mut tx, account.id, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -195,6 +195,30 @@ pub(crate) struct NewMail {
     pub(crate) wanted: bool,
 }
 
+impl NewMail {
+    /// A message to the account a row names: its `email`, and whether it wants these
+    /// emails (`email_notifications`).
+    pub(crate) fn to_account(
+        row: &sqlx::any::AnyRow,
+        kind: MailKind,
+        dedupe_key: String,
+        account_id: i64,
+        connection_id: Option<i64>,
+        context: String,
+    ) -> Result<NewMail, sqlx::Error> {
+        Ok(NewMail {
+            dedupe_key,
+            kind,
+            reason: None,
+            account_id: Some(account_id),
+            connection_id,
+            recipient: row.try_get("email")?,
+            context: Some(context),
+            wanted: row.try_get::<i64, _>("email_notifications")? != 0,
+        })
+    }
+}
+
 /// A message's single-use link, kept sealed under `TOKEN_ENCRYPTION_KEY` (bound to the
 /// link's row) in the outbox's `context`, opened when the message is composed; the link's
 /// row itself stores only the secret's hash.
@@ -243,6 +267,36 @@ impl SealedLink {
     pub fn aad(&self) -> Vec<u8> {
         crate::crypto::associated_data(&self.table, self.id, "token")
     }
+
+    /// Queues the message of `kind` that carries this link to `recipient`, in the caller's
+    /// transaction: once per link (its dedupe key is the kind and the link's row), and
+    /// whatever the recipient's preferences (they asked for it).
+    pub(crate) async fn queue(
+        &self,
+        tx: &mut WriteTx,
+        kind: MailKind,
+        account_id: Option<i64>,
+        recipient: String,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mail = NewMail {
+            dedupe_key: format!("{}:{}", kind.as_str(), self.id),
+            kind,
+            reason: None,
+            account_id,
+            connection_id: None,
+            recipient,
+            context: Some(self.to_json()),
+            wanted: true,
+        };
+        insert(&mut **tx, mail, now).await
+    }
+}
+
+/// What a link's row stores of its secret: the SHA-256, in hex.
+pub(crate) fn link_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// What the outbox keeps of an unsubscribe token: `h:` and its SHA-256 (the token itself is

@@ -82,20 +82,37 @@ fn escape(label: &str) -> String {
     label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// The `# HELP` and `# TYPE` lines of a metric.
+fn describe(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A counter with one label: its description, then a line per value of the label.
+fn counter(out: &mut String, name: &str, help: &str, label: &str, counts: &BTreeMap<String, u64>) {
+    describe(out, name, "counter", help);
+    for (value, n) in counts {
+        let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", escape(value));
+    }
+}
+
 /// The counters and histogram of this process.
 pub fn render() -> String {
     with(|r| {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP awx_refreshes_total Token refreshes by result.");
-        let _ = writeln!(out, "# TYPE awx_refreshes_total counter");
-        for (result, n) in &r.refreshes {
-            let _ = writeln!(out, "awx_refreshes_total{{result=\"{}\"}} {n}", escape(result));
-        }
-        let _ = writeln!(
-            out,
-            "# HELP awx_refresh_duration_seconds Time to refresh a connection's tokens."
+        counter(
+            &mut out,
+            "awx_refreshes_total",
+            "Token refreshes by result.",
+            "result",
+            &r.refreshes,
         );
-        let _ = writeln!(out, "# TYPE awx_refresh_duration_seconds histogram");
+        describe(
+            &mut out,
+            "awx_refresh_duration_seconds",
+            "histogram",
+            "Time to refresh a connection's tokens.",
+        );
         for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
             let _ = writeln!(
                 out,
@@ -110,16 +127,19 @@ pub fn render() -> String {
         );
         let _ = writeln!(out, "awx_refresh_duration_seconds_sum {}", r.refresh_latency_sum);
         let _ = writeln!(out, "awx_refresh_duration_seconds_count {}", r.refresh_latency_count);
-        let _ = writeln!(out, "# HELP awx_login_failures_total Refused log-ins by reason.");
-        let _ = writeln!(out, "# TYPE awx_login_failures_total counter");
-        for (reason, n) in &r.login_failures {
-            let _ = writeln!(out, "awx_login_failures_total{{reason=\"{}\"}} {n}", escape(reason));
-        }
-        let _ = writeln!(
-            out,
-            "# HELP awx_http_requests_total HTTP requests by method, route and status."
+        counter(
+            &mut out,
+            "awx_login_failures_total",
+            "Refused log-ins by reason.",
+            "reason",
+            &r.login_failures,
         );
-        let _ = writeln!(out, "# TYPE awx_http_requests_total counter");
+        describe(
+            &mut out,
+            "awx_http_requests_total",
+            "counter",
+            "HTTP requests by method, route and status.",
+        );
         for ((method, route, status), n) in &r.http_requests {
             let _ = writeln!(
                 out,
@@ -128,31 +148,28 @@ pub fn render() -> String {
                 escape(route)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP awx_webhook_deliveries_total Webhook delivery attempts to the platform by outcome."
+        counter(
+            &mut out,
+            "awx_webhook_deliveries_total",
+            "Webhook delivery attempts to the platform by outcome.",
+            "outcome",
+            &r.webhook_deliveries,
         );
-        let _ = writeln!(out, "# TYPE awx_webhook_deliveries_total counter");
-        for (outcome, n) in &r.webhook_deliveries {
-            let _ = writeln!(
-                out,
-                "awx_webhook_deliveries_total{{outcome=\"{}\"}} {n}",
-                escape(outcome)
-            );
-        }
-        let _ = writeln!(out, "# HELP awx_mail_attempts_total Email attempts by outcome.");
-        let _ = writeln!(out, "# TYPE awx_mail_attempts_total counter");
-        for (outcome, n) in &r.mail {
-            let _ = writeln!(out, "awx_mail_attempts_total{{outcome=\"{}\"}} {n}", escape(outcome));
-        }
-        let _ = writeln!(
-            out,
-            "# HELP awx_proxy_requests_total Calls through the Airwallex proxy by status class."
+        counter(
+            &mut out,
+            "awx_mail_attempts_total",
+            "Email attempts by outcome.",
+            "outcome",
+            &r.mail,
         );
-        let _ = writeln!(out, "# TYPE awx_proxy_requests_total counter");
-        for (class, n) in &r.proxy {
-            let _ = writeln!(out, "awx_proxy_requests_total{{class=\"{class}\"}} {n}");
-        }
+        // The classes are `2xx` to `5xx`: escaping leaves them as they are.
+        counter(
+            &mut out,
+            "awx_proxy_requests_total",
+            "Calls through the Airwallex proxy by status class.",
+            "class",
+            &r.proxy,
+        );
         out
     })
 }

@@ -170,13 +170,15 @@ impl OperatorDesk {
         Ok(counts)
     }
 
+    /// The connection an operator looks at or acts on; `NotFound` when there is none.
+    pub(crate) async fn connection_row(&self, connection_id: i64) -> Result<ConnectionRow, OperatorError> {
+        let row = self.store().by_id(connection_id).await?;
+        row.ok_or(OperatorError::NotFound)
+    }
+
     /// A connection with its merchant's email.
     pub async fn connection_detail(&self, connection_id: i64) -> Result<(ConnectionRow, String), OperatorError> {
-        let row = self
-            .store()
-            .by_id(connection_id)
-            .await?
-            .ok_or(OperatorError::NotFound)?;
+        let row = self.connection_row(connection_id).await?;
         let email: String = sqlx::query_scalar("SELECT email FROM merchants WHERE id = $1")
             .bind(row.merchant_id)
             .fetch_one(self.db.pool())

@@ -37,28 +37,31 @@ struct Prunable {
     condition: &'static str,
 }
 
-const DELIVERIES: Prunable = Prunable {
-    table: "webhook_deliveries",
-    key: "id",
-    condition: "status IN ('delivered', 'failed') AND created_at < $1",
-};
+impl Prunable {
+    /// The rows of `table` (keyed by `id`) that meet `condition`.
+    const fn by_id(table: &'static str, condition: &'static str) -> Prunable {
+        Prunable {
+            table,
+            key: "id",
+            condition,
+        }
+    }
+}
+
+const DELIVERIES: Prunable = Prunable::by_id(
+    "webhook_deliveries",
+    "status IN ('delivered', 'failed') AND created_at < $1",
+);
 /// Events whose deliveries are all gone (an event no endpoint wanted has none).
-const EVENTS: Prunable = Prunable {
-    table: "platform_events",
-    key: "id",
-    condition:
-        "created_at < $1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = platform_events.id)",
-};
-const EMAILS: Prunable = Prunable {
-    table: "mail_outbox",
-    key: "id",
-    condition: "status IN ('sent', 'suppressed', 'failed') AND created_at < $1",
-};
-const INVITATIONS: Prunable = Prunable {
-    table: "operator_invitations",
-    key: "id",
-    condition: "expires_at < $1",
-};
+const EVENTS: Prunable = Prunable::by_id(
+    "platform_events",
+    "created_at < $1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = platform_events.id)",
+);
+const EMAILS: Prunable = Prunable::by_id(
+    "mail_outbox",
+    "status IN ('sent', 'suppressed', 'failed') AND created_at < $1",
+);
+const INVITATIONS: Prunable = Prunable::by_id("operator_invitations", "expires_at < $1");
 const LOCKS: Prunable = Prunable {
     table: "auth_locks",
     key: "lock_key",

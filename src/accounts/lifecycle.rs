@@ -5,12 +5,11 @@
 
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::crypto::TokenCipher;
-use crate::db::Database;
-use crate::mail::{MailKind, NewMail};
+use crate::db::{Database, WriteTx};
+use crate::mail::{link_hash, MailKind};
 use crate::secret::random_urlsafe;
 use crate::time::Clock;
 
@@ -76,10 +75,6 @@ pub enum Requested {
     TooSoon,
     /// No such account (or none that can use it): nothing sent; answered like `Sent`.
     Nobody,
-}
-
-fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Where a deleted account's address goes: unique, and no one's.
@@ -159,7 +154,7 @@ impl AccountLinks {
              WHERE t.token_hash = $1 AND t.purpose = 'verify_email' AND t.used_at IS NULL AND t.expires_at > $2 \
              AND m.deleted_at IS NULL",
         )
-        .bind(token_hash(token))
+        .bind(link_hash(token))
         .bind(self.clock.now())
         .fetch_optional(self.db.pool())
         .await
@@ -169,14 +164,7 @@ impl AccountLinks {
     pub async fn verify(&self, token: &str) -> Result<Option<i64>, sqlx::Error> {
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
-        let account: Option<i64> = sqlx::query_scalar(
-            "UPDATE account_tokens SET used_at = $1 WHERE token_hash = $2 AND purpose = 'verify_email' \
-             AND used_at IS NULL AND expires_at > $1 RETURNING account_id",
-        )
-        .bind(now)
-        .bind(token_hash(token))
-        .fetch_optional(&mut *tx)
-        .await?;
+        let account = use_link(&mut tx, Purpose::VerifyEmail, token, now).await?;
         if let Some(id) = account {
             sqlx::query("UPDATE merchants SET email_verified_at = $1 WHERE id = $2 AND email_verified_at IS NULL")
                 .bind(now)
@@ -218,7 +206,7 @@ impl AccountLinks {
              WHERE t.token_hash = $1 AND t.purpose = 'password_reset' AND t.used_at IS NULL AND t.expires_at > $2 \
              AND m.deleted_at IS NULL AND m.removed_at IS NULL",
         )
-        .bind(token_hash(token))
+        .bind(link_hash(token))
         .bind(self.clock.now())
         .fetch_optional(self.db.pool())
         .await
@@ -229,15 +217,7 @@ impl AccountLinks {
     pub async fn reset_password(&self, token: &str, password_hash: &str) -> Result<Option<i64>, sqlx::Error> {
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
-        let account: Option<i64> = sqlx::query_scalar(
-            "UPDATE account_tokens SET used_at = $1 WHERE token_hash = $2 AND purpose = 'password_reset' \
-             AND used_at IS NULL AND expires_at > $1 RETURNING account_id",
-        )
-        .bind(now)
-        .bind(token_hash(token))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(id) = account else {
+        let Some(id) = use_link(&mut tx, Purpose::PasswordReset, token, now).await? else {
             return Ok(None);
         };
         // The link reached the address: it is verified too. A removed or deleted account
@@ -254,11 +234,7 @@ impl AccountLinks {
         if set.rows_affected() == 0 {
             return Ok(None);
         }
-        sqlx::query("UPDATE account_tokens SET used_at = $1 WHERE account_id = $2 AND purpose = 'password_reset' AND used_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        end_reset_links(&mut tx, id, now).await?;
         sqlx::query("DELETE FROM sessions WHERE account_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -354,12 +330,7 @@ impl AccountLinks {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        for table in ["sessions", "account_tokens", "recovery_codes", "second_factors"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        crate::accounts::end_access(&mut tx, account_id).await?;
         sqlx::query("DELETE FROM auth_attempts WHERE email = $1")
             .bind(&email)
             .execute(&mut *tx)
@@ -409,29 +380,42 @@ impl AccountLinks {
         )
         .bind(account_id)
         .bind(purpose.as_str())
-        .bind(token_hash(&token))
+        .bind(link_hash(&token))
         .bind(ip)
         .bind(now)
         .bind(now + purpose.lifetime())
         .fetch_one(&mut *tx)
         .await?;
-        let context = crate::mail::SealedLink::seal(&self.cipher, "account_tokens", id, purpose.path(), &token, None);
-        crate::mail::insert(
-            &mut *tx,
-            NewMail {
-                dedupe_key: format!("{}:{id}", purpose.as_str()),
-                kind: purpose.mail_kind(),
-                reason: None,
-                account_id: Some(account_id),
-                connection_id: None,
-                recipient: email.to_string(),
-                context: Some(context.to_json()),
-                wanted: true,
-            },
-            now,
-        )
-        .await?;
+        let link = crate::mail::SealedLink::seal(&self.cipher, "account_tokens", id, purpose.path(), &token, None);
+        link.queue(&mut tx, purpose.mail_kind(), Some(account_id), email.to_string(), now)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// Uses a link for `purpose` once, if it can still be used: the account it is for.
+async fn use_link(tx: &mut WriteTx, purpose: Purpose, token: &str, now: i64) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE account_tokens SET used_at = $1 WHERE token_hash = $2 AND purpose = $3 \
+         AND used_at IS NULL AND expires_at > $1 RETURNING account_id",
+    )
+    .bind(now)
+    .bind(link_hash(token))
+    .bind(purpose.as_str())
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// The account's reset links not used yet stop working, inside the caller's transaction.
+pub(crate) async fn end_reset_links(tx: &mut WriteTx, account_id: i64, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE account_tokens SET used_at = $1 WHERE account_id = $2 AND purpose = 'password_reset' \
+         AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(account_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

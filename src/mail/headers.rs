@@ -3,8 +3,17 @@
 
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 
-/// Defines a header lettre does not know, with its fixed name.
+/// Defines a header lettre does not know, with its fixed name (and, when given, its fixed
+/// value; otherwise the type has a `value` method).
 macro_rules! simple_header {
+    ($type:ident, $name:literal, $value:literal) => {
+        impl $type {
+            fn value(&self) -> String {
+                $value.into()
+            }
+        }
+        simple_header!($type, $name);
+    };
     ($type:ident, $name:literal) => {
         impl Header for $type {
             fn name() -> HeaderName {
@@ -33,19 +42,9 @@ simple_header!(ListUnsubscribe, "List-Unsubscribe");
 /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
 #[derive(Clone)]
 pub(super) struct ListUnsubscribePost;
-impl ListUnsubscribePost {
-    fn value(&self) -> String {
-        "List-Unsubscribe=One-Click".into()
-    }
-}
-simple_header!(ListUnsubscribePost, "List-Unsubscribe-Post");
+simple_header!(ListUnsubscribePost, "List-Unsubscribe-Post", "List-Unsubscribe=One-Click");
 
 /// `Auto-Submitted: auto-generated` (RFC 3834): no out-of-office replies.
 #[derive(Clone)]
 pub(super) struct AutoSubmitted;
-impl AutoSubmitted {
-    fn value(&self) -> String {
-        "auto-generated".into()
-    }
-}
-simple_header!(AutoSubmitted, "Auto-Submitted");
+simple_header!(AutoSubmitted, "Auto-Submitted", "auto-generated");

@@ -62,28 +62,19 @@ impl MailOutbox {
         .bind(now + EXPIRY_WARNING_DAYS * DAY)
         .fetch_all(self.db.pool())
         .await?;
-        let mut written = 0;
-        for row in rows {
+        let warnings = rows.into_iter().map(|row| {
             let connection_id: i64 = row.try_get("id")?;
             let expires_at: i64 = row.try_get("refresh_expires_at")?;
-            insert(
-                self.db.pool(),
-                NewMail {
-                    dedupe_key: format!("expiry_warning:{connection_id}:{expires_at}"),
-                    kind: MailKind::ExpiryWarning,
-                    reason: None,
-                    account_id: Some(row.try_get("account_id")?),
-                    connection_id: Some(connection_id),
-                    recipient: row.try_get("email")?,
-                    context: Some(expires_at.to_string()),
-                    wanted: row.try_get::<i64, _>("email_notifications")? != 0,
-                },
-                now,
+            NewMail::to_account(
+                &row,
+                MailKind::ExpiryWarning,
+                format!("expiry_warning:{connection_id}:{expires_at}"),
+                row.try_get("account_id")?,
+                Some(connection_id),
+                expires_at.to_string(),
             )
-            .await?;
-            written += 1;
-        }
-        Ok(written)
+        });
+        self.insert_each(warnings, now).await
     }
 
     async fn plan_digest(&self, day: i64, now: i64) -> Result<u64, sqlx::Error> {
@@ -105,24 +96,30 @@ impl MailOutbox {
             return Ok(0);
         }
         let json = serde_json::to_string(&context).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let mut written = 0;
-        for row in operators {
+        let digests = operators.into_iter().map(|row| {
             let id: i64 = row.try_get("id")?;
-            insert(
-                self.db.pool(),
-                NewMail {
-                    dedupe_key: format!("digest:{day}:{id}"),
-                    kind: MailKind::Digest,
-                    reason: None,
-                    account_id: Some(id),
-                    connection_id: None,
-                    recipient: row.try_get("email")?,
-                    context: Some(json.clone()),
-                    wanted: row.try_get::<i64, _>("email_notifications")? != 0,
-                },
-                now,
+            NewMail::to_account(
+                &row,
+                MailKind::Digest,
+                format!("digest:{day}:{id}"),
+                id,
+                None,
+                json.clone(),
             )
-            .await?;
+        });
+        self.insert_each(digests, now).await
+    }
+
+    /// Writes each message in turn (stopping at the first that cannot be made or written);
+    /// returns how many were written.
+    async fn insert_each(
+        &self,
+        mails: impl Iterator<Item = Result<NewMail, sqlx::Error>>,
+        now: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let mut written = 0;
+        for mail in mails {
+            insert(self.db.pool(), mail?, now).await?;
             written += 1;
         }
         Ok(written)

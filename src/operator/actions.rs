@@ -8,11 +8,7 @@ use crate::vault::{Actor, VaultError};
 impl OperatorDesk {
     /// "Refresh now": rotates the tokens through the vault, logged with the operator.
     pub async fn refresh_now(&self, connection_id: i64, operator: &str) -> Result<(), OperatorError> {
-        let row = self
-            .store()
-            .by_id(connection_id)
-            .await?
-            .ok_or(OperatorError::NotFound)?;
+        let row = self.connection_row(connection_id).await?;
         if row.status != ConnectionStatus::Connected {
             // Nothing to refresh; say so in the timeline, with the operator.
             self.log_operator_event(row.id, EventKind::RefreshFailed, "not_connected", operator)
@@ -34,11 +30,7 @@ impl OperatorDesk {
     /// "Check with Airwallex": reads the account through the vault (a revoked connection
     /// is detected on the way) and logs the result with the operator.
     pub async fn check_with_airwallex(&self, connection_id: i64, operator: &str) -> Result<(), OperatorError> {
-        let row = self
-            .store()
-            .by_id(connection_id)
-            .await?
-            .ok_or(OperatorError::NotFound)?;
+        let row = self.connection_row(connection_id).await?;
         let outcome = if row.status != ConnectionStatus::Connected {
             "not_connected".to_string()
         } else {

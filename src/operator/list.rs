@@ -32,6 +32,30 @@ fn fts_phrase(term: &str) -> String {
     format!("\"{}\"", term.trim().replace('"', "\"\""))
 }
 
+/// The condition on `c.id` that finds connections whose merchant's email contains the term
+/// bound as parameter `p` (and, when `names_too`, whose business name does): through
+/// SQLite's trigram full-text indexes (`trigram`, the term an FTS5 phrase), or else a
+/// `LIKE` pattern (which PostgreSQL's trigram indexes serve).
+fn containing(p: usize, trigram: bool, names_too: bool) -> String {
+    let (emails, names) = if trigram {
+        (
+            format!("SELECT rowid FROM merchants_email_fts WHERE merchants_email_fts MATCH ${p}"),
+            format!("SELECT rowid FROM connections_name_fts WHERE connections_name_fts MATCH ${p}"),
+        )
+    } else {
+        (
+            format!("SELECT m3.id FROM merchants m3 WHERE m3.email LIKE ${p} ESCAPE '\\'"),
+            format!("SELECT id FROM connections WHERE LOWER(business_name) LIKE ${p} ESCAPE '\\'"),
+        )
+    };
+    let business = if names_too {
+        format!(" UNION {names}")
+    } else {
+        String::new()
+    };
+    format!(" AND c.id IN (SELECT c3.id FROM connections c3 WHERE c3.merchant_id IN ({emails}){business})")
+}
+
 impl OperatorDesk {
     /// One page of the operator table.
     pub async fn list_connections(&self, query: &ListQuery) -> Result<ListPage, sqlx::Error> {
@@ -62,41 +86,21 @@ impl OperatorDesk {
             // An account id or a whole email goes through its index; anything else is a
             // substring of an email or business name, found by scanning one table each.
             let lower = term.to_lowercase();
-            if self.external_id_exists(term).await? {
+            if self.merchant_with("external_id", term).await? {
                 // The platform's id for a merchant, exactly.
                 binds.push(Bind::Text(term.to_string()));
                 sql.push_str(&format!(" AND m.external_id = ${}", binds.len()));
             } else if lower.starts_with("acct_") && !lower.contains(char::is_whitespace) {
                 binds.push(Bind::Text(term.to_string()));
                 sql.push_str(&format!(" AND c.account_id = ${}", binds.len()));
-            } else if Email::parse(term).is_ok() && self.email_exists(&lower).await? {
+            } else if Email::parse(term).is_ok() && self.merchant_with("email", &lower).await? {
                 binds.push(Bind::Text(lower));
                 sql.push_str(&format!(" AND m.email = ${}", binds.len()));
-            } else if self.db.engine() == Engine::Sqlite && term.chars().count() >= 3 {
-                // SQLite's trigram indexes find substrings of three characters or more.
-                binds.push(Bind::Text(fts_phrase(term)));
-                let phrase = binds.len();
-                let business = if lower.contains('@') {
-                    String::new()
-                } else {
-                    format!(" UNION SELECT rowid FROM connections_name_fts WHERE connections_name_fts MATCH ${phrase}")
-                };
-                sql.push_str(&format!(
-                    " AND c.id IN (SELECT c3.id FROM connections c3 WHERE c3.merchant_id IN \
-                     (SELECT rowid FROM merchants_email_fts WHERE merchants_email_fts MATCH ${phrase}){business})"
-                ));
             } else {
-                binds.push(Bind::Text(like_pattern(term)));
-                let pattern = binds.len();
-                let business = if lower.contains('@') {
-                    String::new()
-                } else {
-                    format!(" UNION SELECT id FROM connections WHERE LOWER(business_name) LIKE ${pattern} ESCAPE '\\'")
-                };
-                sql.push_str(&format!(
-                    " AND c.id IN (SELECT c3.id FROM connections c3 WHERE c3.merchant_id IN \
-                     (SELECT m3.id FROM merchants m3 WHERE m3.email LIKE ${pattern} ESCAPE '\\'){business})"
-                ));
+                // SQLite's trigram indexes find substrings of three characters or more.
+                let trigram = self.db.engine() == Engine::Sqlite && term.chars().count() >= 3;
+                binds.push(Bind::Text(if trigram { fts_phrase(term) } else { like_pattern(term) }));
+                sql.push_str(&containing(binds.len(), trigram, !lower.contains('@')));
             }
         }
         if let Some(after) = query.after {
@@ -200,17 +204,10 @@ impl OperatorDesk {
         Ok(ListPage { lines, next })
     }
 
-    async fn external_id_exists(&self, external_id: &str) -> Result<bool, sqlx::Error> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM merchants WHERE external_id = $1")
-            .bind(external_id)
-            .fetch_optional(self.db.pool())
-            .await?;
-        Ok(found.is_some())
-    }
-
-    async fn email_exists(&self, email: &str) -> Result<bool, sqlx::Error> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM merchants WHERE email = $1")
-            .bind(email)
+    /// Whether a merchant has exactly `value` in `column` (an indexed column's name).
+    async fn merchant_with(&self, column: &str, value: &str) -> Result<bool, sqlx::Error> {
+        let found: Option<i64> = sqlx::query_scalar(&format!("SELECT id FROM merchants WHERE {column} = $1"))
+            .bind(value)
             .fetch_optional(self.db.pool())
             .await?;
         Ok(found.is_some())

@@ -8,13 +8,12 @@
 
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::accounts::{Account, Email, Role};
 use crate::crypto::TokenCipher;
 use crate::db::Database;
-use crate::mail::{MailKind, NewMail};
+use crate::mail::{link_hash, MailKind, NewMail};
 use crate::secret::random_urlsafe;
 use crate::time::Clock;
 
@@ -60,10 +59,6 @@ pub enum TeamError {
 }
 
 crate::database_errors_are_logged!(TeamError => TeamError::Database, "operator team");
-
-fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
 
 /// Where an invitation link points, below `PUBLIC_URL` (the secret follows).
 pub const INVITATION_PATH: &str = "/invitation/";
@@ -170,13 +165,13 @@ impl Team {
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(email.as_str())
-        .bind(token_hash(&token))
+        .bind(link_hash(&token))
         .bind(&by.email)
         .bind(now)
         .bind(expires_at)
         .fetch_one(&mut *tx)
         .await?;
-        let context = crate::mail::SealedLink::seal(
+        let link = crate::mail::SealedLink::seal(
             &self.cipher,
             "operator_invitations",
             id,
@@ -184,21 +179,8 @@ impl Team {
             &token,
             Some(by.email.clone()),
         );
-        crate::mail::insert(
-            &mut *tx,
-            NewMail {
-                dedupe_key: format!("invitation:{id}"),
-                kind: MailKind::Invitation,
-                reason: None,
-                account_id: None,
-                connection_id: None,
-                recipient: email.to_string(),
-                context: Some(context.to_json()),
-                wanted: true,
-            },
-            now,
-        )
-        .await?;
+        link.queue(&mut tx, MailKind::Invitation, None, email.to_string(), now)
+            .await?;
         tx.commit().await?;
         Ok(Invitation {
             id,
@@ -215,7 +197,7 @@ impl Team {
             "SELECT id, email, invited_by, created_at, expires_at FROM operator_invitations \
              WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
         )
-        .bind(token_hash(token))
+        .bind(link_hash(token))
         .bind(self.clock.now())
         .fetch_optional(self.db.pool())
         .await?;
@@ -232,7 +214,7 @@ impl Team {
              WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING email",
         )
         .bind(now)
-        .bind(token_hash(token))
+        .bind(link_hash(token))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(email) = email else {
@@ -256,7 +238,7 @@ impl Team {
         };
         sqlx::query("UPDATE operator_invitations SET account_id = $1 WHERE token_hash = $2")
             .bind(id)
-            .bind(token_hash(token))
+            .bind(link_hash(token))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -299,12 +281,7 @@ impl Team {
             .await?;
         // Nothing of theirs works afterwards: no factor, session or reset link, and no
         // invitation they sent (or that was sent to them) can still be used.
-        for table in ["recovery_codes", "second_factors", "sessions", "account_tokens"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        crate::accounts::end_access(&mut tx, id).await?;
         sqlx::query(
             "UPDATE operator_invitations SET expires_at = $1 WHERE used_at IS NULL AND expires_at > $1 \
              AND (invited_by = $2 OR email = $2)",

@@ -170,85 +170,107 @@ impl TokenReads {
     }
 
     /// The reads as CSV (`minute,key_id,key_name,connection_id,merchant_email,reads`), for
-    /// one connection or all, newest first, from `since` (unix seconds) on: a stream of
-    /// chunks (the header, then a page of 1,000 reads at a time), so that no export is
-    /// built whole in memory.
-    pub fn csv_stream(
-        &self,
-        connection_id: Option<i64>,
-        since: Option<i64>,
-    ) -> impl futures::Stream<Item = Result<String, sqlx::Error>> + Send + 'static {
-        let reads = self.clone();
-        csv_pages(
-            "minute,key_id,key_name,connection_id,merchant_email,reads\n",
-            move |after: Option<TokenRead>| {
-                let reads = reads.clone();
-                async move {
-                    if after.is_none() {
-                        reads.flush().await?;
-                    }
-                    let page = reads
-                        .query_after(connection_id, since, after.as_ref(), CSV_PAGE)
-                        .await?;
-                    let mut out = String::new();
-                    for read in &page {
-                        csv_line(&mut out, read);
-                    }
-                    let more = (page.len() as i64 == CSV_PAGE).then(|| page.last().cloned()).flatten();
-                    Ok((out, more))
-                }
-            },
-        )
+    /// one connection or all, newest first, from `since` (unix seconds) on, streamed a page
+    /// at a time ([`csv_pages`]).
+    pub fn csv_stream(&self, connection_id: Option<i64>, since: Option<i64>) -> CsvChunks {
+        let (reads, pending) = (self.clone(), self.clone());
+        let page = move |after: Option<TokenRead>, limit| {
+            let reads = reads.clone();
+            async move { reads.query_after(connection_id, since, after.as_ref(), limit).await }
+        };
+        let flush = async move { pending.flush().await };
+        csv_pages(HEADER, flush, page, csv_line, TokenRead::clone)
     }
 }
 
-/// Rows per page of a streamed CSV export.
-pub(crate) const CSV_PAGE: i64 = 1_000;
+/// An audit's CSV export as it is streamed: the header, then a page of rows at a time.
+pub type CsvChunks = futures::stream::BoxStream<'static, Result<String, sqlx::Error>>;
 
-/// A CSV export as a stream of chunks: `header`, then page after page. `page(after)` reads
-/// the page after the row `after` (the first page for `None`) and returns its lines with
-/// the row to read on from, or `None` when it was the last; so no export is ever whole in
-/// memory.
-pub(crate) fn csv_pages<C, F, Fut>(
+/// The header of the reads' CSV export.
+const HEADER: &str = "minute,key_id,key_name,connection_id,merchant_email,reads\n";
+
+/// Rows per page of a streamed CSV export.
+const CSV_PAGE: i64 = 1_000;
+
+/// An audit's CSV export as a stream of chunks: `header`, then page after page, so that no
+/// export is ever whole in memory. `flush` runs before the first page (what is still counted
+/// in memory is written, so the export has it). `page(after, limit)` reads at most `limit`
+/// rows after the row `after` (from the first for `None`), each written out by `line`;
+/// after a full page, the next one reads on from `cursor` of its last row.
+pub(crate) fn csv_pages<R, C, Flush, Page, PageFut>(
     header: &'static str,
-    page: F,
-) -> impl futures::Stream<Item = Result<String, sqlx::Error>> + Send + 'static
+    flush: Flush,
+    page: Page,
+    line: fn(&mut String, &R),
+    cursor: fn(&R) -> C,
+) -> CsvChunks
 where
+    R: Send + 'static,
     C: Send + 'static,
-    F: Fn(Option<C>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<(String, Option<C>), sqlx::Error>> + Send,
+    Flush: std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'static,
+    Page: Fn(Option<C>, i64) -> PageFut + Send + 'static,
+    PageFut: std::future::Future<Output = Result<Vec<R>, sqlx::Error>> + Send,
 {
-    enum Step<C> {
-        Header,
-        Page(Option<C>),
+    enum Step<F, C> {
+        Header(F),
+        /// The flush still to run (before the first page only), and the row to read after.
+        Page(Option<F>, Option<C>),
         Done,
     }
-    futures::stream::try_unfold((Step::Header, page), move |(step, page)| async move {
+    let chunks = futures::stream::try_unfold((Step::Header(flush), page), move |(step, page)| async move {
         match step {
             Step::Done => Ok(None),
-            Step::Header => Ok(Some((header.to_string(), (Step::Page(None), page)))),
-            Step::Page(after) => {
-                let (lines, more) = page(after).await?;
-                let next = match more {
-                    Some(row) => Step::Page(Some(row)),
-                    None => Step::Done,
+            Step::Header(flush) => Ok(Some((header.to_string(), (Step::Page(Some(flush), None), page)))),
+            Step::Page(flush, after) => {
+                if let Some(flush) = flush {
+                    flush.await?;
+                }
+                let rows = page(after, CSV_PAGE).await?;
+                let mut lines = String::new();
+                for row in &rows {
+                    line(&mut lines, row);
+                }
+                let next = match rows.last() {
+                    Some(last) if rows.len() as i64 == CSV_PAGE => Step::Page(None, Some(cursor(last))),
+                    _ => Step::Done,
                 };
                 Ok(Some((lines, (next, page))))
             }
         }
-    })
+    });
+    Box::pin(chunks)
 }
 
 fn csv_line(out: &mut String, read: &TokenRead) {
-    let _ = writeln!(
+    csv_reader_fields(
         out,
-        "{},{},{},{},{},{}",
-        crate::time::rfc3339(read.minute),
-        csv_field(&read.key_id),
-        csv_field(&read.key_name),
+        read.minute,
+        &read.key_id,
+        &read.key_name,
         read.connection_id,
-        csv_field(&read.merchant_email),
-        read.reads
+        &read.merchant_email,
+    );
+    let _ = writeln!(out, ",{}", read.reads);
+}
+
+/// The fields every audit's CSV line starts with (no newline): when, with which key (its id
+/// and name), and whose connection.
+pub(crate) fn csv_reader_fields(
+    out: &mut String,
+    at: i64,
+    key_id: &str,
+    key_name: &str,
+    connection_id: i64,
+    merchant_email: &str,
+) {
+    let _ = write!(
+        out,
+        "{},{},{},{},{}",
+        crate::time::rfc3339(at),
+        csv_field(key_id),
+        csv_field(key_name),
+        connection_id,
+        csv_field(merchant_email)
     );
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use sqlx::Row;
 
-use super::audit::{csv_field, csv_pages, CSV_PAGE};
+use super::audit::{csv_field, csv_pages, csv_reader_fields, CsvChunks};
 use crate::db::Database;
 use crate::time::Clock;
 
@@ -41,6 +41,10 @@ pub struct ProxyCallLine {
 
 /// Calls kept in memory at most while the database cannot be written.
 pub const MAX_PENDING: usize = 100_000;
+
+/// The header of the calls' CSV export.
+const HEADER: &str =
+    "at,key_id,key_name,connection_id,merchant_email,method,path,status,duration_ms,request_bytes,response_bytes\n";
 
 /// Rows written per statement when flushing.
 const BATCH: usize = 200;
@@ -203,43 +207,30 @@ impl ProxyCalls {
     /// The calls as CSV (`at,key_id,key_name,connection_id,merchant_email,method,path,status,
     /// duration_ms,request_bytes,response_bytes`), for one connection or all, newest first,
     /// from `since` (unix seconds) on, streamed a page at a time ([`csv_pages`]).
-    pub fn csv_stream(
-        &self,
-        connection_id: Option<i64>,
-        since: Option<i64>,
-    ) -> impl futures::Stream<Item = Result<String, sqlx::Error>> + Send + 'static {
-        let calls = self.clone();
-        csv_pages(
-            "at,key_id,key_name,connection_id,merchant_email,method,path,status,duration_ms,request_bytes,response_bytes\n",
-            move |before_id: Option<i64>| {
-                let calls = calls.clone();
-                async move {
-                    if before_id.is_none() {
-                        calls.flush().await?;
-                    }
-                    let page = calls.query(connection_id, since, before_id, CSV_PAGE).await?;
-                    let mut out = String::new();
-                    for line in &page {
-                        csv_line(&mut out, line);
-                    }
-                    let more = (page.len() as i64 == CSV_PAGE).then(|| page.last().map(|l| l.id)).flatten();
-                    Ok((out, more))
-                }
-            },
-        )
+    pub fn csv_stream(&self, connection_id: Option<i64>, since: Option<i64>) -> CsvChunks {
+        let (calls, pending) = (self.clone(), self.clone());
+        let page = move |before_id: Option<i64>, limit| {
+            let calls = calls.clone();
+            async move { calls.query(connection_id, since, before_id, limit).await }
+        };
+        let flush = async move { pending.flush().await };
+        csv_pages(HEADER, flush, page, csv_line, |line: &ProxyCallLine| line.id)
     }
 }
 
 fn csv_line(out: &mut String, line: &ProxyCallLine) {
     let call = &line.call;
+    csv_reader_fields(
+        out,
+        call.at,
+        &call.key_id,
+        &line.key_name,
+        call.connection_id,
+        &line.merchant_email,
+    );
     let _ = writeln!(
         out,
-        "{},{},{},{},{},{},{},{},{},{},{}",
-        crate::time::rfc3339(call.at),
-        csv_field(&call.key_id),
-        csv_field(&line.key_name),
-        call.connection_id,
-        csv_field(&line.merchant_email),
+        ",{},{},{},{},{},{}",
         call.method,
         csv_field(&call.path),
         call.status,

@@ -6,7 +6,7 @@
 // A ready-made response is passed as the error; its size does not matter here.
 #![allow(clippy::result_large_err)]
 
-use axum::body::to_bytes;
+use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::accounts::SimAccount;
 use super::api::authorized;
 use super::state::Endpoint;
 use super::Simulator;
@@ -38,6 +39,37 @@ fn count(sim: &Simulator, request: &Parts) {
     *sim.inner.lock().counters.api_calls.entry(key).or_default() += 1;
 }
 
+/// A data call whose token was accepted: the account it reaches.
+struct Call {
+    sim: Simulator,
+    account: SimAccount,
+    parts: Parts,
+    body: Body,
+}
+
+/// Every data call: counted, its token checked with the rules of `GET /api/v1/account/`
+/// (a refusal answered as Airwallex does), then `answer` for the account it reaches; with
+/// the headers of Airwallex's answers either way.
+async fn data_call<F, Fut>(sim: Simulator, request: Request, answer: F) -> Response
+where
+    F: FnOnce(Call) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let (parts, body) = request.into_parts();
+    count(&sim, &parts);
+    let account = match authorized(&sim, Endpoint::Api, &parts).await {
+        Ok(account) => account,
+        Err(refused) => return answered(refused),
+    };
+    let call = Call {
+        sim,
+        account,
+        parts,
+        body,
+    };
+    answered(answer(call).await)
+}
+
 fn validation_error(message: &str, source: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -55,16 +87,10 @@ fn amount(account_id: &str, salt: u32) -> f64 {
 }
 
 pub async fn balances(State(sim): State<Simulator>, request: Request) -> Response {
-    answered(balances_of(sim, request).await)
+    data_call(sim, request, balances_of).await
 }
 
-async fn balances_of(sim: Simulator, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
-    count(&sim, &parts);
-    let account = match authorized(&sim, Endpoint::Api, &parts).await {
-        Ok(account) => account,
-        Err(response) => return response,
-    };
+async fn balances_of(Call { account, .. }: Call) -> Response {
     let balances: Vec<Value> = ["AUD", "USD", "SGD"]
         .iter()
         .zip(1u32..)
@@ -145,16 +171,10 @@ fn check_beneficiary(body: &Value) -> Result<(), (String, &'static str)> {
 }
 
 pub async fn create_beneficiary(State(sim): State<Simulator>, request: Request) -> Response {
-    answered(create(sim, request).await)
+    data_call(sim, request, create).await
 }
 
-async fn create(sim: Simulator, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    count(&sim, &parts);
-    let account = match authorized(&sim, Endpoint::Api, &parts).await {
-        Ok(account) => account,
-        Err(response) => return response,
-    };
+async fn create(Call { sim, account, body, .. }: Call) -> Response {
     let Ok(bytes) = to_bytes(body, 1 << 20).await else {
         return validation_error("The request body could not be read.", "body");
     };
@@ -177,16 +197,10 @@ async fn create(sim: Simulator, request: Request) -> Response {
 }
 
 pub async fn beneficiaries(State(sim): State<Simulator>, request: Request) -> Response {
-    answered(list(sim, request).await)
+    data_call(sim, request, list).await
 }
 
-async fn list(sim: Simulator, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
-    count(&sim, &parts);
-    let account = match authorized(&sim, Endpoint::Api, &parts).await {
-        Ok(account) => account,
-        Err(response) => return response,
-    };
+async fn list(Call { sim, account, parts, .. }: Call) -> Response {
     let query: Vec<(String, String)> = url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
         .into_owned()
         .collect();
