@@ -2,7 +2,7 @@
 //! webhook endpoints (registered with a secret shown once, disabled), deliveries sent
 //! again, and the token-read audit as CSV.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -322,44 +322,63 @@ enum Audit {
     ProxyCalls,
 }
 
-/// An export's request: who, from where, and the session that must be fresh.
+/// An export's request: who, from where, the session that must be fresh, and what it
+/// covers: one connection (`…/connections/{id}/…`), or every connection from `?days=N` back.
 pub struct ExportRequest {
     operator: Account,
     session: awx_onboard::sessions::SessionState,
     client: ClientAddr,
     uri: axum::http::Uri,
+    connection: Option<i64>,
+    days: Option<i64>,
 }
 
-impl axum::extract::FromRequestParts<AppState> for ExportRequest {
-    type Rejection = AppError;
+impl FromRequestParts<AppState> for ExportRequest {
+    /// A refused path or query is answered as axum answers it.
+    type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, AppError> {
-        let OperatorUser(operator) = OperatorUser::from_request_parts(parts, state).await?;
-        let Sessions(session) = Sessions::from_request_parts(parts, state).await?;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
+        let OperatorUser(operator) = OperatorUser::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Sessions(session) = Sessions::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
         let client = ClientAddr::from_request_parts(parts, state)
             .await
-            .map_err(|_| AppError::internal("no client address"))?;
+            .map_err(|_| AppError::internal("no client address").into_response())?;
+        let connection = Option::<Path<i64>>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?
+            .map(|Path(id)| id);
+        // One connection's export reads no query.
+        let days = match connection {
+            Some(_) => None,
+            None => {
+                let Query(query) = Query::<CsvQuery>::from_request_parts(parts, state)
+                    .await
+                    .map_err(IntoResponse::into_response)?;
+                query.days
+            }
+        };
         Ok(ExportRequest {
             operator,
             session,
             client,
             uri: parts.uri.clone(),
+            connection,
+            days,
         })
     }
 }
 
 /// An audit as CSV, for every connection or one, from `days` back (all by default), once
 /// the operator's second factor is fresh.
-async fn export(
-    state: &AppState,
-    request: ExportRequest,
-    audit: Audit,
-    connection: Option<i64>,
-    days: Option<i64>,
-) -> Result<Response, AppError> {
+async fn export(state: &AppState, request: ExportRequest, audit: Audit) -> Result<Response, AppError> {
     if let Some(ask) = confirm_get(state, &request.session, &request.uri).await {
         return Ok(ask);
     }
+    let (connection, days) = (request.connection, request.days);
     let since = days.map(|days| state.services.clock.now() - days.clamp(0, 3650) * 86_400);
     // Streamed a page at a time: an export of every row is never whole in memory.
     fn streamed(
@@ -397,38 +416,14 @@ async fn export(
     Ok(csv_response(&file, csv))
 }
 
-/// `GET /operator/token-reads.csv?days=N`: every access-token read, per key, connection and minute.
-pub async fn token_reads_csv(
-    State(state): State<AppState>,
-    request: ExportRequest,
-    Query(query): Query<CsvQuery>,
-) -> Result<Response, AppError> {
-    export(&state, request, Audit::TokenReads, None, query.days).await
+/// `GET /operator/token-reads.csv?days=N` and `GET /operator/connections/{id}/token-reads.csv`:
+/// every access-token read, per key, connection and minute.
+pub async fn token_reads_csv(State(state): State<AppState>, request: ExportRequest) -> Result<Response, AppError> {
+    export(&state, request, Audit::TokenReads).await
 }
 
-/// `GET /operator/connections/{id}/token-reads.csv`.
-pub async fn connection_token_reads_csv(
-    State(state): State<AppState>,
-    request: ExportRequest,
-    Path(id): Path<i64>,
-) -> Result<Response, AppError> {
-    export(&state, request, Audit::TokenReads, Some(id), None).await
-}
-
-/// `GET /operator/proxy-calls.csv?days=N`: every call through the Airwallex proxy.
-pub async fn proxy_calls_csv(
-    State(state): State<AppState>,
-    request: ExportRequest,
-    Query(query): Query<CsvQuery>,
-) -> Result<Response, AppError> {
-    export(&state, request, Audit::ProxyCalls, None, query.days).await
-}
-
-/// `GET /operator/connections/{id}/proxy-calls.csv`.
-pub async fn connection_proxy_calls_csv(
-    State(state): State<AppState>,
-    request: ExportRequest,
-    Path(id): Path<i64>,
-) -> Result<Response, AppError> {
-    export(&state, request, Audit::ProxyCalls, Some(id), None).await
+/// `GET /operator/proxy-calls.csv?days=N` and `GET /operator/connections/{id}/proxy-calls.csv`:
+/// every call through the Airwallex proxy.
+pub async fn proxy_calls_csv(State(state): State<AppState>, request: ExportRequest) -> Result<Response, AppError> {
+    export(&state, request, Audit::ProxyCalls).await
 }
