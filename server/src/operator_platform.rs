@@ -17,10 +17,10 @@ use awx_onboard::security_log::SecurityEventKind;
 
 use crate::access::{OperatorUser, Sessions};
 use crate::error::AppError;
-use crate::form::{FormFields, PageRequest};
+use crate::form::PageRequest;
 use crate::net::ClientAddr;
 use crate::pages::render_page_with;
-use crate::reauth::{confirm_get, confirm_post};
+use crate::reauth::{confirm_get, OperatorPost};
 use crate::state::AppState;
 
 /// Logs what `operator` did in the security log.
@@ -49,17 +49,11 @@ fn reach_of(scopes: &[Scope]) -> Option<&'static str> {
 }
 
 /// `POST /operator/api-keys`: creates a key and shows it, once, on the keys page.
-pub async fn create_key(
-    State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    Sessions(session): Sessions,
-    client: ClientAddr,
-    page: PageRequest,
-    form: FormFields,
-) -> Result<Response, AppError> {
-    if let Some(ask) = confirm_post(&state, &session, &operator, &client, &form, paths::OPERATOR_API_KEYS).await? {
+pub async fn create_key(State(state): State<AppState>, post: OperatorPost) -> Result<Response, AppError> {
+    if let Some(ask) = post.confirm(&state, paths::OPERATOR_API_KEYS).await? {
         return Ok(ask);
     }
+    let (form, operator) = (&post.form, &post.operator);
     let name = form.first("name");
     let created = match (
         parse_scopes(form.all("scope")),
@@ -79,13 +73,13 @@ pub async fn create_key(
             tracing::info!(key = %key.id, by = %operator.email, "API key created");
             let scopes = key.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
             let subject = format!("key {} “{}” ({scopes})", key.id, key.name);
-            log(&state, &operator, &client, SecurityEventKind::ApiKeyCreated, &subject).await;
+            post.log(&state, SecurityEventKind::ApiKeyCreated, &subject).await;
             if let Some(reach) = reach_of(&key.scopes) {
                 let what = format!(
                     "{} created key “{}” ({}) that {reach}",
                     operator.email, key.name, key.id
                 );
-                alert_others(&state, &operator, what).await;
+                alert_others(&state, operator, what).await;
             }
             let revealed = Revealed {
                 label: format!("The new key “{}”", key.name),
@@ -96,31 +90,16 @@ pub async fn create_key(
         Err(KeyError::Database) => Err(AppError::internal("api keys")),
         Err(error) => Ok(Err(error.to_string())),
     };
-    show_outcome(&state, page, paths::OPERATOR_API_KEYS, outcome).await
+    show_outcome(&state, post.page, paths::OPERATOR_API_KEYS, outcome).await
 }
 
 /// `POST /operator/connect-links`: a connect link for one of the platform's merchants (by
 /// its external id), shown once, for support to send by hand.
-pub async fn create_connect_link(
-    State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    Sessions(session): Sessions,
-    client: ClientAddr,
-    page: PageRequest,
-    form: FormFields,
-) -> Result<Response, AppError> {
-    if let Some(ask) = confirm_post(
-        &state,
-        &session,
-        &operator,
-        &client,
-        &form,
-        paths::OPERATOR_CONNECT_LINKS,
-    )
-    .await?
-    {
+pub async fn create_connect_link(State(state): State<AppState>, post: OperatorPost) -> Result<Response, AppError> {
+    if let Some(ask) = post.confirm(&state, paths::OPERATOR_CONNECT_LINKS).await? {
         return Ok(ask);
     }
+    let (form, operator) = (&post.form, &post.operator);
     let email = form.first("email").trim();
     let request = SessionRequest {
         external_id: form.first("external_id").trim().to_string(),
@@ -133,14 +112,7 @@ pub async fn create_connect_link(
         Ok(created) => {
             tracing::info!(connect_session = %created.id, by = %operator.email, "connect link created by an operator");
             let subject = format!("{} for external id {}", created.id, created.external_id);
-            log(
-                &state,
-                &operator,
-                &client,
-                SecurityEventKind::ConnectLinkCreated,
-                &subject,
-            )
-            .await;
+            post.log(&state, SecurityEventKind::ConnectLinkCreated, &subject).await;
             Ok(Ok(Revealed {
                 label: format!(
                     "A connect link for “{}”, usable once until {}",
@@ -153,7 +125,7 @@ pub async fn create_connect_link(
         Err(SessionError::Database) => Err(AppError::internal("connect sessions")),
         Err(error) => Ok(Err(error.to_string())),
     };
-    show_outcome(&state, page, paths::OPERATOR_API_KEYS, outcome).await
+    show_outcome(&state, post.page, paths::OPERATOR_API_KEYS, outcome).await
 }
 
 /// `POST /operator/api-keys/{id}/revoke`.
@@ -182,17 +154,11 @@ pub async fn revoke_key(
 }
 
 /// `POST /operator/webhooks`: registers an endpoint and shows its signing secret, once.
-pub async fn create_endpoint(
-    State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    Sessions(session): Sessions,
-    client: ClientAddr,
-    page: PageRequest,
-    form: FormFields,
-) -> Result<Response, AppError> {
-    if let Some(ask) = confirm_post(&state, &session, &operator, &client, &form, paths::OPERATOR_WEBHOOKS).await? {
+pub async fn create_endpoint(State(state): State<AppState>, post: OperatorPost) -> Result<Response, AppError> {
+    if let Some(ask) = post.confirm(&state, paths::OPERATOR_WEBHOOKS).await? {
         return Ok(ask);
     }
+    let (form, operator) = (&post.form, &post.operator);
     let url = form.first("url");
     let created = match parse_events(form.all("event")) {
         Ok(events) => state.services.webhooks.create(url, &events, &operator.email).await,
@@ -202,20 +168,13 @@ pub async fn create_endpoint(
         Ok((id, secret)) => {
             tracing::info!(endpoint = id, by = %operator.email, "webhook endpoint registered");
             let subject = format!("endpoint {id} {}", url.trim());
-            log(
-                &state,
-                &operator,
-                &client,
-                SecurityEventKind::WebhookEndpointRegistered,
-                &subject,
-            )
-            .await;
+            post.log(&state, SecurityEventKind::WebhookEndpointRegistered, &subject).await;
             let what = format!(
                 "{} registered the webhook endpoint {} (number {id}), which receives merchants' emails and connection events",
                 operator.email,
                 url.trim()
             );
-            alert_others(&state, &operator, what).await;
+            alert_others(&state, operator, what).await;
             let revealed = Revealed {
                 label: "The endpoint's signing secret (verify deliveries with a Standard Webhooks library)".into(),
                 secret: secret.expose().to_string(),
@@ -225,7 +184,7 @@ pub async fn create_endpoint(
         Err(EndpointError::Database) => Err(AppError::internal("webhook endpoints")),
         Err(error) => Ok(Err(error.to_string())),
     };
-    show_outcome(&state, page, paths::OPERATOR_WEBHOOKS, outcome).await
+    show_outcome(&state, post.page, paths::OPERATOR_WEBHOOKS, outcome).await
 }
 
 /// Renders `path` after a creating form post: `201` with the new secret shown once, or
