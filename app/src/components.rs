@@ -1,6 +1,7 @@
 //! Small pieces shared by pages.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::dto::FormFeedback;
@@ -137,6 +138,17 @@ pub fn Detail(label: &'static str, value: Option<String>) -> impl IntoView {
             <dd>{value}</dd>
         }
     })
+}
+
+/// The top of an operator's section: its title (also the page's) and the operator's
+/// sections, `current` marked.
+#[component]
+pub fn OperatorHeading(title: &'static str, current: &'static str) -> impl IntoView {
+    view! {
+        <Title text=title />
+        <OperatorNav current=current />
+        <h1>{title}</h1>
+    }
 }
 
 /// The operator's sections.
