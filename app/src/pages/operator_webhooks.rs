@@ -1,6 +1,5 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
 
 use crate::components::{
     loaded, Checkboxes, DataTable, OperatorHeading, OperatorNav, PostButton, PostOutcome, QueryNotice,
@@ -97,14 +96,7 @@ fn EndpointTable(endpoints: Vec<EndpointView>) -> impl IntoView {
 
 #[component]
 pub fn OperatorWebhookPage() -> impl IntoView {
-    let params = use_params_map();
-    let id = move || {
-        params
-            .with(|p| p.get("id"))
-            .and_then(|id| id.parse::<i64>().ok())
-            .unwrap_or(-1)
-    };
-    let data = Resource::new(id, load_webhook);
+    let data = Resource::new(crate::pages::id_param(), load_webhook);
     view! {
         <Title text="Webhook endpoint" />
         <OperatorNav current=paths::OPERATOR_WEBHOOKS />
