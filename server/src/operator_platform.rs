@@ -15,18 +15,12 @@ use awx_onboard::platform::keys::{parse_expiry_days, parse_scopes, KeyError, Sco
 use awx_onboard::platform::outbox::{parse_events, EndpointError};
 use awx_onboard::security_log::SecurityEventKind;
 
-use crate::access::{OperatorUser, Sessions};
+use crate::access::{ActingOperator, OperatorUser, Sessions};
 use crate::error::AppError;
 use crate::form::PageRequest;
-use crate::net::ClientAddr;
 use crate::pages::render_page_with;
 use crate::reauth::{confirm_get, OperatorPost};
 use crate::state::AppState;
-
-/// Logs what `operator` did in the security log.
-async fn log(state: &AppState, operator: &Account, client: &ClientAddr, kind: SecurityEventKind, subject: &str) {
-    state.log_security(kind, operator, client, Some(subject)).await;
-}
 
 /// Tells every other operator, by email, what `operator` did.
 async fn alert_others(state: &AppState, operator: &Account, what: String) {
@@ -131,21 +125,13 @@ pub async fn create_connect_link(State(state): State<AppState>, post: OperatorPo
 /// `POST /operator/api-keys/{id}/revoke`.
 pub async fn revoke_key(
     State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    client: ClientAddr,
+    acting: ActingOperator,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    match state.services.api_keys.revoke(&id, &operator.email).await {
+    match state.services.api_keys.revoke(&id, &acting.operator.email).await {
         Ok(()) => {
-            tracing::info!(key = %id, by = %operator.email, "API key revoked");
-            log(
-                &state,
-                &operator,
-                &client,
-                SecurityEventKind::ApiKeyRevoked,
-                &format!("key {id}"),
-            )
-            .await;
+            tracing::info!(key = %id, by = %acting.operator.email, "API key revoked");
+            acting.log(&state, SecurityEventKind::ApiKeyRevoked, &format!("key {id}")).await;
             Ok(Redirect::to(&paths::with_notice(paths::OPERATOR_API_KEYS, Notice::KeyRevoked)).into_response())
         }
         Err(KeyError::NotFound) => Err(AppError::NotFound("There is no key with that id.")),
@@ -215,22 +201,14 @@ pub(crate) async fn show_outcome(
 /// `POST /operator/webhooks/{id}/disable`.
 pub async fn disable_endpoint(
     State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    client: ClientAddr,
+    acting: ActingOperator,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
     match state.services.webhooks.disable(id).await {
         Ok(()) => {
-            tracing::info!(endpoint = id, by = %operator.email, "webhook endpoint disabled");
+            tracing::info!(endpoint = id, by = %acting.operator.email, "webhook endpoint disabled");
             let subject = format!("endpoint {id}");
-            log(
-                &state,
-                &operator,
-                &client,
-                SecurityEventKind::WebhookEndpointDisabled,
-                &subject,
-            )
-            .await;
+            acting.log(&state, SecurityEventKind::WebhookEndpointDisabled, &subject).await;
             Ok(Redirect::to(&paths::with_notice(paths::OPERATOR_WEBHOOKS, Notice::EndpointDisabled)).into_response())
         }
         Err(EndpointError::NotFound) => Err(AppError::NotFound("There is no active endpoint with that number.")),
@@ -284,9 +262,8 @@ enum Audit {
 /// An export's request: who, from where, the session that must be fresh, and what it
 /// covers: one connection (`…/connections/{id}/…`), or every connection from `?days=N` back.
 pub struct ExportRequest {
-    operator: Account,
+    acting: ActingOperator,
     session: awx_onboard::sessions::SessionState,
-    client: ClientAddr,
     uri: axum::http::Uri,
     connection: Option<i64>,
     days: Option<i64>,
@@ -297,15 +274,12 @@ impl FromRequestParts<AppState> for ExportRequest {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
-        let OperatorUser(operator) = OperatorUser::from_request_parts(parts, state)
+        let acting = ActingOperator::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
         let Sessions(session) = Sessions::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        let client = ClientAddr::from_request_parts(parts, state)
-            .await
-            .map_err(|_| AppError::internal("no client address").into_response())?;
         let connection = Option::<Path<i64>>::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?
@@ -321,9 +295,8 @@ impl FromRequestParts<AppState> for ExportRequest {
             }
         };
         Ok(ExportRequest {
-            operator,
+            acting,
             session,
-            client,
             uri: parts.uri.clone(),
             connection,
             days,
@@ -364,14 +337,7 @@ async fn export(state: &AppState, request: ExportRequest, audit: Audit) -> Resul
         Some(id) => format!("{name}-connection-{id}.csv"),
         None => format!("{name}.csv"),
     };
-    log(
-        state,
-        &request.operator,
-        &request.client,
-        SecurityEventKind::CsvExported,
-        &file,
-    )
-    .await;
+    request.acting.log(state, SecurityEventKind::CsvExported, &file).await;
     Ok(csv_response(&file, csv))
 }
 

@@ -16,7 +16,7 @@ use awx_onboard::html::escape;
 use awx_onboard::security_log::{Actor, SecurityEventKind};
 use awx_onboard::sessions::SessionState;
 
-use crate::access::{OperatorUser, Sessions};
+use crate::access::{ActingOperator, Sessions};
 use crate::error::AppError;
 use crate::form::{FormFields, PageRequest};
 use crate::net::ClientAddr;
@@ -179,11 +179,8 @@ impl FromRequest<AppState> for OperatorPost {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, AppError> {
         let (mut parts, body) = request.into_parts();
-        let OperatorUser(operator) = OperatorUser::from_request_parts(&mut parts, state).await?;
+        let ActingOperator { operator, client } = ActingOperator::from_request_parts(&mut parts, state).await?;
         let Sessions(session) = Sessions::from_request_parts(&mut parts, state).await?;
-        let client = ClientAddr::from_request_parts(&mut parts, state)
-            .await
-            .map_err(|_| AppError::internal("no client address"))?;
         let page = PageRequest(parts.clone());
         let form = FormFields::from_request(Request::from_parts(parts, body), state).await?;
         Ok(OperatorPost {

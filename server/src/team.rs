@@ -12,7 +12,7 @@ use awx_onboard::operator::team::{Invitation, TeamError};
 use awx_onboard::security_log::SecurityEventKind;
 use awx_onboard::sessions::PendingSignIn;
 
-use crate::access::{OperatorUser, Sessions};
+use crate::access::{ActingOperator, Sessions};
 use crate::error::AppError;
 use crate::form::FormFields;
 use crate::net::ClientAddr;
@@ -106,15 +106,12 @@ pub async fn log_out_everywhere(
 /// `POST /operator/team/invitations/{id}/cancel`: the link stops working.
 pub async fn cancel_invitation(
     State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    client: ClientAddr,
+    acting: ActingOperator,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
     match state.services.team.cancel_invitation(id).await {
         Ok(email) => {
-            state
-                .log_security(SecurityEventKind::InvitationCancelled, &operator, &client, Some(&email))
-                .await;
+            acting.log(&state, SecurityEventKind::InvitationCancelled, &email).await;
             Ok(team_with(Notice::InvitationCancelled))
         }
         Err(TeamError::NotFound) => Err(AppError::NotFound("There is no open invitation with that number.")),
