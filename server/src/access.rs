@@ -134,7 +134,9 @@ pub struct ActingOperator {
 impl ActingOperator {
     /// Logs what the operator did in the security log.
     pub async fn log(&self, state: &AppState, kind: SecurityEventKind, subject: &str) {
-        state.log_security(kind, &self.operator, &self.client, Some(subject)).await;
+        state
+            .log_security(kind, &self.operator, &self.client, Some(subject))
+            .await;
     }
 }
 

@@ -131,7 +131,9 @@ pub async fn revoke_key(
     match state.services.api_keys.revoke(&id, &acting.operator.email).await {
         Ok(()) => {
             tracing::info!(key = %id, by = %acting.operator.email, "API key revoked");
-            acting.log(&state, SecurityEventKind::ApiKeyRevoked, &format!("key {id}")).await;
+            acting
+                .log(&state, SecurityEventKind::ApiKeyRevoked, &format!("key {id}"))
+                .await;
             Ok(Redirect::to(&paths::with_notice(paths::OPERATOR_API_KEYS, Notice::KeyRevoked)).into_response())
         }
         Err(KeyError::NotFound) => Err(AppError::NotFound("There is no key with that id.")),
@@ -154,7 +156,8 @@ pub async fn create_endpoint(State(state): State<AppState>, post: OperatorPost) 
         Ok((id, secret)) => {
             tracing::info!(endpoint = id, by = %operator.email, "webhook endpoint registered");
             let subject = format!("endpoint {id} {}", url.trim());
-            post.log(&state, SecurityEventKind::WebhookEndpointRegistered, &subject).await;
+            post.log(&state, SecurityEventKind::WebhookEndpointRegistered, &subject)
+                .await;
             let what = format!(
                 "{} registered the webhook endpoint {} (number {id}), which receives merchants' emails and connection events",
                 operator.email,
@@ -208,7 +211,9 @@ pub async fn disable_endpoint(
         Ok(()) => {
             tracing::info!(endpoint = id, by = %acting.operator.email, "webhook endpoint disabled");
             let subject = format!("endpoint {id}");
-            acting.log(&state, SecurityEventKind::WebhookEndpointDisabled, &subject).await;
+            acting
+                .log(&state, SecurityEventKind::WebhookEndpointDisabled, &subject)
+                .await;
             Ok(Redirect::to(&paths::with_notice(paths::OPERATOR_WEBHOOKS, Notice::EndpointDisabled)).into_response())
         }
         Err(EndpointError::NotFound) => Err(AppError::NotFound("There is no active endpoint with that number.")),

@@ -170,7 +170,9 @@ impl OperatorPost {
 
     /// Logs what the operator did in the security log.
     pub async fn log(&self, state: &AppState, kind: SecurityEventKind, subject: &str) {
-        state.log_security(kind, &self.operator, &self.client, Some(subject)).await;
+        state
+            .log_security(kind, &self.operator, &self.client, Some(subject))
+            .await;
     }
 }
 

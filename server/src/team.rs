@@ -39,7 +39,8 @@ pub async fn invite(State(state): State<AppState>, post: OperatorPost) -> Result
             if let Err(error) = state.services.team.alert_others(operator, &what).await {
                 tracing::error!(%error, "the other operators could not be alerted");
             }
-            post.log(&state, SecurityEventKind::OperatorInvited, &invitation.email).await;
+            post.log(&state, SecurityEventKind::OperatorInvited, &invitation.email)
+                .await;
             Ok(team_with(Notice::Invited))
         }
         Err(TeamError::Database) => Err(AppError::internal("operator invitation")),
