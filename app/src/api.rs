@@ -16,12 +16,20 @@ pub mod ssr {
         use_context::<Services>().ok_or_else(|| ServerFnError::new("services missing"))
     }
 
-    /// The account signed in on this request, as the server looked it up once for the
-    /// request (see the server's `access` module).
+    /// What the server put on this request as it looked it up once for the request (see
+    /// the server's `access` module), if it did.
+    pub fn from_request<T: Clone + Send + Sync + 'static>() -> Option<T> {
+        use_context::<http::request::Parts>().and_then(|parts| parts.extensions.get::<T>().cloned())
+    }
+
+    /// The account signed in on this request.
     pub fn signed_in() -> Option<Account> {
-        use_context::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<CurrentAccount>().cloned())
-            .and_then(|current| current.0)
+        from_request::<CurrentAccount>().and_then(|current| current.0)
+    }
+
+    /// What the browser hears when a read fails (the cause stays on the server).
+    pub fn went_wrong<E>(_: E) -> ServerFnError {
+        ServerFnError::new("Something went wrong on our side. Please try again.")
     }
 
     /// The signed-in account if [`Access`] lets it in; otherwise an error, and 401/403 on
@@ -65,53 +73,32 @@ pub async fn current_user() -> Result<Option<UserView>, ServerFnError> {
 #[server(endpoint = "connection")]
 pub async fn load_connection() -> Result<ConnectionView, ServerFnError> {
     use crate::dto::{AccountView, ConnectionState};
+    use awx_onboard::accounts::lifecycle::EmailVerified;
+    use awx_onboard::mail::EmailChoice;
+    use awx_onboard::overview::CurrentConnection;
+    use awx_onboard::sessions::SessionState;
     use awx_onboard::store::ConnectionStatus;
     use awx_onboard::time::{human_date, human_datetime};
 
     let account = ssr::require(awx_onboard::accounts::Access::SignedIn)?;
     // Read with the session when the server had it (one round trip for the page).
-    let known = use_context::<http::request::Parts>()
-        .and_then(|parts| {
-            parts
-                .extensions
-                .get::<awx_onboard::overview::CurrentConnection>()
-                .cloned()
-        })
-        .map(|current| current.0);
+    let known = ssr::from_request::<CurrentConnection>().map(|current| current.0);
     let services = ssr::services()?;
     let overview = services
         .connections
         .overview(account.id, known)
         .await
-        .map_err(|_| ServerFnError::new("Something went wrong on our side. Please try again."))?;
+        .map_err(ssr::went_wrong)?;
     // Read with the session too when the server had it; otherwise one more query.
-    let known_choice = use_context::<http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<awx_onboard::mail::EmailChoice>().copied());
-    let emails_on = match known_choice {
+    let emails_on = match ssr::from_request::<EmailChoice>() {
         Some(choice) => choice.0,
-        None => services
-            .mail
-            .emails_on(account.id)
-            .await
-            .map_err(|_| ServerFnError::new("Something went wrong on our side. Please try again."))?,
+        None => services.mail.emails_on(account.id).await.map_err(ssr::went_wrong)?,
     };
-    let known_verified = use_context::<http::request::Parts>().and_then(|parts| {
-        parts
-            .extensions
-            .get::<awx_onboard::accounts::lifecycle::EmailVerified>()
-            .copied()
-    });
-    let email_verified = match known_verified {
+    let email_verified = match ssr::from_request::<EmailVerified>() {
         Some(verified) => verified.0,
-        None => services
-            .links
-            .is_verified(account.id)
-            .await
-            .map_err(|_| ServerFnError::new("Something went wrong on our side. Please try again."))?,
+        None => services.links.is_verified(account.id).await.map_err(ssr::went_wrong)?,
     };
-    let platform_return = match use_context::<http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<awx_onboard::sessions::SessionState>().cloned())
-    {
+    let platform_return = match ssr::from_request::<SessionState>() {
         Some(session) => session.platform_return().await,
         None => None,
     };

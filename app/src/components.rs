@@ -1,19 +1,25 @@
 //! Small pieces shared by pages.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::dto::FormFeedback;
 use crate::paths::Notice;
 
-/// The feedback of a failed form post, as the server rendered it (a resource, so that it
-/// renders inside the page's `Suspense`; outside an island nothing of it reaches the
-/// browser).
-pub fn form_feedback() -> Resource<Option<FormFeedback>> {
+/// What the server put in this render's context for the page (`None` in the browser), as a
+/// resource, so that it renders inside the page's `Suspense`; outside an island nothing of it
+/// reaches the browser.
+pub fn from_render_context<T>() -> Resource<Option<T>>
+where
+    T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
     #[cfg(feature = "ssr")]
-    let initial = use_context::<FormFeedback>();
+    let initial = use_context::<T>();
     #[cfg(not(feature = "ssr"))]
-    let initial: Option<FormFeedback> = None;
+    let initial: Option<T> = None;
     Resource::new(
         || (),
         move |_| {
@@ -21,6 +27,11 @@ pub fn form_feedback() -> Resource<Option<FormFeedback>> {
             async move { initial }
         },
     )
+}
+
+/// The feedback of a failed form post, as the server rendered it.
+pub fn form_feedback() -> Resource<Option<FormFeedback>> {
+    from_render_context()
 }
 
 /// A loaded resource drawn by `view`, or the error that kept it away (announced).
@@ -137,6 +148,17 @@ pub fn Detail(label: &'static str, value: Option<String>) -> impl IntoView {
             <dd>{value}</dd>
         }
     })
+}
+
+/// The top of an operator's section: its title (also the page's) and the operator's
+/// sections, `current` marked.
+#[component]
+pub fn OperatorHeading(title: &'static str, current: &'static str) -> impl IntoView {
+    view! {
+        <Title text=title />
+        <OperatorNav current=current />
+        <h1>{title}</h1>
+    }
 }
 
 /// The operator's sections.

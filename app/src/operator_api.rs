@@ -96,17 +96,7 @@ pub async fn load_operator_overview(
 
 /// A secret the server just made for the operator (shown once), if this response has one.
 pub fn revealed() -> Resource<Option<Revealed>> {
-    #[cfg(feature = "ssr")]
-    let initial = use_context::<Revealed>();
-    #[cfg(not(feature = "ssr"))]
-    let initial: Option<Revealed> = None;
-    Resource::new(
-        || (),
-        move |_| {
-            let initial = initial.clone();
-            async move { initial }
-        },
-    )
+    crate::components::from_render_context()
 }
 
 /// The platform API's service keys.

@@ -14,9 +14,11 @@ use tower_sessions::Session;
 use app::paths::{Area, LocalPath, Notice};
 use awx_onboard::accounts::{Access, Account, CurrentAccount, Denied};
 use awx_onboard::overview::CurrentConnection;
+use awx_onboard::security_log::SecurityEventKind;
 use awx_onboard::sessions::SessionState;
 
 use crate::error::AppError;
+use crate::net::ClientAddr;
 use crate::state::AppState;
 
 /// What each area of the app requires.
@@ -120,6 +122,33 @@ impl<S: Send + Sync> FromRequestParts<S> for OperatorUser {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         require(parts, Access::Operator).map(OperatorUser)
+    }
+}
+
+/// The signed-in operator and where they act from: whom the security log names.
+pub struct ActingOperator {
+    pub operator: Account,
+    pub client: ClientAddr,
+}
+
+impl ActingOperator {
+    /// Logs what the operator did in the security log.
+    pub async fn log(&self, state: &AppState, kind: SecurityEventKind, subject: &str) {
+        state
+            .log_security(kind, &self.operator, &self.client, Some(subject))
+            .await;
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ActingOperator {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let OperatorUser(operator) = OperatorUser::from_request_parts(parts, state).await?;
+        let client = ClientAddr::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::internal("no client address"))?;
+        Ok(ActingOperator { operator, client })
     }
 }
 

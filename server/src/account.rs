@@ -14,11 +14,11 @@ use awx_onboard::html::escape;
 use awx_onboard::security_log::SecurityEventKind;
 use awx_onboard::sessions::stored_id;
 
-use crate::access::{CurrentUser, OperatorUser, Sessions, SignedIn};
+use crate::access::{CurrentUser, Sessions, SignedIn};
 use crate::error::AppError;
 use crate::form::FormFields;
 use crate::net::ClientAddr;
-use crate::reauth::confirm_post;
+use crate::reauth::OperatorPost;
 use crate::state::AppState;
 
 fn page(status: StatusCode, eyebrow: &str, title: &str, body: &str) -> Response {
@@ -319,13 +319,9 @@ pub async fn delete(
 /// code) deletes the merchant's account as the merchant could; logged.
 pub async fn operator_delete(
     State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    Sessions(session): Sessions,
-    client: ClientAddr,
     Path(connection_id): Path<i64>,
-    form: FormFields,
+    post: OperatorPost,
 ) -> Result<Response, AppError> {
-    let action = paths::operator_delete_merchant(connection_id);
     let Some(row) = state.services.store().by_id(connection_id).await? else {
         return Err(AppError::NotFound("There is no connection with that number."));
     };
@@ -334,7 +330,8 @@ pub async fn operator_delete(
             "That account is not a merchant's, or is deleted already.",
         ));
     }
-    if form.first("confirm") != "yes" {
+    let action = paths::operator_delete_merchant(connection_id);
+    if post.form.first("confirm") != "yes" {
         let body = format!(
             "<p>The merchant's Airwallex connection is disconnected (the platform is told), and their address and \
              business name are erased everywhere; the history is kept with the merchant's number only. This cannot \
@@ -351,23 +348,17 @@ pub async fn operator_delete(
             &body,
         ));
     }
-    if let Some(ask) = confirm_post(&state, &session, &operator, &client, &form, &action).await? {
+    if let Some(ask) = post.confirm(&state, &action).await? {
         return Ok(ask);
     }
-    let actor = format!("operator:{}", operator.email);
+    let actor = format!("operator:{}", post.operator.email);
     let Some(_) = delete_merchant(&state, row.merchant_id, &actor).await? else {
         return Err(AppError::NotFound(
             "That account is not a merchant's, or is deleted already.",
         ));
     };
-    state
-        .log_security(
-            SecurityEventKind::MerchantDeleted,
-            &operator,
-            &client,
-            Some(&format!("merchant {}", row.merchant_id)),
-        )
-        .await;
+    let subject = format!("merchant {}", row.merchant_id);
+    post.log(&state, SecurityEventKind::MerchantDeleted, &subject).await;
     Ok(Redirect::to(&paths::with_notice(
         &paths::operator_connection(connection_id),
         Notice::MerchantDeleted,

@@ -32,6 +32,12 @@ fn on_page(status: StatusCode, problem: Option<&str>) -> Response {
     crate::problem::page_with_eyebrow(status, EYEBROW, "Second factor", &body)
 }
 
+/// Whether the account's second factor is on.
+async fn is_on(state: &AppState, account: &Account) -> Result<bool, AppError> {
+    let factors = &state.services.second_factors;
+    Ok(factors.status(account.id).await.map_err(AppError::internal)? == FactorStatus::On)
+}
+
 /// The page for the account's state: the enrolment, or the way to turn it off.
 async fn show_for(
     state: &AppState,
@@ -39,11 +45,12 @@ async fn show_for(
     status: StatusCode,
     problem: Option<&str>,
 ) -> Result<Response, AppError> {
-    let factors = &state.services.second_factors;
-    if factors.status(account.id).await.map_err(AppError::internal)? == FactorStatus::On {
+    if is_on(state, account).await? {
         return Ok(on_page(status, problem));
     }
-    let enrolment = factors
+    let enrolment = state
+        .services
+        .second_factors
         .enrolment(account.id, &account.email)
         .await
         .map_err(AppError::internal)?
@@ -123,10 +130,10 @@ pub async fn enrol(
     form: FormFields,
 ) -> Result<Response, AppError> {
     operators_elsewhere(&account)?;
-    let factors = &state.services.second_factors;
-    if factors.status(account.id).await.map_err(AppError::internal)? == FactorStatus::On {
+    if is_on(&state, &account).await? {
         return Ok(Redirect::to(paths::CONNECTION_SECOND_FACTOR).into_response());
     }
+    let factors = &state.services.second_factors;
     let password = awx_onboard::accounts::Password::new(form.first("password").to_string());
     match state
         .services
@@ -172,10 +179,10 @@ pub async fn turn_off(
     form: FormFields,
 ) -> Result<Response, AppError> {
     operators_elsewhere(&account)?;
-    let factors = &state.services.second_factors;
-    if factors.status(account.id).await.map_err(AppError::internal)? != FactorStatus::On {
+    if !is_on(&state, &account).await? {
         return Ok(Redirect::to(paths::CONNECTION_SECOND_FACTOR).into_response());
     }
+    let factors = &state.services.second_factors;
     let check = async { Ok(factors.verify(account.id, form.first("code")).await?.is_some()) };
     if let Some(page) = attempt(&state, &account, &client, check).await? {
         return Ok(page);

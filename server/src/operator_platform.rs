@@ -2,7 +2,7 @@
 //! webhook endpoints (registered with a secret shown once, disabled), deliveries sent
 //! again, and the token-read audit as CSV.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -15,18 +15,12 @@ use awx_onboard::platform::keys::{parse_expiry_days, parse_scopes, KeyError, Sco
 use awx_onboard::platform::outbox::{parse_events, EndpointError};
 use awx_onboard::security_log::SecurityEventKind;
 
-use crate::access::{OperatorUser, Sessions};
+use crate::access::{ActingOperator, OperatorUser, Sessions};
 use crate::error::AppError;
-use crate::form::{FormFields, PageRequest};
-use crate::net::ClientAddr;
+use crate::form::PageRequest;
 use crate::pages::render_page_with;
-use crate::reauth::{confirm_get, confirm_post};
+use crate::reauth::{confirm_get, OperatorPost};
 use crate::state::AppState;
-
-/// Logs what `operator` did in the security log.
-async fn log(state: &AppState, operator: &Account, client: &ClientAddr, kind: SecurityEventKind, subject: &str) {
-    state.log_security(kind, operator, client, Some(subject)).await;
-}
 
 /// Tells every other operator, by email, what `operator` did.
 async fn alert_others(state: &AppState, operator: &Account, what: String) {
@@ -49,17 +43,11 @@ fn reach_of(scopes: &[Scope]) -> Option<&'static str> {
 }
 
 /// `POST /operator/api-keys`: creates a key and shows it, once, on the keys page.
-pub async fn create_key(
-    State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    Sessions(session): Sessions,
-    client: ClientAddr,
-    page: PageRequest,
-    form: FormFields,
-) -> Result<Response, AppError> {
-    if let Some(ask) = confirm_post(&state, &session, &operator, &client, &form, paths::OPERATOR_API_KEYS).await? {
+pub async fn create_key(State(state): State<AppState>, post: OperatorPost) -> Result<Response, AppError> {
+    if let Some(ask) = post.confirm(&state, paths::OPERATOR_API_KEYS).await? {
         return Ok(ask);
     }
+    let (form, operator) = (&post.form, &post.operator);
     let name = form.first("name");
     let created = match (
         parse_scopes(form.all("scope")),
@@ -79,13 +67,13 @@ pub async fn create_key(
             tracing::info!(key = %key.id, by = %operator.email, "API key created");
             let scopes = key.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
             let subject = format!("key {} “{}” ({scopes})", key.id, key.name);
-            log(&state, &operator, &client, SecurityEventKind::ApiKeyCreated, &subject).await;
+            post.log(&state, SecurityEventKind::ApiKeyCreated, &subject).await;
             if let Some(reach) = reach_of(&key.scopes) {
                 let what = format!(
                     "{} created key “{}” ({}) that {reach}",
                     operator.email, key.name, key.id
                 );
-                alert_others(&state, &operator, what).await;
+                alert_others(&state, operator, what).await;
             }
             let revealed = Revealed {
                 label: format!("The new key “{}”", key.name),
@@ -96,31 +84,16 @@ pub async fn create_key(
         Err(KeyError::Database) => Err(AppError::internal("api keys")),
         Err(error) => Ok(Err(error.to_string())),
     };
-    show_outcome(&state, page, paths::OPERATOR_API_KEYS, outcome).await
+    show_outcome(&state, post.page, paths::OPERATOR_API_KEYS, outcome).await
 }
 
 /// `POST /operator/connect-links`: a connect link for one of the platform's merchants (by
 /// its external id), shown once, for support to send by hand.
-pub async fn create_connect_link(
-    State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    Sessions(session): Sessions,
-    client: ClientAddr,
-    page: PageRequest,
-    form: FormFields,
-) -> Result<Response, AppError> {
-    if let Some(ask) = confirm_post(
-        &state,
-        &session,
-        &operator,
-        &client,
-        &form,
-        paths::OPERATOR_CONNECT_LINKS,
-    )
-    .await?
-    {
+pub async fn create_connect_link(State(state): State<AppState>, post: OperatorPost) -> Result<Response, AppError> {
+    if let Some(ask) = post.confirm(&state, paths::OPERATOR_CONNECT_LINKS).await? {
         return Ok(ask);
     }
+    let (form, operator) = (&post.form, &post.operator);
     let email = form.first("email").trim();
     let request = SessionRequest {
         external_id: form.first("external_id").trim().to_string(),
@@ -133,14 +106,7 @@ pub async fn create_connect_link(
         Ok(created) => {
             tracing::info!(connect_session = %created.id, by = %operator.email, "connect link created by an operator");
             let subject = format!("{} for external id {}", created.id, created.external_id);
-            log(
-                &state,
-                &operator,
-                &client,
-                SecurityEventKind::ConnectLinkCreated,
-                &subject,
-            )
-            .await;
+            post.log(&state, SecurityEventKind::ConnectLinkCreated, &subject).await;
             Ok(Ok(Revealed {
                 label: format!(
                     "A connect link for “{}”, usable once until {}",
@@ -153,27 +119,21 @@ pub async fn create_connect_link(
         Err(SessionError::Database) => Err(AppError::internal("connect sessions")),
         Err(error) => Ok(Err(error.to_string())),
     };
-    show_outcome(&state, page, paths::OPERATOR_API_KEYS, outcome).await
+    show_outcome(&state, post.page, paths::OPERATOR_API_KEYS, outcome).await
 }
 
 /// `POST /operator/api-keys/{id}/revoke`.
 pub async fn revoke_key(
     State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    client: ClientAddr,
+    acting: ActingOperator,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    match state.services.api_keys.revoke(&id, &operator.email).await {
+    match state.services.api_keys.revoke(&id, &acting.operator.email).await {
         Ok(()) => {
-            tracing::info!(key = %id, by = %operator.email, "API key revoked");
-            log(
-                &state,
-                &operator,
-                &client,
-                SecurityEventKind::ApiKeyRevoked,
-                &format!("key {id}"),
-            )
-            .await;
+            tracing::info!(key = %id, by = %acting.operator.email, "API key revoked");
+            acting
+                .log(&state, SecurityEventKind::ApiKeyRevoked, &format!("key {id}"))
+                .await;
             Ok(Redirect::to(&paths::with_notice(paths::OPERATOR_API_KEYS, Notice::KeyRevoked)).into_response())
         }
         Err(KeyError::NotFound) => Err(AppError::NotFound("There is no key with that id.")),
@@ -182,17 +142,11 @@ pub async fn revoke_key(
 }
 
 /// `POST /operator/webhooks`: registers an endpoint and shows its signing secret, once.
-pub async fn create_endpoint(
-    State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    Sessions(session): Sessions,
-    client: ClientAddr,
-    page: PageRequest,
-    form: FormFields,
-) -> Result<Response, AppError> {
-    if let Some(ask) = confirm_post(&state, &session, &operator, &client, &form, paths::OPERATOR_WEBHOOKS).await? {
+pub async fn create_endpoint(State(state): State<AppState>, post: OperatorPost) -> Result<Response, AppError> {
+    if let Some(ask) = post.confirm(&state, paths::OPERATOR_WEBHOOKS).await? {
         return Ok(ask);
     }
+    let (form, operator) = (&post.form, &post.operator);
     let url = form.first("url");
     let created = match parse_events(form.all("event")) {
         Ok(events) => state.services.webhooks.create(url, &events, &operator.email).await,
@@ -202,20 +156,14 @@ pub async fn create_endpoint(
         Ok((id, secret)) => {
             tracing::info!(endpoint = id, by = %operator.email, "webhook endpoint registered");
             let subject = format!("endpoint {id} {}", url.trim());
-            log(
-                &state,
-                &operator,
-                &client,
-                SecurityEventKind::WebhookEndpointRegistered,
-                &subject,
-            )
-            .await;
+            post.log(&state, SecurityEventKind::WebhookEndpointRegistered, &subject)
+                .await;
             let what = format!(
                 "{} registered the webhook endpoint {} (number {id}), which receives merchants' emails and connection events",
                 operator.email,
                 url.trim()
             );
-            alert_others(&state, &operator, what).await;
+            alert_others(&state, operator, what).await;
             let revealed = Revealed {
                 label: "The endpoint's signing secret (verify deliveries with a Standard Webhooks library)".into(),
                 secret: secret.expose().to_string(),
@@ -225,7 +173,7 @@ pub async fn create_endpoint(
         Err(EndpointError::Database) => Err(AppError::internal("webhook endpoints")),
         Err(error) => Ok(Err(error.to_string())),
     };
-    show_outcome(&state, page, paths::OPERATOR_WEBHOOKS, outcome).await
+    show_outcome(&state, post.page, paths::OPERATOR_WEBHOOKS, outcome).await
 }
 
 /// Renders `path` after a creating form post: `201` with the new secret shown once, or
@@ -256,22 +204,16 @@ pub(crate) async fn show_outcome(
 /// `POST /operator/webhooks/{id}/disable`.
 pub async fn disable_endpoint(
     State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    client: ClientAddr,
+    acting: ActingOperator,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
     match state.services.webhooks.disable(id).await {
         Ok(()) => {
-            tracing::info!(endpoint = id, by = %operator.email, "webhook endpoint disabled");
+            tracing::info!(endpoint = id, by = %acting.operator.email, "webhook endpoint disabled");
             let subject = format!("endpoint {id}");
-            log(
-                &state,
-                &operator,
-                &client,
-                SecurityEventKind::WebhookEndpointDisabled,
-                &subject,
-            )
-            .await;
+            acting
+                .log(&state, SecurityEventKind::WebhookEndpointDisabled, &subject)
+                .await;
             Ok(Redirect::to(&paths::with_notice(paths::OPERATOR_WEBHOOKS, Notice::EndpointDisabled)).into_response())
         }
         Err(EndpointError::NotFound) => Err(AppError::NotFound("There is no active endpoint with that number.")),
@@ -322,44 +264,58 @@ enum Audit {
     ProxyCalls,
 }
 
-/// An export's request: who, from where, and the session that must be fresh.
+/// An export's request: who, from where, the session that must be fresh, and what it
+/// covers: one connection (`…/connections/{id}/…`), or every connection from `?days=N` back.
 pub struct ExportRequest {
-    operator: Account,
+    acting: ActingOperator,
     session: awx_onboard::sessions::SessionState,
-    client: ClientAddr,
     uri: axum::http::Uri,
+    connection: Option<i64>,
+    days: Option<i64>,
 }
 
-impl axum::extract::FromRequestParts<AppState> for ExportRequest {
-    type Rejection = AppError;
+impl FromRequestParts<AppState> for ExportRequest {
+    /// A refused path or query is answered as axum answers it.
+    type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, AppError> {
-        let OperatorUser(operator) = OperatorUser::from_request_parts(parts, state).await?;
-        let Sessions(session) = Sessions::from_request_parts(parts, state).await?;
-        let client = ClientAddr::from_request_parts(parts, state)
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
+        let acting = ActingOperator::from_request_parts(parts, state)
             .await
-            .map_err(|_| AppError::internal("no client address"))?;
+            .map_err(IntoResponse::into_response)?;
+        let Sessions(session) = Sessions::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let connection = Option::<Path<i64>>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?
+            .map(|Path(id)| id);
+        // One connection's export reads no query.
+        let days = match connection {
+            Some(_) => None,
+            None => {
+                let Query(query) = Query::<CsvQuery>::from_request_parts(parts, state)
+                    .await
+                    .map_err(IntoResponse::into_response)?;
+                query.days
+            }
+        };
         Ok(ExportRequest {
-            operator,
+            acting,
             session,
-            client,
             uri: parts.uri.clone(),
+            connection,
+            days,
         })
     }
 }
 
 /// An audit as CSV, for every connection or one, from `days` back (all by default), once
 /// the operator's second factor is fresh.
-async fn export(
-    state: &AppState,
-    request: ExportRequest,
-    audit: Audit,
-    connection: Option<i64>,
-    days: Option<i64>,
-) -> Result<Response, AppError> {
+async fn export(state: &AppState, request: ExportRequest, audit: Audit) -> Result<Response, AppError> {
     if let Some(ask) = confirm_get(state, &request.session, &request.uri).await {
         return Ok(ask);
     }
+    let (connection, days) = (request.connection, request.days);
     let since = days.map(|days| state.services.clock.now() - days.clamp(0, 3650) * 86_400);
     // Streamed a page at a time: an export of every row is never whole in memory.
     fn streamed(
@@ -386,49 +342,18 @@ async fn export(
         Some(id) => format!("{name}-connection-{id}.csv"),
         None => format!("{name}.csv"),
     };
-    log(
-        state,
-        &request.operator,
-        &request.client,
-        SecurityEventKind::CsvExported,
-        &file,
-    )
-    .await;
+    request.acting.log(state, SecurityEventKind::CsvExported, &file).await;
     Ok(csv_response(&file, csv))
 }
 
-/// `GET /operator/token-reads.csv?days=N`: every access-token read, per key, connection and minute.
-pub async fn token_reads_csv(
-    State(state): State<AppState>,
-    request: ExportRequest,
-    Query(query): Query<CsvQuery>,
-) -> Result<Response, AppError> {
-    export(&state, request, Audit::TokenReads, None, query.days).await
+/// `GET /operator/token-reads.csv?days=N` and `GET /operator/connections/{id}/token-reads.csv`:
+/// every access-token read, per key, connection and minute.
+pub async fn token_reads_csv(State(state): State<AppState>, request: ExportRequest) -> Result<Response, AppError> {
+    export(&state, request, Audit::TokenReads).await
 }
 
-/// `GET /operator/connections/{id}/token-reads.csv`.
-pub async fn connection_token_reads_csv(
-    State(state): State<AppState>,
-    request: ExportRequest,
-    Path(id): Path<i64>,
-) -> Result<Response, AppError> {
-    export(&state, request, Audit::TokenReads, Some(id), None).await
-}
-
-/// `GET /operator/proxy-calls.csv?days=N`: every call through the Airwallex proxy.
-pub async fn proxy_calls_csv(
-    State(state): State<AppState>,
-    request: ExportRequest,
-    Query(query): Query<CsvQuery>,
-) -> Result<Response, AppError> {
-    export(&state, request, Audit::ProxyCalls, None, query.days).await
-}
-
-/// `GET /operator/connections/{id}/proxy-calls.csv`.
-pub async fn connection_proxy_calls_csv(
-    State(state): State<AppState>,
-    request: ExportRequest,
-    Path(id): Path<i64>,
-) -> Result<Response, AppError> {
-    export(&state, request, Audit::ProxyCalls, Some(id), None).await
+/// `GET /operator/proxy-calls.csv?days=N` and `GET /operator/connections/{id}/proxy-calls.csv`:
+/// every call through the Airwallex proxy.
+pub async fn proxy_calls_csv(State(state): State<AppState>, request: ExportRequest) -> Result<Response, AppError> {
+    export(&state, request, Audit::ProxyCalls).await
 }

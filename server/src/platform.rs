@@ -14,7 +14,8 @@ pub mod openapi;
 pub mod sessions;
 pub mod tokens;
 
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 
 pub use errors::{ApiError, ErrorBody};
@@ -56,6 +57,19 @@ pub const ROUTES: [(&str, &str); 19] = [
     ("delete", EXTERNAL_PROXY_PATH),
 ];
 
+/// A proxy route: every method it passes on to Airwallex goes to `handler`.
+fn proxied<H, T>(handler: H) -> MethodRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    get(handler.clone())
+        .post(handler.clone())
+        .put(handler.clone())
+        .patch(handler.clone())
+        .delete(handler)
+}
+
 /// The routes, relative to [`PREFIX`] (nested there, with their own 404).
 pub fn routes() -> Router<AppState> {
     let relative = |path: &'static str| &path[PREFIX.len()..];
@@ -76,19 +90,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/merchants/{merchant_id}/airwallex/{*path}",
-            get(airwallex::by_merchant_id)
-                .post(airwallex::by_merchant_id)
-                .put(airwallex::by_merchant_id)
-                .patch(airwallex::by_merchant_id)
-                .delete(airwallex::by_merchant_id),
+            proxied(airwallex::by_merchant_id),
         )
         .route(
             "/merchants/external/{external_id}/airwallex/{*path}",
-            get(airwallex::by_external_id)
-                .post(airwallex::by_external_id)
-                .put(airwallex::by_external_id)
-                .patch(airwallex::by_external_id)
-                .delete(airwallex::by_external_id),
+            proxied(airwallex::by_external_id),
         )
         .fallback(|| async { ApiError::NotFoundRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -5,7 +5,7 @@
 //! right after the code (nothing typed is lost); an export (a GET) goes on through
 //! [`CONFIRM`].
 
-use axum::extract::State;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 
@@ -16,9 +16,9 @@ use awx_onboard::html::escape;
 use awx_onboard::security_log::{Actor, SecurityEventKind};
 use awx_onboard::sessions::SessionState;
 
-use crate::access::{OperatorUser, Sessions};
+use crate::access::{ActingOperator, Sessions};
 use crate::error::AppError;
-use crate::form::FormFields;
+use crate::form::{FormFields, PageRequest};
 use crate::net::ClientAddr;
 use crate::state::AppState;
 
@@ -143,22 +143,55 @@ async fn check_code(
     }
 }
 
-/// Before a form post that can take data out: `None` to go on, or the page to answer
-/// (it posts the same fields back to `action` with a code).
-pub async fn confirm_post(
-    state: &AppState,
-    session: &SessionState,
-    account: &Account,
-    client: &ClientAddr,
-    form: &FormFields,
-    action: &str,
-) -> Result<Option<Response>, AppError> {
-    if is_fresh(state, session).await {
-        return Ok(None);
+/// An operator's form post that can take data out: who, from where, the session that must
+/// be fresh, the request's head (to render a refused form again) and the fields (which the
+/// page asking for a code carries on).
+pub struct OperatorPost {
+    pub operator: Account,
+    pub session: SessionState,
+    pub client: ClientAddr,
+    pub page: PageRequest,
+    pub form: FormFields,
+}
+
+impl OperatorPost {
+    /// `None` to go on, or the page to answer (it posts the same fields back to `action`
+    /// with a code).
+    pub async fn confirm(&self, state: &AppState, action: &str) -> Result<Option<Response>, AppError> {
+        if is_fresh(state, &self.session).await {
+            return Ok(None);
+        }
+        let code = self.form.first(CODE_FIELD);
+        match check_code(state, &self.session, &self.operator, &self.client, code).await? {
+            Checked::Confirmed => Ok(None),
+            Checked::Page(status, problem) => Ok(Some(page(status, action, self.form.pairs(), problem.as_deref()))),
+        }
     }
-    match check_code(state, session, account, client, form.first(CODE_FIELD)).await? {
-        Checked::Confirmed => Ok(None),
-        Checked::Page(status, problem) => Ok(Some(page(status, action, form.pairs(), problem.as_deref()))),
+
+    /// Logs what the operator did in the security log.
+    pub async fn log(&self, state: &AppState, kind: SecurityEventKind, subject: &str) {
+        state
+            .log_security(kind, &self.operator, &self.client, Some(subject))
+            .await;
+    }
+}
+
+impl FromRequest<AppState> for OperatorPost {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, AppError> {
+        let (mut parts, body) = request.into_parts();
+        let ActingOperator { operator, client } = ActingOperator::from_request_parts(&mut parts, state).await?;
+        let Sessions(session) = Sessions::from_request_parts(&mut parts, state).await?;
+        let page = PageRequest(parts.clone());
+        let form = FormFields::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(OperatorPost {
+            operator,
+            session,
+            client,
+            page,
+            form,
+        })
     }
 }
 
@@ -174,17 +207,12 @@ pub async fn confirm_get(state: &AppState, session: &SessionState, uri: &Uri) ->
 }
 
 /// `POST /operator/confirm`: a code, then on to the operator page or export in `next`.
-pub async fn confirm(
-    State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    Sessions(session): Sessions,
-    client: ClientAddr,
-    form: FormFields,
-) -> Result<Response, AppError> {
-    let next = LocalPath::parse(form.first(NEXT_FIELD))
+pub async fn confirm(State(state): State<AppState>, post: OperatorPost) -> Result<Response, AppError> {
+    let next = LocalPath::parse(post.form.first(NEXT_FIELD))
         .filter(|next| Area::of(next.as_str().split('?').next().unwrap_or_default()) == Area::Operator)
         .unwrap_or_else(|| LocalPath::trusted(app::paths::OPERATOR));
-    match check_code(&state, &session, &operator, &client, form.first(CODE_FIELD)).await? {
+    let code = post.form.first(CODE_FIELD);
+    match check_code(&state, &post.session, &post.operator, &post.client, code).await? {
         Checked::Confirmed => Ok(Redirect::to(next.as_str()).into_response()),
         Checked::Page(status, problem) => {
             let fields = [(NEXT_FIELD.to_string(), next.as_str().to_string())];

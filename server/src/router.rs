@@ -149,12 +149,12 @@ pub fn build_router(state: AppState) -> Router {
         .route(paths::OPERATOR_TOKEN_READS_CSV, get(operator_platform::token_reads_csv))
         .route(
             paths::OPERATOR_CONNECTION_TOKEN_READS_CSV_ROUTE,
-            get(operator_platform::connection_token_reads_csv),
+            get(operator_platform::token_reads_csv),
         )
         .route(paths::OPERATOR_PROXY_CALLS_CSV, get(operator_platform::proxy_calls_csv))
         .route(
             paths::OPERATOR_CONNECTION_PROXY_CALLS_CSV_ROUTE,
-            get(operator_platform::connection_proxy_calls_csv),
+            get(operator_platform::proxy_calls_csv),
         );
 
     let session_layer = sessions::layer(

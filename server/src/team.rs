@@ -12,11 +12,11 @@ use awx_onboard::operator::team::{Invitation, TeamError};
 use awx_onboard::security_log::SecurityEventKind;
 use awx_onboard::sessions::PendingSignIn;
 
-use crate::access::{OperatorUser, Sessions};
+use crate::access::{ActingOperator, Sessions};
 use crate::error::AppError;
-use crate::form::{FormFields, PageRequest};
+use crate::form::FormFields;
 use crate::net::ClientAddr;
-use crate::reauth::confirm_post;
+use crate::reauth::OperatorPost;
 use crate::state::AppState;
 
 fn team_with(notice: Notice) -> Response {
@@ -24,40 +24,29 @@ fn team_with(notice: Notice) -> Response {
 }
 
 /// `POST /operator/team/invite`: a single-use link by email (after a fresh code).
-pub async fn invite(
-    State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    Sessions(session): Sessions,
-    client: ClientAddr,
-    page: PageRequest,
-    form: FormFields,
-) -> Result<Response, AppError> {
-    if let Some(ask) = confirm_post(&state, &session, &operator, &client, &form, paths::OPERATOR_TEAM_INVITE).await? {
+pub async fn invite(State(state): State<AppState>, post: OperatorPost) -> Result<Response, AppError> {
+    if let Some(ask) = post.confirm(&state, paths::OPERATOR_TEAM_INVITE).await? {
         return Ok(ask);
     }
-    match state.services.team.invite(form.first("email"), &operator).await {
+    let operator = &post.operator;
+    match state.services.team.invite(post.form.first("email"), operator).await {
         Ok(invitation) => {
             tracing::info!(invitation = invitation.id, by = %operator.email, "operator invited");
             let what = format!(
                 "{} invited {} to become an operator (the link works for 24 hours)",
                 operator.email, invitation.email
             );
-            if let Err(error) = state.services.team.alert_others(&operator, &what).await {
+            if let Err(error) = state.services.team.alert_others(operator, &what).await {
                 tracing::error!(%error, "the other operators could not be alerted");
             }
-            state
-                .log_security(
-                    SecurityEventKind::OperatorInvited,
-                    &operator,
-                    &client,
-                    Some(&invitation.email),
-                )
+            post.log(&state, SecurityEventKind::OperatorInvited, &invitation.email)
                 .await;
             Ok(team_with(Notice::Invited))
         }
         Err(TeamError::Database) => Err(AppError::internal("operator invitation")),
         Err(error) => {
-            crate::operator_platform::show_outcome(&state, page, paths::OPERATOR_TEAM, Ok(Err(error.to_string()))).await
+            let refused = Ok(Err(error.to_string()));
+            crate::operator_platform::show_outcome(&state, post.page, paths::OPERATOR_TEAM, refused).await
         }
     }
 }
@@ -65,23 +54,18 @@ pub async fn invite(
 /// `POST /operator/team/{id}/remove`: never the last operator (after a fresh code).
 pub async fn remove(
     State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    Sessions(session): Sessions,
-    client: ClientAddr,
     Path(id): Path<i64>,
-    form: FormFields,
+    post: OperatorPost,
 ) -> Result<Response, AppError> {
     let action = paths::operator_team_remove(id);
-    if let Some(ask) = confirm_post(&state, &session, &operator, &client, &form, &action).await? {
+    if let Some(ask) = post.confirm(&state, &action).await? {
         return Ok(ask);
     }
     match state.services.team.remove(id).await {
         Ok(email) => {
-            tracing::info!(operator = id, by = %operator.email, "operator removed");
-            state
-                .log_security(SecurityEventKind::OperatorRemoved, &operator, &client, Some(&email))
-                .await;
-            if id == operator.id {
+            tracing::info!(operator = id, by = %post.operator.email, "operator removed");
+            post.log(&state, SecurityEventKind::OperatorRemoved, &email).await;
+            if id == post.operator.id {
                 return Ok(Redirect::to(&paths::with_notice(paths::LOGIN, Notice::SignedOut)).into_response());
             }
             Ok(team_with(Notice::OperatorRemoved))
@@ -96,16 +80,13 @@ pub async fn remove(
 /// one asking included.
 pub async fn log_out_everywhere(
     State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    Sessions(session): Sessions,
-    client: ClientAddr,
     Path(id): Path<i64>,
-    form: FormFields,
+    post: OperatorPost,
 ) -> Result<Response, AppError> {
     // Ending one's own sessions is always allowed; another operator's, with a fresh code.
-    if id != operator.id {
+    if id != post.operator.id {
         let action = paths::operator_team_log_out(id);
-        if let Some(ask) = confirm_post(&state, &session, &operator, &client, &form, &action).await? {
+        if let Some(ask) = post.confirm(&state, &action).await? {
             return Ok(ask);
         }
     }
@@ -114,16 +95,10 @@ pub async fn log_out_everywhere(
         return Err(AppError::NotFound("There is no operator with that number."));
     };
     let ended = team.end_sessions(id).await.map_err(AppError::internal)?;
-    tracing::info!(operator = id, ended, by = %operator.email, "sessions ended");
-    state
-        .log_security(
-            SecurityEventKind::SessionsEnded,
-            &operator,
-            &client,
-            Some(&format!("{email} ({ended} sessions)")),
-        )
-        .await;
-    if id == operator.id {
+    tracing::info!(operator = id, ended, by = %post.operator.email, "sessions ended");
+    let subject = format!("{email} ({ended} sessions)");
+    post.log(&state, SecurityEventKind::SessionsEnded, &subject).await;
+    if id == post.operator.id {
         return Ok(Redirect::to(&paths::with_notice(paths::LOGIN, Notice::SignedOut)).into_response());
     }
     Ok(team_with(Notice::SessionsEnded))
@@ -132,15 +107,12 @@ pub async fn log_out_everywhere(
 /// `POST /operator/team/invitations/{id}/cancel`: the link stops working.
 pub async fn cancel_invitation(
     State(state): State<AppState>,
-    OperatorUser(operator): OperatorUser,
-    client: ClientAddr,
+    acting: ActingOperator,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
     match state.services.team.cancel_invitation(id).await {
         Ok(email) => {
-            state
-                .log_security(SecurityEventKind::InvitationCancelled, &operator, &client, Some(&email))
-                .await;
+            acting.log(&state, SecurityEventKind::InvitationCancelled, &email).await;
             Ok(team_with(Notice::InvitationCancelled))
         }
         Err(TeamError::NotFound) => Err(AppError::NotFound("There is no open invitation with that number.")),

@@ -44,13 +44,20 @@ pub fn ConnectionPage() -> impl IntoView {
     }
 }
 
+/// The button that (re)connects the merchant's existing Airwallex account.
+fn connect_existing(label: &'static str, class: &'static str) -> impl IntoView {
+    view! {
+        <form method="post" action=paths::OAUTH_START>
+            <input type="hidden" name="mode" value="existing" />
+            <button type="submit" class=class>{label}</button>
+        </form>
+    }
+}
+
 fn connect_buttons(primary: &'static str) -> impl IntoView {
     view! {
         <div class="actions">
-            <form method="post" action=paths::OAUTH_START>
-                <input type="hidden" name="mode" value="existing" />
-                <button type="submit" class="button">{primary}</button>
-            </form>
+            {connect_existing(primary, "button")}
             <form method="post" action=paths::OAUTH_START>
                 <input type="hidden" name="mode" value="signup" />
                 <button type="submit" class="button secondary">"Create an Airwallex account"</button>
@@ -102,12 +109,7 @@ fn ConnectionDetails(view: ConnectionView) -> impl IntoView {
         ConnectionState::NeedsReconnect { reason } => view! {
             <p class="notice warn" role="alert">{reason}</p>
             <p>"Reconnect to restore access. Your connection history is kept."</p>
-            <div class="actions">
-                <form method="post" action=paths::OAUTH_START>
-                    <input type="hidden" name="mode" value="existing" />
-                    <button type="submit" class="button">"Reconnect Airwallex"</button>
-                </form>
-            </div>
+            <div class="actions">{connect_existing("Reconnect Airwallex", "button")}</div>
         }
         .into_any(),
         ConnectionState::Connected => view! {
@@ -115,10 +117,7 @@ fn ConnectionDetails(view: ConnectionView) -> impl IntoView {
                 when=confirming
                 fallback=|| view! {
                     <div class="actions">
-                        <form method="post" action=paths::OAUTH_START>
-                            <input type="hidden" name="mode" value="existing" />
-                            <button type="submit" class="button secondary">"Reconnect"</button>
-                        </form>
+                        {connect_existing("Reconnect", "button secondary")}
                         <a class="button danger" href=format!("{}?confirm=disconnect", paths::CONNECTION)>"Disconnect"</a>
                     </div>
                 }

@@ -1,7 +1,6 @@
 use leptos::prelude::*;
-use leptos_meta::Title;
 
-use crate::components::{loaded, Checkboxes, DataTable, OperatorNav, PostButton, PostOutcome, QueryNotice};
+use crate::components::{loaded, Checkboxes, DataTable, OperatorHeading, PostButton, PostOutcome, QueryNotice};
 use crate::dto::ApiKeyView;
 use crate::operator_api::load_api_keys;
 use crate::paths::{self, Notice};
@@ -30,9 +29,7 @@ const SCOPES: [(&str, &str); 4] = [
 pub fn OperatorApiKeysPage() -> impl IntoView {
     let keys = Resource::new(|| (), |_| load_api_keys());
     view! {
-        <Title text="API keys" />
-        <OperatorNav current=paths::OPERATOR_API_KEYS />
-        <h1>"API keys"</h1>
+        <OperatorHeading title="API keys" current=paths::OPERATOR_API_KEYS />
         <p class="muted">
             "Service keys let the platform's backend use the connections: "
             <code>"Authorization: Bearer awx_pk_…"</code>

@@ -1,6 +1,6 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_query_map;
 
 use crate::components::{Detail, QueryNotice};
 use crate::dto::ConnectionDetailView;
@@ -12,14 +12,8 @@ const NOTICES: &[Notice] = &[Notice::Refreshed, Notice::Checked, Notice::Merchan
 
 #[component]
 pub fn OperatorConnectionPage() -> impl IntoView {
-    let params = use_params_map();
+    let id = crate::pages::id_param();
     let query = use_query_map();
-    let id = move || {
-        params
-            .with(|p| p.get("id"))
-            .and_then(|id| id.parse::<i64>().ok())
-            .unwrap_or(-1)
-    };
     let before = move || query.with(|q| q.get("before")).and_then(|b| b.parse::<i64>().ok());
     let data = Resource::new(
         move || (id(), before()),

@@ -1,8 +1,7 @@
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::components::{loaded, DataTable, OperatorNav, PostButton, QueryNotice};
+use crate::components::{loaded, DataTable, OperatorHeading, PostButton, QueryNotice};
 use crate::dto::OutboxView;
 use crate::operator_api::load_outbox;
 use crate::paths::{self, Notice};
@@ -15,9 +14,7 @@ pub fn OperatorEmailsPage() -> impl IntoView {
     let before = move || query.with(|q| q.get("before")).and_then(|b| b.parse::<i64>().ok());
     let data = Resource::new(before, load_outbox);
     view! {
-        <Title text="Emails" />
-        <OperatorNav current=paths::OPERATOR_EMAILS />
-        <h1>"Emails"</h1>
+        <OperatorHeading title="Emails" current=paths::OPERATOR_EMAILS />
         <QueryNotice notices=&[Notice::Resent] />
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move { loaded(data.await, |outbox| view! { <Outbox outbox /> }.into_any()) })}

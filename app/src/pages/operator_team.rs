@@ -1,7 +1,6 @@
 use leptos::prelude::*;
-use leptos_meta::Title;
 
-use crate::components::{loaded, DataTable, OperatorNav, PostButton, PostOutcome, QueryNotice};
+use crate::components::{loaded, DataTable, OperatorHeading, PostButton, PostOutcome, QueryNotice};
 use crate::dto::TeamView;
 use crate::operator_api::load_team;
 use crate::paths::{self, Notice};
@@ -18,9 +17,7 @@ const NOTICES: &[Notice] = &[
 pub fn OperatorTeamPage() -> impl IntoView {
     let team = Resource::new(|| (), |_| load_team());
     view! {
-        <Title text="Team" />
-        <OperatorNav current=paths::OPERATOR_TEAM />
-        <h1>"Team"</h1>
+        <OperatorHeading title="Team" current=paths::OPERATOR_TEAM />
         <p class="muted">
             "Every operator signs in with a password and a second factor. Creating keys, registering \
              endpoints, exporting CSV, creating connect links, inviting and removing operators each ask \

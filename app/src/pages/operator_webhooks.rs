@@ -1,8 +1,9 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
 
-use crate::components::{loaded, Checkboxes, DataTable, OperatorNav, PostButton, PostOutcome, QueryNotice};
+use crate::components::{
+    loaded, Checkboxes, DataTable, OperatorHeading, OperatorNav, PostButton, PostOutcome, QueryNotice,
+};
 use crate::dto::{EndpointDetailView, EndpointView};
 use crate::operator_api::{load_webhook, load_webhooks};
 use crate::paths::{self, Notice};
@@ -29,9 +30,7 @@ const EVENTS: [(&str, &str); 6] = [
 pub fn OperatorWebhooksPage() -> impl IntoView {
     let endpoints = Resource::new(|| (), |_| load_webhooks());
     view! {
-        <Title text="Webhooks" />
-        <OperatorNav current=paths::OPERATOR_WEBHOOKS />
-        <h1>"Webhooks"</h1>
+        <OperatorHeading title="Webhooks" current=paths::OPERATOR_WEBHOOKS />
         <p class="muted">
             "Connection events are sent to these endpoints, signed per the Standard Webhooks "
             "specification (webhook-id, webhook-timestamp, webhook-signature), retried for 24 hours."
@@ -97,14 +96,7 @@ fn EndpointTable(endpoints: Vec<EndpointView>) -> impl IntoView {
 
 #[component]
 pub fn OperatorWebhookPage() -> impl IntoView {
-    let params = use_params_map();
-    let id = move || {
-        params
-            .with(|p| p.get("id"))
-            .and_then(|id| id.parse::<i64>().ok())
-            .unwrap_or(-1)
-    };
-    let data = Resource::new(id, load_webhook);
+    let data = Resource::new(crate::pages::id_param(), load_webhook);
     view! {
         <Title text="Webhook endpoint" />
         <OperatorNav current=paths::OPERATOR_WEBHOOKS />
