@@ -296,7 +296,7 @@ async fn two_instances_send_each_message_once() {
     let second = first
         .another_instance(&[("SMTP_URL", &sink.url()), ("MAIL_FROM", FROM)])
         .await;
-    let browser = first.signed_up_merchant("dee@example.com").await;
+    first.signed_up_merchant("dee@example.com").await;
     first.verify_email("dee@example.com").await;
     let account = first.merchant_id("dee@example.com").await;
     let now = first.services().clock.now();

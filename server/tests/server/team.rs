@@ -233,7 +233,7 @@ async fn an_invitation_works_once_and_expires(engine: Engine) {
     assert_eq!(app.browser().get(&late).await.status(), StatusCode::GONE);
     // Addresses already in use are refused with a reason.
     let fresh = app.logged_in("ops@example.com").await;
-    let merchant = app.signed_up_merchant("shop@example.com").await;
+    app.signed_up_merchant("shop@example.com").await;
     for (email, why) in [
         ("new@example.com", "already an operator"),
         ("shop@example.com", "merchant"),
