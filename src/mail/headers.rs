@@ -42,7 +42,11 @@ simple_header!(ListUnsubscribe, "List-Unsubscribe");
 /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
 #[derive(Clone)]
 pub(super) struct ListUnsubscribePost;
-simple_header!(ListUnsubscribePost, "List-Unsubscribe-Post", "List-Unsubscribe=One-Click");
+simple_header!(
+    ListUnsubscribePost,
+    "List-Unsubscribe-Post",
+    "List-Unsubscribe=One-Click"
+);
 
 /// `Auto-Submitted: auto-generated` (RFC 3834): no out-of-office replies.
 #[derive(Clone)]

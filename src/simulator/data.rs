@@ -200,7 +200,11 @@ pub async fn beneficiaries(State(sim): State<Simulator>, request: Request) -> Re
     data_call(sim, request, list).await
 }
 
-async fn list(Call { sim, account, parts, .. }: Call) -> Response {
+async fn list(
+    Call {
+        sim, account, parts, ..
+    }: Call,
+) -> Response {
     let query: Vec<(String, String)> = url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
         .into_owned()
         .collect();

@@ -45,7 +45,26 @@ struct Inner {
     secret: Mutex<Option<String>>,
     received: Mutex<Vec<Received>>,
     held: Mutex<usize>,
+    arrivals: Mutex<usize>,
     arrived: Notify,
+}
+
+/// A request held open: counted in [`WebhookReceiver::held`] until it is answered or its
+/// sender gives up (hyper then drops the handler).
+struct Open<'a>(&'a Inner);
+
+impl<'a> Open<'a> {
+    fn new(inner: &'a Inner) -> Open<'a> {
+        *inner.held.lock().unwrap() += 1;
+        inner.arrived.notify_waiters();
+        Open(inner)
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        *self.0.held.lock().unwrap() -= 1;
+    }
 }
 
 /// A running receiver.
@@ -116,6 +135,12 @@ impl WebhookReceiver {
         *self.inner.held.lock().unwrap()
     }
 
+    /// Every request that reached the receiver so far, answered or not (one its sender gave
+    /// up on included).
+    pub fn arrivals(&self) -> usize {
+        *self.inner.arrivals.lock().unwrap()
+    }
+
     /// Waits until `condition` holds over what was received (or panics after `within`).
     pub async fn wait_for(&self, what: &str, within: std::time::Duration, condition: impl Fn(&[Received]) -> bool) {
         let deadline = tokio::time::Instant::now() + within;
@@ -134,11 +159,11 @@ impl WebhookReceiver {
 async fn receive(State(receiver): State<WebhookReceiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let mut mode = receiver.mode.subscribe();
     let arrived_in = *mode.borrow();
+    *receiver.inner.arrivals.lock().unwrap() += 1;
     if matches!(arrived_in, Mode::Hold | Mode::Park) {
-        *receiver.inner.held.lock().unwrap() += 1;
-        receiver.inner.arrived.notify_waiters();
+        let open = Open::new(&receiver.inner);
         let _ = mode.wait_for(|m| *m != arrived_in).await;
-        *receiver.inner.held.lock().unwrap() -= 1;
+        drop(open);
         if arrived_in == Mode::Hold {
             // The sender has long given up; a held request is recorded as never answered.
             record(&receiver, &headers, &body, 0, false);

@@ -694,9 +694,11 @@ async fn killing_the_delivering_instance_mid_delivery_loses_nothing() {
             .expect("start the binary")
     };
     let mut doomed = spawn();
-    // Every delivery is in flight at the receiver, unanswered ...
+    // As many deliveries as one endpoint may have in flight are at the receiver, unanswered
+    // (the rest queued behind them) ...
+    let cap = awx_onboard::platform::outbox::sender::PER_ENDPOINT_PER_ROUND as usize;
     eventually("the deliveries are in flight", Duration::from_secs(20), || async {
-        (receiver.held() == EVENTS).then_some(())
+        (receiver.held() == cap).then_some(())
     })
     .await;
     // ... when the instance dies without a word (SIGKILL).
@@ -846,8 +848,8 @@ async fn only_merchants_are_listed_or_handed_out(engine: Engine) {
 both_engines!(only_merchants_are_listed_or_handed_out);
 
 /// One slow endpoint does not hold back the others (a round claims at most a few of its
-/// deliveries), and a disabled endpoint gets nothing more, even mid-batch: what was in
-/// flight stays failed.
+/// deliveries), and a disabled endpoint gets nothing more: what was queued for it is never
+/// sent, and what was in flight stays failed.
 async fn a_slow_endpoint_holds_back_no_one_and_disabling_stops_at_once(engine: Engine) {
     use awx_onboard::platform::outbox::sender::PER_ENDPOINT_PER_ROUND;
     let app = TestApp::spawn_with(engine, &[("SIGN_UPS_PER_ADDRESS_PER_HOUR", "100")]).await;
@@ -865,37 +867,56 @@ async fn a_slow_endpoint_holds_back_no_one_and_disabling_stops_at_once(engine: E
         |r| r.iter().filter(|r| r.answered == 204).count() == merchants,
     )
     .await;
-    let pool = app.services().db.pool();
-    let in_flight: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'pending' AND lease_until >= $2",
+    // The slow endpoint's cap fills, and every delivery claimed for it has reached it (none
+    // is between its claim and its request), the rest waiting in the outbox.
+    let pool = app.services().db.pool().clone();
+    let cap = PER_ENDPOINT_PER_ROUND as usize;
+    let in_flight = eventually(
+        "the slow endpoint's cap of deliveries in flight, all at it",
+        Duration::from_secs(20),
+        || {
+            let pool = pool.clone();
+            let held = slow.held();
+            async move {
+                let leased: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM webhook_deliveries \
+                 WHERE endpoint_id = $1 AND status = 'pending' AND lease_until >= $2",
+                )
+                .bind(slow_id)
+                .bind(awx_onboard::time::real_now())
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                assert!(leased as usize <= cap, "{leased} in flight to one endpoint");
+                (leased as usize == cap && held == cap).then_some(leased)
+            }
+        },
     )
-    .bind(slow_id)
-    .bind(awx_onboard::time::real_now())
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    assert!(
-        in_flight <= PER_ENDPOINT_PER_ROUND,
-        "{in_flight} in flight to one endpoint"
-    );
-    assert!(slow.held() > 0, "the slow endpoint is being tried");
+    .await;
+    assert_eq!(slow.held(), in_flight as usize, "the slow endpoint is being tried");
 
-    // Disabled while its deliveries are in flight: nothing more is sent, and what was in
-    // flight is not put back as pending or recorded as delivered.
+    // Disabled with its deliveries in flight and more queued: nothing more is sent, and
+    // what was in flight is not put back as pending or recorded as delivered.
     app.services().webhooks.disable(slow_id).await.unwrap();
-    let arrived = || slow.received().len() + slow.held();
-    let before = arrived();
+    let before = slow.arrivals();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(arrived(), before, "no request after the endpoint was disabled");
+    assert_eq!(slow.arrivals(), before, "no request after the endpoint was disabled");
     slow.set_mode(Mode::Accept);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    slow.wait_for("the held requests answered", Duration::from_secs(10), |r| {
+        r.len() == cap
+    })
+    .await;
+    // Stopping lets every delivery in flight finish and record its outcome.
+    let db = app.stop_keeping_database().await;
+    let pool = db.connect().await;
     let states: Vec<String> = sqlx::query_scalar("SELECT status FROM webhook_deliveries WHERE endpoint_id = $1")
         .bind(slow_id)
-        .fetch_all(pool)
+        .fetch_all(pool.pool())
         .await
         .unwrap();
     assert_eq!(states.len(), merchants);
     assert!(states.iter().all(|s| s == "failed"), "{states:?}");
-    app.stop().await;
+    pool.pool().close().await;
+    db.remove().await;
 }
 both_engines!(a_slow_endpoint_holds_back_no_one_and_disabling_stops_at_once);
