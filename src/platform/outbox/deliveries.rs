@@ -1,11 +1,9 @@
 //! What became of each event at each endpoint, and an operator's resend.
 
-use sqlx::Row;
-
 use super::endpoints::{EndpointError, WebhookEndpoints};
 
 /// One delivery of one event to one endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Delivery {
     pub id: i64,
     pub event_id: String,
@@ -22,7 +20,7 @@ pub struct Delivery {
 impl WebhookEndpoints {
     /// An endpoint's newest deliveries.
     pub async fn deliveries(&self, endpoint_id: i64, limit: i64) -> Result<Vec<Delivery>, EndpointError> {
-        let rows = sqlx::query(
+        let deliveries = sqlx::query_as::<_, Delivery>(
             "SELECT d.id, d.event_id, e.kind, d.status, d.attempts, d.next_attempt_at, d.last_status, d.last_error, \
              d.delivered_at, d.created_at FROM webhook_deliveries d JOIN platform_events e ON e.id = d.event_id \
              WHERE d.endpoint_id = $1 ORDER BY d.id DESC LIMIT $2",
@@ -31,23 +29,7 @@ impl WebhookEndpoints {
         .bind(limit)
         .fetch_all(self.db.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Delivery {
-                    id: r.try_get("id")?,
-                    event_id: r.try_get("event_id")?,
-                    kind: r.try_get("kind")?,
-                    status: r.try_get("status")?,
-                    attempts: r.try_get("attempts")?,
-                    next_attempt_at: r.try_get("next_attempt_at")?,
-                    last_status: r.try_get("last_status")?,
-                    last_error: r.try_get("last_error")?,
-                    delivered_at: r.try_get("delivered_at")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(EndpointError::from)
+        Ok(deliveries)
     }
 
     /// Sends a delivery again (at once, with another 24 hours of retries); returns its
