@@ -25,10 +25,16 @@ const HOUR: i64 = 3_600;
 /// time from the clock just before the end has committed by then).
 pub const SETTLE_SECONDS: i64 = 300;
 
+/// The rolled-up days and hours from `$1` to before `$2`.
+const ROLLED_UP_DAYS: &str =
+    "SELECT day, connected, needs_reconnect, disconnected FROM trend_status_days WHERE day >= $1 AND day < $2";
+const ROLLED_UP_HOURS: &str =
+    "SELECT hour, ok, transient, rejected FROM trend_refresh_hours WHERE hour >= $1 AND hour < $2";
+
 /// Event kinds that set a connection's status, and the status each sets.
 const STATUS_KINDS: &str = "('connected', 'reconnected', 'needs_reconnect', 'revoked', 'disconnected')";
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct StatusDay {
     /// Midnight (UTC) starting the day; the counts are as the day ended (today: now).
     pub day: i64,
@@ -37,7 +43,7 @@ pub struct StatusDay {
     pub disconnected: i64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct RefreshHour {
     pub hour: i64,
     pub ok: i64,
@@ -149,26 +155,9 @@ impl Trends {
         let first = today - (DAYS - 1) * DAY;
         // Days that ended at least SETTLE_SECONDS ago are rolled up.
         let settled_end = now - SETTLE_SECONDS;
-        let mut stored: HashMap<i64, StatusDay> = HashMap::new();
-        for row in sqlx::query(
-            "SELECT day, connected, needs_reconnect, disconnected FROM trend_status_days WHERE day >= $1 AND day < $2",
-        )
-        .bind(first)
-        .bind(today)
-        .fetch_all(self.db.pool())
-        .await?
-        {
-            let day: i64 = row.try_get("day")?;
-            stored.insert(
-                day,
-                StatusDay {
-                    day,
-                    connected: row.try_get("connected")?,
-                    needs_reconnect: row.try_get("needs_reconnect")?,
-                    disconnected: row.try_get("disconnected")?,
-                },
-            );
-        }
+        let mut stored = self
+            .rolled_up(ROLLED_UP_DAYS, first, today, |day: &StatusDay| day.day)
+            .await?;
         let days: Vec<i64> = (0..DAYS).map(|i| first + i * DAY).collect();
         // Past days missing from the rollup (after a deployment, or just after midnight)
         // are replayed from the log.
@@ -221,6 +210,26 @@ impl Trends {
             .collect())
     }
 
+    /// The rollup rows from `first` to before `end` (`sql` binds them as `$1` and `$2`), by
+    /// the day or hour each counts (`start`).
+    async fn rolled_up<T>(
+        &self,
+        sql: &str,
+        first: i64,
+        end: i64,
+        start: impl Fn(&T) -> i64,
+    ) -> Result<HashMap<i64, T>, sqlx::Error>
+    where
+        T: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+    {
+        let rows = sqlx::query_as::<sqlx::Any, T>(sql)
+            .bind(first)
+            .bind(end)
+            .fetch_all(self.db.pool())
+            .await?;
+        Ok(rows.into_iter().map(|row| (start(&row), row)).collect())
+    }
+
     /// Replays the log from `from` (a midnight) to now: each connection's status as each
     /// day in `days` at or after `from` ended (today: now).
     async fn replay(&self, from: i64, days: &[i64], now: i64) -> Result<Vec<StatusDay>, sqlx::Error> {
@@ -269,25 +278,9 @@ impl Trends {
         let first = current - (HOURS - 1) * HOUR;
         // Hours that ended at least SETTLE_SECONDS ago are rolled up.
         let settled_end = now - SETTLE_SECONDS;
-        let mut stored: HashMap<i64, RefreshHour> = HashMap::new();
-        for row in
-            sqlx::query("SELECT hour, ok, transient, rejected FROM trend_refresh_hours WHERE hour >= $1 AND hour < $2")
-                .bind(first)
-                .bind(current)
-                .fetch_all(self.db.pool())
-                .await?
-        {
-            let hour: i64 = row.try_get("hour")?;
-            stored.insert(
-                hour,
-                RefreshHour {
-                    hour,
-                    ok: row.try_get("ok")?,
-                    transient: row.try_get("transient")?,
-                    rejected: row.try_get("rejected")?,
-                },
-            );
-        }
+        let mut stored = self
+            .rolled_up(ROLLED_UP_HOURS, first, current, |hour: &RefreshHour| hour.hour)
+            .await?;
         let hours: Vec<i64> = (0..HOURS).map(|i| first + i * HOUR).collect();
         if let Some(&from) = hours.iter().find(|h| !stored.contains_key(h)) {
             let mut counted: HashMap<i64, RefreshHour> = HashMap::new();
