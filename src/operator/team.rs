@@ -31,7 +31,7 @@ pub struct TeamMember {
 }
 
 /// An invitation not used yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Invitation {
     pub id: i64,
     pub email: String,
@@ -129,14 +129,14 @@ impl Team {
 
     /// Invitations not used and not expired, newest first.
     pub async fn open_invitations(&self) -> Result<Vec<Invitation>, TeamError> {
-        let rows = sqlx::query(
+        let invitations = sqlx::query_as::<_, Invitation>(
             "SELECT id, email, invited_by, created_at, expires_at FROM operator_invitations \
              WHERE used_at IS NULL AND expires_at > $1 ORDER BY id DESC",
         )
         .bind(self.clock.now())
         .fetch_all(self.db.pool())
         .await?;
-        Ok(rows.iter().map(invitation_from_row).collect::<Result<_, _>>()?)
+        Ok(invitations)
     }
 
     /// Invites `email` to be an operator: the invitation and its email (through the
@@ -193,7 +193,7 @@ impl Team {
 
     /// The invitation a link carries, if it can still be used.
     pub async fn invitation(&self, token: &str) -> Result<Option<Invitation>, TeamError> {
-        let row = sqlx::query(
+        let invitation = sqlx::query_as::<_, Invitation>(
             "SELECT id, email, invited_by, created_at, expires_at FROM operator_invitations \
              WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
         )
@@ -201,7 +201,7 @@ impl Team {
         .bind(self.clock.now())
         .fetch_optional(self.db.pool())
         .await?;
-        Ok(row.as_ref().map(invitation_from_row).transpose()?)
+        Ok(invitation)
     }
 
     /// Uses an invitation (once) with the invitee's password hash: the operator account
@@ -356,14 +356,4 @@ impl Team {
         }
         Ok(others.len())
     }
-}
-
-fn invitation_from_row(row: &sqlx::any::AnyRow) -> Result<Invitation, sqlx::Error> {
-    Ok(Invitation {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        invited_by: row.try_get("invited_by")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-    })
 }
