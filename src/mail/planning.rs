@@ -25,7 +25,7 @@ pub struct DigestContext {
     pub broke_total: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct BrokenConnection {
     pub connection_id: i64,
     pub email: String,
@@ -159,23 +159,14 @@ impl MailOutbox {
         .fetch_one(self.db.pool())
         .await?;
         let since = now - DAY;
-        let broke = sqlx::query(
-            "SELECT e.connection_id, e.reason, e.created_at, m.email, c.business_name FROM connection_events e \
+        context.broke = sqlx::query_as::<_, BrokenConnection>(
+            "SELECT e.connection_id, e.reason, e.created_at AS at, m.email, c.business_name FROM connection_events e \
              JOIN connections c ON c.id = e.connection_id JOIN merchants m ON m.id = c.merchant_id \
              WHERE e.kind IN ('revoked', 'needs_reconnect') AND e.created_at > $1 ORDER BY e.id DESC LIMIT 50",
         )
         .bind(since)
         .fetch_all(self.db.pool())
         .await?;
-        for row in broke {
-            context.broke.push(BrokenConnection {
-                connection_id: row.try_get("connection_id")?,
-                email: row.try_get("email")?,
-                business_name: row.try_get("business_name")?,
-                reason: row.try_get("reason")?,
-                at: row.try_get("created_at")?,
-            });
-        }
         context.broke_total = sqlx::query_scalar(
             "SELECT COUNT(*) FROM connection_events WHERE kind IN ('revoked', 'needs_reconnect') AND created_at > $1",
         )
