@@ -11,8 +11,6 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
-use sqlx::Row;
-
 use crate::db::Database;
 use crate::time::Clock;
 
@@ -28,7 +26,7 @@ struct Counts {
 }
 
 /// Aggregated reads of one key in one minute.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TokenRead {
     pub minute: i64,
     pub key_id: String,
@@ -138,8 +136,9 @@ impl TokenReads {
         after: Option<&TokenRead>,
         limit: i64,
     ) -> Result<Vec<TokenRead>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT r.minute, r.key_id, k.name AS key_name, r.connection_id, m.email, r.reads FROM token_reads r \
+        sqlx::query_as::<_, TokenRead>(
+            "SELECT r.minute, r.key_id, k.name AS key_name, r.connection_id, m.email AS merchant_email, r.reads \
+             FROM token_reads r \
              JOIN api_keys k ON k.id = r.key_id JOIN connections c ON c.id = r.connection_id \
              JOIN merchants m ON m.id = c.merchant_id \
              WHERE ($1 IS NULL OR r.connection_id = $1) AND ($2 IS NULL OR r.minute >= $2) \
@@ -154,19 +153,7 @@ impl TokenReads {
         .bind(after.map(|a| a.connection_id).unwrap_or(0))
         .bind(after.map(|a| a.key_id.clone()).unwrap_or_default())
         .fetch_all(self.db.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TokenRead {
-                    minute: r.try_get("minute")?,
-                    key_id: r.try_get("key_id")?,
-                    key_name: r.try_get("key_name")?,
-                    connection_id: r.try_get("connection_id")?,
-                    merchant_email: r.try_get("email")?,
-                    reads: r.try_get("reads")?,
-                })
-            })
-            .collect()
+        .await
     }
 
     /// The reads as CSV (`minute,key_id,key_name,connection_id,merchant_email,reads`), for
