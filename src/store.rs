@@ -49,6 +49,13 @@ impl ConnectionStatus {
     }
 }
 
+/// A stored status, read as [`ConnectionStatus::parse`] reads it (for `#[sqlx(try_from = "String")]`).
+impl From<String> for ConnectionStatus {
+    fn from(text: String) -> ConnectionStatus {
+        ConnectionStatus::parse(&text)
+    }
+}
+
 /// Why a connection needs the merchant to authorize again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -86,10 +93,11 @@ impl ReconnectReason {
 }
 
 /// A connection row as stored: tokens are ciphertexts. `Debug` shows no token bytes.
-#[derive(Clone)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct ConnectionRow {
     pub id: i64,
     pub merchant_id: i64,
+    #[sqlx(try_from = "String")]
     pub status: ConnectionStatus,
     pub status_reason: Option<String>,
     pub account_id: Option<String>,
@@ -137,37 +145,6 @@ const CONNECTION_COLUMNS: &str = "id, merchant_id, status, status_reason, accoun
      account_fetched_at, scope, key_id, access_token, access_expires_at, refresh_token, refresh_issued_at, \
      refresh_expires_at, refresh_sent_at, rotate_due_at, generation, lease_owner, lease_until, connected_at, \
      last_refresh_at, last_refresh_result, last_error, last_activity_at, created_at";
-
-fn connection_from_row(row: &AnyRow) -> Result<ConnectionRow, sqlx::Error> {
-    Ok(ConnectionRow {
-        id: row.try_get("id")?,
-        merchant_id: row.try_get("merchant_id")?,
-        status: ConnectionStatus::parse(&row.try_get::<String, _>("status")?),
-        status_reason: row.try_get("status_reason")?,
-        account_id: row.try_get("account_id")?,
-        business_name: row.try_get("business_name")?,
-        account_json: row.try_get("account_json")?,
-        account_fetched_at: row.try_get("account_fetched_at")?,
-        scope: row.try_get("scope")?,
-        key_id: row.try_get("key_id")?,
-        access_token: row.try_get("access_token")?,
-        access_expires_at: row.try_get("access_expires_at")?,
-        refresh_token: row.try_get("refresh_token")?,
-        refresh_issued_at: row.try_get("refresh_issued_at")?,
-        refresh_expires_at: row.try_get("refresh_expires_at")?,
-        refresh_sent_at: row.try_get("refresh_sent_at")?,
-        rotate_due_at: row.try_get("rotate_due_at")?,
-        generation: row.try_get("generation")?,
-        lease_owner: row.try_get("lease_owner")?,
-        lease_until: row.try_get("lease_until")?,
-        connected_at: row.try_get("connected_at")?,
-        last_refresh_at: row.try_get("last_refresh_at")?,
-        last_refresh_result: row.try_get("last_refresh_result")?,
-        last_error: row.try_get("last_error")?,
-        last_activity_at: row.try_get("last_activity_at")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
 
 /// What a merchant's pages show of their connection: no tokens. Read together with the
 /// session on every request (one round trip for a page).
@@ -219,10 +196,11 @@ pub fn summary_from_row(row: &AnyRow) -> Result<Option<ConnectionSummary>, sqlx:
 }
 
 /// What the hot path needs: one indexed read by merchant.
-#[derive(Clone)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct HotToken {
     pub connection_id: i64,
     pub account_id: Option<String>,
+    #[sqlx(try_from = "String")]
     pub status: ConnectionStatus,
     pub status_reason: Option<String>,
     pub key_id: Option<String>,
@@ -267,46 +245,31 @@ impl ConnectionStore {
 
     /// The hot-path read: status and access token of a merchant's connection.
     pub async fn hot_token(&self, merchant_id: i64) -> Result<Option<HotToken>, sqlx::Error> {
-        let row = sqlx::query(
+        sqlx::query_as::<_, HotToken>(
             // Only a merchant's connection is handed out (an operator's own is not).
-            "SELECT c.id, c.account_id, c.status, c.status_reason, c.key_id, c.access_token, c.access_expires_at, \
-             c.generation FROM connections c JOIN merchants m ON m.id = c.merchant_id \
+            "SELECT c.id AS connection_id, c.account_id, c.status, c.status_reason, c.key_id, c.access_token, \
+             c.access_expires_at, c.generation FROM connections c JOIN merchants m ON m.id = c.merchant_id \
              WHERE c.merchant_id = $1 AND m.role = 'merchant'",
         )
         .bind(merchant_id)
         .fetch_optional(self.db.pool())
-        .await?;
-        row.map(|row| {
-            Ok(HotToken {
-                connection_id: row.try_get("id")?,
-                account_id: row.try_get("account_id")?,
-                status: ConnectionStatus::parse(&row.try_get::<String, _>("status")?),
-                status_reason: row.try_get("status_reason")?,
-                key_id: row.try_get("key_id")?,
-                access_token: row.try_get("access_token")?,
-                access_expires_at: row.try_get("access_expires_at")?,
-                generation: row.try_get("generation")?,
-            })
-        })
-        .transpose()
+        .await
     }
 
     pub async fn by_id(&self, connection_id: i64) -> Result<Option<ConnectionRow>, sqlx::Error> {
-        let row = sqlx::query(&format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = $1"))
+        sqlx::query_as::<_, ConnectionRow>(&format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = $1"))
             .bind(connection_id)
             .fetch_optional(self.db.pool())
-            .await?;
-        row.as_ref().map(connection_from_row).transpose()
+            .await
     }
 
     pub async fn by_merchant(&self, merchant_id: i64) -> Result<Option<ConnectionRow>, sqlx::Error> {
-        let row = sqlx::query(&format!(
+        sqlx::query_as::<_, ConnectionRow>(&format!(
             "SELECT {CONNECTION_COLUMNS} FROM connections WHERE merchant_id = $1"
         ))
         .bind(merchant_id)
         .fetch_optional(self.db.pool())
-        .await?;
-        row.as_ref().map(connection_from_row).transpose()
+        .await
     }
 
     /// Connected connections to an Airwallex account, with when each was made (for webhooks).
