@@ -26,9 +26,14 @@ where
         .enable_all()
         .build()
         .expect("a runtime");
+    // `BENCH_ENGINE=sqlite` or `postgres` runs one engine alone (for a profile of it).
+    let only = std::env::var("BENCH_ENGINE").ok();
     runtime.block_on(async {
-        run(Engine::Sqlite).await;
-        run(Engine::Postgres).await;
+        for (name, engine) in [("sqlite", Engine::Sqlite), ("postgres", Engine::Postgres)] {
+            if only.as_deref().is_none_or(|only| only == name) {
+                run(engine).await;
+            }
+        }
     });
 }
 
