@@ -55,6 +55,18 @@ pub enum MerchantAnswers {
     NoSuchMerchant(ErrorBody),
 }
 
+/// What every route naming a merchant by the platform's id for them may answer besides its
+/// own (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+pub enum ExternalIdAnswers {
+    /// external_id is not valid
+    #[response(status = 400)]
+    BadExternalId(ErrorBody),
+    /// No merchant with this external id
+    #[response(status = 404)]
+    NoSuchExternalId(ErrorBody),
+}
+
 /// What both proxy routes may answer besides Airwallex's own answers (for the OpenAPI
 /// document).
 #[derive(utoipa::IntoResponses)]
