@@ -67,10 +67,13 @@ pub enum ExternalIdAnswers {
     NoSuchExternalId(ErrorBody),
 }
 
-/// What both proxy routes may answer besides Airwallex's own answers (for the OpenAPI
-/// document).
+/// What both proxy routes answer: Airwallex's answer, or why it was not asked (for the
+/// OpenAPI document).
 #[derive(utoipa::IntoResponses)]
 pub enum ProxyAnswers {
+    /// Airwallex's answer (any status of Airwallex's comes back as it is), with `awx-onboard-connection`
+    #[response(status = 200)]
+    Forwarded,
     /// `path_not_allowed` (the path is not under `api/v1/`), or the merchant in the path is not valid
     #[response(status = 400)]
     PathNotAllowed(ErrorBody),
