@@ -108,6 +108,27 @@ pub fn Checkboxes(
     }
 }
 
+/// A card holding one form that posts to `action`: its heading (`id` ties it to the card for
+/// screen readers), the fields, then the button labelled `submit`.
+#[component]
+pub fn FormCard(
+    id: &'static str,
+    heading: &'static str,
+    action: &'static str,
+    submit: &'static str,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <section class="card" aria-labelledby=id>
+            <h2 id=id>{heading}</h2>
+            <form class="stack" method="post" action=action>
+                {children()}
+                <button type="submit" class="button">{submit}</button>
+            </form>
+        </section>
+    }
+}
+
 /// A small button that posts to `action` (Resend, Revoke, Disable): `tone` is `secondary`
 /// or `danger`; `name` tells screen readers what it acts on.
 #[component]
