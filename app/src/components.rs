@@ -34,6 +34,31 @@ pub fn form_feedback() -> Resource<Option<FormFeedback>> {
     from_render_context()
 }
 
+/// A form the server renders again after refusing its post: what was wrong, then the form
+/// that `form` draws with the email that was typed (empty at first).
+#[component]
+pub fn FeedbackForm<F>(form: F) -> impl IntoView
+where
+    F: Fn(String) -> AnyView + Clone + Send + Sync + 'static,
+{
+    let feedback = form_feedback();
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                let form = form.clone();
+                Suspend::new(async move {
+                    let feedback = feedback.await;
+                    let email = feedback.as_ref().and_then(|f| f.email.clone()).unwrap_or_default();
+                    view! {
+                        {feedback.map(|f| view! { <p class="notice bad" role="alert">{f.message}</p> })}
+                        {form(email)}
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
 /// A loaded resource drawn by `view`, or the error that kept it away (announced).
 pub fn loaded<T>(result: Result<T, ServerFnError>, view: impl FnOnce(T) -> AnyView) -> AnyView {
     match result {
