@@ -34,6 +34,31 @@ pub fn form_feedback() -> Resource<Option<FormFeedback>> {
     from_render_context()
 }
 
+/// A form the server renders again after refusing its post: what was wrong, then the form
+/// that `form` draws with the email that was typed (empty at first).
+#[component]
+pub fn FeedbackForm<F>(form: F) -> impl IntoView
+where
+    F: Fn(String) -> AnyView + Clone + Send + Sync + 'static,
+{
+    let feedback = form_feedback();
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                let form = form.clone();
+                Suspend::new(async move {
+                    let feedback = feedback.await;
+                    let email = feedback.as_ref().and_then(|f| f.email.clone()).unwrap_or_default();
+                    view! {
+                        {feedback.map(|f| view! { <p class="notice bad" role="alert">{f.message}</p> })}
+                        {form(email)}
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
 /// A loaded resource drawn by `view`, or the error that kept it away (announced).
 pub fn loaded<T>(result: Result<T, ServerFnError>, view: impl FnOnce(T) -> AnyView) -> AnyView {
     match result {
@@ -105,6 +130,27 @@ pub fn Checkboxes(
                 })
                 .collect_view()}
         </fieldset>
+    }
+}
+
+/// A card holding one form that posts to `action`: its heading (`id` ties it to the card for
+/// screen readers), the fields, then the button labelled `submit`.
+#[component]
+pub fn FormCard(
+    id: &'static str,
+    heading: &'static str,
+    action: &'static str,
+    submit: &'static str,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <section class="card" aria-labelledby=id>
+            <h2 id=id>{heading}</h2>
+            <form class="stack" method="post" action=action>
+                {children()}
+                <button type="submit" class="button">{submit}</button>
+            </form>
+        </section>
     }
 }
 

@@ -16,10 +16,8 @@ pub mod paths;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
-use leptos_router::{
-    components::{Route, Router, Routes},
-    ParamSegment, SsrMode, StaticSegment,
-};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{path, SsrMode, StaticSegment};
 
 use crate::layout::Layout;
 use crate::pages::{
@@ -71,42 +69,14 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("signup") view=SignupPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("connection") view=ConnectionPage ssr=SsrMode::Async />
-                    <Route
-                        path=(StaticSegment("connect"), StaticSegment("problem"))
-                        view=ConnectProblemPage
-                        ssr=SsrMode::Async
-                    />
+                    <Route path=path!("/connect/problem") view=ConnectProblemPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("operator") view=OperatorPage ssr=SsrMode::Async />
-                    <Route
-                        path=(StaticSegment("operator"), StaticSegment("connections"), ParamSegment("id"))
-                        view=OperatorConnectionPage
-                        ssr=SsrMode::Async
-                    />
-                    <Route
-                        path=(StaticSegment("operator"), StaticSegment("api-keys"))
-                        view=OperatorApiKeysPage
-                        ssr=SsrMode::Async
-                    />
-                    <Route
-                        path=(StaticSegment("operator"), StaticSegment("team"))
-                        view=OperatorTeamPage
-                        ssr=SsrMode::Async
-                    />
-                    <Route
-                        path=(StaticSegment("operator"), StaticSegment("emails"))
-                        view=OperatorEmailsPage
-                        ssr=SsrMode::Async
-                    />
-                    <Route
-                        path=(StaticSegment("operator"), StaticSegment("webhooks"))
-                        view=OperatorWebhooksPage
-                        ssr=SsrMode::Async
-                    />
-                    <Route
-                        path=(StaticSegment("operator"), StaticSegment("webhooks"), ParamSegment("id"))
-                        view=OperatorWebhookPage
-                        ssr=SsrMode::Async
-                    />
+                    <Route path=path!("/operator/connections/:id") view=OperatorConnectionPage ssr=SsrMode::Async />
+                    <Route path=path!("/operator/api-keys") view=OperatorApiKeysPage ssr=SsrMode::Async />
+                    <Route path=path!("/operator/team") view=OperatorTeamPage ssr=SsrMode::Async />
+                    <Route path=path!("/operator/emails") view=OperatorEmailsPage ssr=SsrMode::Async />
+                    <Route path=path!("/operator/webhooks") view=OperatorWebhooksPage ssr=SsrMode::Async />
+                    <Route path=path!("/operator/webhooks/:id") view=OperatorWebhookPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

@@ -3,7 +3,7 @@
 //! (also by an operator, logged). Plain pages in the app's style; they work the same
 //! without JavaScript.
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
@@ -12,7 +12,7 @@ use awx_onboard::accounts::lifecycle::Requested;
 use awx_onboard::accounts::{Account, AccountError, Password, Role};
 use awx_onboard::html::escape;
 use awx_onboard::security_log::SecurityEventKind;
-use awx_onboard::sessions::stored_id;
+use awx_onboard::sessions::{stored_id, SessionState};
 
 use crate::access::{CurrentUser, Sessions, SignedIn};
 use crate::error::AppError;
@@ -40,6 +40,54 @@ fn status_of(error: &AccountError) -> StatusCode {
         AccountError::Throttled => StatusCode::TOO_MANY_REQUESTS,
         AccountError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+/// A form post about the signed-in account itself (its password, its second factor, deleting
+/// it): whose, their session, where from, and the fields.
+pub struct AccountPost {
+    pub account: Account,
+    pub session: SessionState,
+    pub client: ClientAddr,
+    pub form: FormFields,
+}
+
+impl AccountPost {
+    /// Checks the form's `password` against the account: `None` when it is right, else why it
+    /// was refused (a failure on our side is the error).
+    pub async fn refused_password(&self, state: &AppState) -> Result<Option<AccountError>, AppError> {
+        let password = Password::new(self.form.first("password").to_string());
+        let ip = self.client.ip.to_string();
+        match state
+            .services
+            .accounts
+            .confirm_password(&self.account, &password, &ip)
+            .await
+        {
+            Ok(()) => Ok(None),
+            Err(AccountError::Internal) => Err(AppError::internal("password check")),
+            Err(error) => Ok(Some(error)),
+        }
+    }
+}
+
+impl FromRequest<AppState> for AccountPost {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, AppError> {
+        let (mut parts, body) = request.into_parts();
+        let SignedIn(account) = SignedIn::from_request_parts(&mut parts, state).await?;
+        let Sessions(session) = Sessions::from_request_parts(&mut parts, state).await?;
+        let client = ClientAddr::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|_| AppError::internal("no client address"))?;
+        let form = FormFields::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(AccountPost {
+            account,
+            session,
+            client,
+            form,
+        })
     }
 }
 
@@ -252,22 +300,17 @@ pub async fn account(SignedIn(account): SignedIn) -> Response {
 }
 
 /// `POST /connection/password`: the current password first; other sessions end.
-pub async fn change_password(
-    State(state): State<AppState>,
-    SignedIn(account): SignedIn,
-    Sessions(session): Sessions,
-    client: ClientAddr,
-    form: FormFields,
-) -> Result<Response, AppError> {
-    let keep = session.id().map(|id| stored_id(&id));
+pub async fn change_password(State(state): State<AppState>, post: AccountPost) -> Result<Response, AppError> {
+    let account = &post.account;
+    let keep = post.session.id().map(|id| stored_id(&id));
     let changed = state
         .services
         .accounts
         .change_password(
-            &account,
-            &Password::new(form.first("current_password").to_string()),
-            &Password::new(form.first("new_password").to_string()),
-            &client.ip.to_string(),
+            account,
+            &Password::new(post.form.first("current_password").to_string()),
+            &Password::new(post.form.first("new_password").to_string()),
+            &post.client.ip.to_string(),
             keep.as_deref(),
         )
         .await;
@@ -277,7 +320,7 @@ pub async fn change_password(
             Ok(Redirect::to(&paths::with_notice(paths::CONNECTION, Notice::PasswordChanged)).into_response())
         }
         Err(AccountError::Internal) => Err(AppError::internal("password change")),
-        Err(error) => Ok(account_page(status_of(&error), &account, Some(&error.to_string()))),
+        Err(error) => Ok(account_page(status_of(&error), account, Some(&error.to_string()))),
     }
 }
 
@@ -289,29 +332,19 @@ async fn delete_merchant(state: &AppState, merchant_id: i64, actor: &str) -> Res
 }
 
 /// `POST /connection/delete`: confirmed with the password.
-pub async fn delete(
-    State(state): State<AppState>,
-    SignedIn(account): SignedIn,
-    Sessions(session): Sessions,
-    client: ClientAddr,
-    form: FormFields,
-) -> Result<Response, AppError> {
+pub async fn delete(State(state): State<AppState>, post: AccountPost) -> Result<Response, AppError> {
+    let account = &post.account;
     if account.role != Role::Merchant {
         return Err(AppError::Conflict(
             "An operator's account is removed by another operator, on the team page.".into(),
         ));
     }
-    let password = Password::new(form.first("password").to_string());
-    let ip = client.ip.to_string();
-    if let Err(error) = state.services.accounts.confirm_password(&account, &password, &ip).await {
-        return match error {
-            AccountError::Internal => Err(AppError::internal("password check")),
-            error => Ok(account_page(status_of(&error), &account, Some(&error.to_string()))),
-        };
+    if let Some(error) = post.refused_password(&state).await? {
+        return Ok(account_page(status_of(&error), account, Some(&error.to_string())));
     }
     delete_merchant(&state, account.id, "merchant").await?;
     tracing::info!(account_id = account.id, "merchant deleted their account");
-    session.sign_out().await?;
+    post.session.sign_out().await?;
     Ok(Redirect::to(&paths::with_notice(paths::LOGIN, Notice::AccountDeleted)).into_response())
 }
 

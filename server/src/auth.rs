@@ -1,6 +1,6 @@
 //! Sign-up, log-in and log-out: plain form posts, the same with and without JavaScript.
 
-use axum::extract::State;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -9,7 +9,7 @@ use app::dto::FormFeedback;
 use app::paths::{self, LocalPath, Notice};
 use awx_onboard::accounts::second_factor::FactorStatus;
 use awx_onboard::accounts::{AccountError, Password, Role, SIGN_UP_WINDOW_SECONDS, THROTTLE_WINDOW_SECONDS};
-use awx_onboard::sessions::PendingSignIn;
+use awx_onboard::sessions::{PendingSignIn, SessionState};
 
 use crate::access::Sessions;
 use crate::error::AppError;
@@ -28,6 +28,39 @@ pub struct Credentials {
     next: Option<String>,
 }
 
+/// A sign-up or log-in form as posted: the session it signs in to, the client's address,
+/// the request's head (to render the form again if refused), what was typed, and the
+/// password typed.
+pub struct CredentialsPost {
+    session: SessionState,
+    ip: String,
+    page: PageRequest,
+    form: Credentials,
+    password: Password,
+}
+
+impl FromRequest<AppState> for CredentialsPost {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, AppError> {
+        let (mut parts, body) = request.into_parts();
+        let Sessions(session) = Sessions::from_request_parts(&mut parts, state).await?;
+        let client = ClientAddr::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|_| AppError::internal("no client address"))?;
+        let page = PageRequest(parts.clone());
+        let HtmlForm(form) = HtmlForm::<Credentials>::from_request(Request::from_parts(parts, body), state).await?;
+        let password = Password::new(form.password.clone());
+        Ok(CredentialsPost {
+            session,
+            ip: client.ip.to_string(),
+            page,
+            form,
+            password,
+        })
+    }
+}
+
 fn status_for(error: &AccountError) -> StatusCode {
     match error {
         AccountError::InvalidCredentials => StatusCode::UNAUTHORIZED,
@@ -44,9 +77,8 @@ fn status_for(error: &AccountError) -> StatusCode {
 /// for each refusal would cost the very CPU the queue protects.
 async fn refused(
     state: &AppState,
-    page: PageRequest,
+    post: CredentialsPost,
     path: &str,
-    form: &Credentials,
     error: AccountError,
 ) -> Result<Response, AppError> {
     if error == AccountError::Busy {
@@ -56,9 +88,9 @@ async fn refused(
     }
     let feedback = FormFeedback {
         message: error.to_string(),
-        email: Some(form.email.trim().to_string()),
+        email: Some(post.form.email.trim().to_string()),
     };
-    let mut response = render_with_feedback(state, page.0, path, feedback, status_for(&error)).await?;
+    let mut response = render_with_feedback(state, post.page.0, path, feedback, status_for(&error)).await?;
     let retry_after = match error {
         AccountError::Throttled => Some(THROTTLE_WINDOW_SECONDS),
         AccountError::SignUpThrottled => Some(SIGN_UP_WINDOW_SECONDS),
@@ -72,38 +104,24 @@ async fn refused(
     Ok(response)
 }
 
-pub async fn sign_up(
-    State(state): State<AppState>,
-    Sessions(session): Sessions,
-    client: ClientAddr,
-    page: PageRequest,
-    HtmlForm(form): HtmlForm<Credentials>,
-) -> Result<Response, AppError> {
-    let password = Password::new(form.password.clone());
-    let ip = client.ip.to_string();
-    match state.services.accounts.sign_up(&form.email, &password, &ip).await {
+pub async fn sign_up(State(state): State<AppState>, post: CredentialsPost) -> Result<Response, AppError> {
+    let accounts = &state.services.accounts;
+    match accounts.sign_up(&post.form.email, &post.password, &post.ip).await {
         Ok(account) => {
-            session.sign_in(&account).await?;
+            post.session.sign_in(&account).await?;
             tracing::info!(account_id = account.id, "merchant signed up");
             // The address is proven by a link; signing up and connecting go on meanwhile.
             state.services.links.send_verification(account.id).await?;
             Ok(Redirect::to(&paths::with_notice(paths::CONNECTION, Notice::Welcome)).into_response())
         }
-        Err(error) => refused(&state, page, paths::SIGNUP, &form, error).await,
+        Err(error) => refused(&state, post, paths::SIGNUP, error).await,
     }
 }
 
-pub async fn log_in(
-    State(state): State<AppState>,
-    Sessions(session): Sessions,
-    client: ClientAddr,
-    page: PageRequest,
-    HtmlForm(form): HtmlForm<Credentials>,
-) -> Result<Response, AppError> {
-    let ip = client.ip.to_string();
-    let next = form.next.as_deref().and_then(LocalPath::parse);
-    let password = Password::new(form.password.clone());
-    match state.services.accounts.log_in(&form.email, &password, &ip).await {
+pub async fn log_in(State(state): State<AppState>, post: CredentialsPost) -> Result<Response, AppError> {
+    let next = post.form.next.as_deref().and_then(LocalPath::parse);
+    let accounts = &state.services.accounts;
+    match accounts.log_in(&post.form.email, &post.password, &post.ip).await {
         Ok(account) => {
             // Operators always give a second factor (enrolling first); merchants who turned
             // one on give theirs.
@@ -119,10 +137,10 @@ pub async fn log_in(
                     since: state.services.clock.now(),
                     next: next.as_ref().map(|n| n.as_str().to_string()),
                 };
-                session.await_second_factor(&pending).await?;
+                post.session.await_second_factor(&pending).await?;
                 return Ok(Redirect::to(crate::second_factor::SECOND_FACTOR).into_response());
             }
-            session.sign_in(&account).await?;
+            post.session.sign_in(&account).await?;
             state
                 .services
                 .accounts
@@ -139,13 +157,13 @@ pub async fn log_in(
         }
         Err(error) => {
             if error == AccountError::Throttled {
-                tracing::warn!(%ip, "log-in throttled");
+                tracing::warn!(ip = %post.ip, "log-in throttled");
             }
             let path = match &next {
                 Some(next) => paths::login_then(next, None),
                 None => paths::LOGIN.to_string(),
             };
-            refused(&state, page, &path, &form, error).await
+            refused(&state, post, &path, error).await
         }
     }
 }

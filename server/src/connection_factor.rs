@@ -11,7 +11,8 @@ use awx_onboard::accounts::second_factor::FactorStatus;
 use awx_onboard::accounts::{Account, AccountError, Role};
 use awx_onboard::security_log::SecurityEventKind;
 
-use crate::access::{Sessions, SignedIn};
+use crate::access::SignedIn;
+use crate::account::AccountPost;
 use crate::error::AppError;
 use crate::form::FormFields;
 use crate::net::ClientAddr;
@@ -122,50 +123,35 @@ async fn attempt(
 
 /// `POST /connection/second-factor`: the first code confirms the enrolment; the recovery
 /// codes are shown next, once.
-pub async fn enrol(
-    State(state): State<AppState>,
-    SignedIn(account): SignedIn,
-    Sessions(session): Sessions,
-    client: ClientAddr,
-    form: FormFields,
-) -> Result<Response, AppError> {
-    operators_elsewhere(&account)?;
-    if is_on(&state, &account).await? {
+pub async fn enrol(State(state): State<AppState>, post: AccountPost) -> Result<Response, AppError> {
+    let account = &post.account;
+    operators_elsewhere(account)?;
+    if is_on(&state, account).await? {
         return Ok(Redirect::to(paths::CONNECTION_SECOND_FACTOR).into_response());
     }
     let factors = &state.services.second_factors;
-    let password = awx_onboard::accounts::Password::new(form.first("password").to_string());
-    match state
-        .services
-        .accounts
-        .confirm_password(&account, &password, &client.ip.to_string())
-        .await
-    {
-        Ok(()) => {}
-        Err(AccountError::Internal) => return Err(AppError::internal("password check")),
-        Err(error) => {
-            let status = if error == AccountError::Throttled {
-                StatusCode::TOO_MANY_REQUESTS
-            } else {
-                StatusCode::UNAUTHORIZED
-            };
-            return show_for(&state, &account, status, Some(&error.to_string())).await;
-        }
+    if let Some(error) = post.refused_password(&state).await? {
+        let status = if error == AccountError::Throttled {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        return show_for(&state, account, status, Some(&error.to_string())).await;
     }
     let mut codes = None;
     let check = async {
-        codes = factors.confirm(account.id, form.first("code")).await?;
+        codes = factors.confirm(account.id, post.form.first("code")).await?;
         Ok(codes.is_some())
     };
-    if let Some(page) = attempt(&state, &account, &client, check).await? {
+    if let Some(page) = attempt(&state, account, &post.client, check).await? {
         return Ok(page);
     }
     let codes = codes.ok_or_else(|| AppError::internal("a confirmed enrolment without codes"))?;
     state
-        .log_security(SecurityEventKind::SecondFactorEnrolled, &account, &client, None)
+        .log_security(SecurityEventKind::SecondFactorEnrolled, account, &post.client, None)
         .await;
-    session.confirmed(state.services.clock.now()).await?;
-    session
+    post.session.confirmed(state.services.clock.now()).await?;
+    post.session
         .keep_recovery_codes(&factors.seal_for_display(account.id, &codes))
         .await?;
     Ok(Redirect::to(RECOVERY_CODES).into_response())

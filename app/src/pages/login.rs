@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::components::{form_feedback, EmailField, QueryNotice};
+use crate::components::{EmailField, FeedbackForm, QueryNotice};
 use crate::paths::{self, LocalPath, Notice};
 
 const NOTICES: &[Notice] = &[
@@ -16,7 +16,6 @@ const NOTICES: &[Notice] = &[
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    let feedback = form_feedback();
     let query = use_query_map();
     let next = move || {
         query
@@ -29,24 +28,20 @@ pub fn LoginPage() -> impl IntoView {
         <section class="card narrow">
             <h1>"Log in"</h1>
             <QueryNotice notices=NOTICES />
-            <Suspense fallback=|| ()>
-                {move || Suspend::new(async move {
-                    let feedback = feedback.await;
-                    let email = feedback.as_ref().and_then(|f| f.email.clone()).unwrap_or_default();
-                    view! {
-                        {feedback.map(|f| view! { <p class="notice bad" role="alert">{f.message}</p> })}
-                        <form class="stack" method="post" action=paths::LOGIN>
-                            <input type="hidden" name="next" value=next />
-                            <EmailField autocomplete="username" value=email />
-                            <label>
-                                "Password"
-                                <input type="password" name="password" autocomplete="current-password" required />
-                            </label>
-                            <button type="submit" class="button">"Log in"</button>
-                        </form>
-                    }
-                })}
-            </Suspense>
+            <FeedbackForm form=move |email: String| {
+                view! {
+                    <form class="stack" method="post" action=paths::LOGIN>
+                        <input type="hidden" name="next" value=next />
+                        <EmailField autocomplete="username" value=email />
+                        <label>
+                            "Password"
+                            <input type="password" name="password" autocomplete="current-password" required />
+                        </label>
+                        <button type="submit" class="button">"Log in"</button>
+                    </form>
+                }
+                .into_any()
+            } />
             <p class="muted">
                 <a rel="external" href=paths::PASSWORD_RESET>"Forgot your password?"</a>
                 " · New here? "

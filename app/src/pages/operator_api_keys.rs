@@ -1,6 +1,8 @@
 use leptos::prelude::*;
 
-use crate::components::{loaded, Checkboxes, DataTable, OperatorHeading, PostButton, PostOutcome, QueryNotice};
+use crate::components::{
+    loaded, Checkboxes, DataTable, FormCard, OperatorHeading, PostButton, PostOutcome, QueryNotice,
+};
 use crate::dto::ApiKeyView;
 use crate::operator_api::load_api_keys;
 use crate::paths::{self, Notice};
@@ -45,24 +47,20 @@ pub fn OperatorApiKeysPage() -> impl IntoView {
         </p>
         <QueryNotice notices=NOTICES />
         <PostOutcome />
-        <section class="card" aria-labelledby="new-key">
-            <h2 id="new-key">"Create a key"</h2>
-            <form class="stack" method="post" action=paths::OPERATOR_API_KEYS>
-                <label>
-                    "Name"
-                    <input type="text" name="name" required maxlength="100" placeholder="billing backend" />
-                </label>
-                <Checkboxes legend="Scopes" name="scope" options=&SCOPES />
-                <label>
-                    "Expires in (days; empty for no end)"
-                    <input type="number" name="expires_in_days" min="1" max="3650" step="1" inputmode="numeric" />
-                </label>
-                <p class="muted">
-                    "Keys that can read tokens or call Airwallex are announced by email to every other operator."
-                </p>
-                <button type="submit" class="button">"Create key"</button>
-            </form>
-        </section>
+        <FormCard id="new-key" heading="Create a key" action=paths::OPERATOR_API_KEYS submit="Create key">
+            <label>
+                "Name"
+                <input type="text" name="name" required maxlength="100" placeholder="billing backend" />
+            </label>
+            <Checkboxes legend="Scopes" name="scope" options=&SCOPES />
+            <label>
+                "Expires in (days; empty for no end)"
+                <input type="number" name="expires_in_days" min="1" max="3650" step="1" inputmode="numeric" />
+            </label>
+            <p class="muted">
+                "Keys that can read tokens or call Airwallex are announced by email to every other operator."
+            </p>
+        </FormCard>
         <ConnectLinkForm external_id=String::new() return_url=String::new() />
         <Suspense fallback=|| view! { <p class="muted">"Loading keys…"</p> }>
             {move || Suspend::new(async move { loaded(keys.await, |keys| view! { <KeyTable keys /> }.into_any()) })}

@@ -1,6 +1,6 @@
 use leptos::prelude::*;
 
-use crate::components::{loaded, DataTable, OperatorHeading, PostButton, PostOutcome, QueryNotice};
+use crate::components::{loaded, DataTable, FormCard, OperatorHeading, PostButton, PostOutcome, QueryNotice};
 use crate::dto::TeamView;
 use crate::operator_api::load_team;
 use crate::paths::{self, Notice};
@@ -25,16 +25,12 @@ pub fn OperatorTeamPage() -> impl IntoView {
         </p>
         <QueryNotice notices=NOTICES />
         <PostOutcome />
-        <section class="card" aria-labelledby="invite">
-            <h2 id="invite">"Invite an operator"</h2>
-            <form class="stack" method="post" action=paths::OPERATOR_TEAM_INVITE>
-                <label>
-                    "Email"
-                    <input type="email" name="email" required maxlength="254" autocomplete="off" />
-                </label>
-                <button type="submit" class="button">"Send invitation"</button>
-            </form>
-        </section>
+        <FormCard id="invite" heading="Invite an operator" action=paths::OPERATOR_TEAM_INVITE submit="Send invitation">
+            <label>
+                "Email"
+                <input type="email" name="email" required maxlength="254" autocomplete="off" />
+            </label>
+        </FormCard>
         <Suspense fallback=|| view! { <p class="muted">"Loading the team…"</p> }>
             {move || Suspend::new(async move { loaded(team.await, |team| view! { <Team team /> }.into_any()) })}
         </Suspense>

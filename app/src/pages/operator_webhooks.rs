@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::components::{
-    loaded, Checkboxes, DataTable, OperatorHeading, OperatorNav, PostButton, PostOutcome, QueryNotice,
+    loaded, Checkboxes, DataTable, FormCard, OperatorHeading, OperatorNav, PostButton, PostOutcome, QueryNotice,
 };
 use crate::dto::{EndpointDetailView, EndpointView};
 use crate::operator_api::{load_webhook, load_webhooks};
@@ -37,17 +37,13 @@ pub fn OperatorWebhooksPage() -> impl IntoView {
         </p>
         <QueryNotice notices=&[Notice::EndpointDisabled] />
         <PostOutcome />
-        <section class="card" aria-labelledby="new-endpoint">
-            <h2 id="new-endpoint">"Add an endpoint"</h2>
-            <form class="stack" method="post" action=paths::OPERATOR_WEBHOOKS>
-                <label>
-                    "URL"
-                    <input type="url" name="url" required placeholder="https://platform.example.com/hooks/awx" />
-                </label>
-                <Checkboxes legend="Events" name="event" options=&EVENTS checked=true />
-                <button type="submit" class="button">"Add endpoint"</button>
-            </form>
-        </section>
+        <FormCard id="new-endpoint" heading="Add an endpoint" action=paths::OPERATOR_WEBHOOKS submit="Add endpoint">
+            <label>
+                "URL"
+                <input type="url" name="url" required placeholder="https://platform.example.com/hooks/awx" />
+            </label>
+            <Checkboxes legend="Events" name="event" options=&EVENTS checked=true />
+        </FormCard>
         <Suspense fallback=|| view! { <p class="muted">"Loading endpoints…"</p> }>
             {move || Suspend::new(async move {
                 loaded(endpoints.await, |endpoints| view! { <EndpointTable endpoints /> }.into_any())

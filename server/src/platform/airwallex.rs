@@ -97,7 +97,6 @@ fn raw_rest(request: &Request, merchant_segments: usize) -> Option<String> {
         ("path" = String, Path, description = "Airwallex's path, under `api/v1/` (e.g. `api/v1/balances/current`); the query string is passed as sent"),
     ),
     responses(
-        (status = 200, description = "Airwallex's answer (any status of Airwallex's comes back as it is), with `awx-onboard-connection`"),
         ProxyAnswers,
         KeyAnswers,
     ),
@@ -122,7 +121,6 @@ pub async fn by_merchant_id(
         ("path" = String, Path, description = "Airwallex's path, under `api/v1/`"),
     ),
     responses(
-        (status = 200, description = "Airwallex's answer (any status of Airwallex's comes back as it is), with `awx-onboard-connection`"),
         ProxyAnswers,
         KeyAnswers,
     ),

@@ -12,7 +12,7 @@ use awx_onboard::platform::keys::Scope;
 use awx_onboard::store::ConnectionStatus;
 
 use super::caller::{Caller, ExternalId, MerchantPath};
-use super::errors::{internal, ApiError, ErrorBody, KeyAnswers, MerchantAnswers};
+use super::errors::{internal, ApiError, ErrorBody, ExternalIdAnswers, KeyAnswers, MerchantAnswers};
 use crate::state::AppState;
 
 /// A merchant's connection.
@@ -186,10 +186,9 @@ async fn connection_of(state: &AppState, merchant_id: i64) -> Result<ConnectionO
     params(("external_id" = String, Path, description = "The platform's id for the merchant")),
     responses(
         (status = 200, description = "The merchant's connection", body = ConnectionOut),
-        (status = 400, description = "external_id is not valid", body = ErrorBody),
         (status = 403, description = "The key lacks connections:read", body = ErrorBody),
-        (status = 404, description = "No merchant with this external id", body = ErrorBody),
         KeyAnswers,
+        ExternalIdAnswers,
     ),
     security(("bearer" = [])),
     tag = "connections"
@@ -212,11 +211,10 @@ pub async fn connection_by_external_id(
     params(("external_id" = String, Path, description = "The platform's id for the merchant")),
     responses(
         (status = 200, description = "The connection, disconnected", body = ConnectionOut),
-        (status = 400, description = "external_id is not valid", body = ErrorBody),
         (status = 403, description = "The key lacks connect:write", body = ErrorBody),
-        (status = 404, description = "No merchant with this external id", body = ErrorBody),
         (status = 409, description = "`not_connected`: the merchant never connected", body = ErrorBody),
         KeyAnswers,
+        ExternalIdAnswers,
     ),
     security(("bearer" = [])),
     tag = "connections"

@@ -55,10 +55,25 @@ pub enum MerchantAnswers {
     NoSuchMerchant(ErrorBody),
 }
 
-/// What both proxy routes may answer besides Airwallex's own answers (for the OpenAPI
-/// document).
+/// What every route naming a merchant by the platform's id for them may answer besides its
+/// own (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+pub enum ExternalIdAnswers {
+    /// external_id is not valid
+    #[response(status = 400)]
+    BadExternalId(ErrorBody),
+    /// No merchant with this external id
+    #[response(status = 404)]
+    NoSuchExternalId(ErrorBody),
+}
+
+/// What both proxy routes answer: Airwallex's answer, or why it was not asked (for the
+/// OpenAPI document).
 #[derive(utoipa::IntoResponses)]
 pub enum ProxyAnswers {
+    /// Airwallex's answer (any status of Airwallex's comes back as it is), with `awx-onboard-connection`
+    #[response(status = 200)]
+    Forwarded,
     /// `path_not_allowed` (the path is not under `api/v1/`), or the merchant in the path is not valid
     #[response(status = 400)]
     PathNotAllowed(ErrorBody),
