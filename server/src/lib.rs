@@ -78,6 +78,17 @@ impl Application {
     /// Connects and migrates the database, starts the embedded simulator in `sim` mode and
     /// binds the listener. Any failure here is a start-up failure with a clear message.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        Application::build_with(config, None).await
+    }
+
+    /// [`build`](Self::build) on a listener already bound to `LEPTOS_SITE_ADDR`'s port: a
+    /// test learns its port before its configuration names it (`PUBLIC_URL`), and no other
+    /// socket can take the port in between.
+    pub async fn build_on(config: Config, listener: std::net::TcpListener) -> anyhow::Result<Application> {
+        Application::build_with(config, Some(listener)).await
+    }
+
+    async fn build_with(config: Config, bound: Option<std::net::TcpListener>) -> anyhow::Result<Application> {
         let clock = Clock::system();
         let cipher = Arc::new(load_token_cipher(&config.token_key)?);
         let db = Database::connect_and_migrate(config.database_url.expose_secret())
@@ -94,9 +105,15 @@ impl Application {
             );
         }
 
-        let listener = tokio::net::TcpListener::bind(config.network.site_addr)
-            .await
-            .with_context(|| format!("could not listen on {} (LEPTOS_SITE_ADDR)", config.network.site_addr))?;
+        let listener = match bound {
+            Some(bound) => {
+                bound.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(bound)?
+            }
+            None => tokio::net::TcpListener::bind(config.network.site_addr)
+                .await
+                .with_context(|| format!("could not listen on {} (LEPTOS_SITE_ADDR)", config.network.site_addr))?,
+        };
         let local_addr = listener.local_addr()?;
 
         let (airwallex, simulator) = match &config.airwallex.endpoints {

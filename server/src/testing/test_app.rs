@@ -66,11 +66,10 @@ impl TestApp {
         key_file: Option<std::path::PathBuf>,
         extra: &[(&'static str, &str)],
     ) -> TestApp {
-        // PUBLIC_URL must be known before binding: take a free port first.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        // PUBLIC_URL names the port: bound here and handed over, so that no other socket
+        // can take it between this choice and the app's start.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("a bound address").port();
         let key_file = key_file.unwrap_or_else(|| {
             std::env::temp_dir().join(format!(
                 "awx-test-{port}-{}.key",
@@ -92,7 +91,7 @@ impl TestApp {
             vars.insert(name, value.to_string());
         }
         let config = Config::from_lookup(&move |name| vars.get(name).cloned()).expect("test configuration");
-        let app = Application::build(config).await.expect("the app builds");
+        let app = Application::build_on(config, listener).await.expect("the app builds");
         let base = format!("http://{}", app.local_addr());
         let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
