@@ -12,8 +12,8 @@ pub mod ssr {
     use awx_onboard::accounts::{Access, Account, CurrentAccount, Denied};
     use awx_onboard::services::Services;
 
-    pub fn services() -> Result<Services, ServerFnError> {
-        use_context::<Services>().ok_or_else(|| ServerFnError::new("services missing"))
+    pub fn services() -> Result<std::sync::Arc<Services>, ServerFnError> {
+        use_context::<std::sync::Arc<Services>>().ok_or_else(|| ServerFnError::new("services missing"))
     }
 
     /// What the server put on this request as it looked it up once for the request (see

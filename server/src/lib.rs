@@ -375,7 +375,7 @@ async fn start_embedded_simulator(
 
 /// Adds the token reads counted in memory and the proxied calls to the audit every second,
 /// and once more on the way out.
-async fn flush_token_reads(services: Services, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn flush_token_reads(services: Arc<Services>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         let stopping = tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => false,
@@ -395,7 +395,7 @@ async fn flush_token_reads(services: Services, mut stop: tokio::sync::watch::Rec
 
 /// Deletes expired sessions, finished authorization requests, old log-in attempts and
 /// processed webhook ids past their horizon, and what is past `RETENTION_DAYS`.
-async fn sweep_periodically(services: Services, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn sweep_periodically(services: Arc<Services>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let sessions = DbSessionStore::new(services.db.clone(), services.clock.clone());
     loop {
         if let Err(error) = sessions.delete_expired().await {

@@ -19,10 +19,22 @@ pub struct AirwallexUrls {
     pub api_url: String,
 }
 
+/// What every handler shares, behind one `Arc`: extractors, middleware and each page's
+/// render clone it many times a request, and a clone is one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub config: Arc<Config>,
-    pub services: Services,
+    pub services: Arc<Services>,
     pub airwallex: AirwallexUrls,
     /// The embedded simulator, in `sim` mode.
     pub simulator: Option<Simulator>,
@@ -76,19 +88,19 @@ impl AppState {
             .pool_max_idle_per_host(64)
             .build()
             .expect("the proxy's HTTP client");
-        AppState {
+        AppState(Arc::new(Shared {
             proxy_client,
             proxy_limiter: Arc::default(),
             default_csp,
             authorize_origin,
             config: Arc::new(config),
-            services,
+            services: Arc::new(services),
             airwallex,
             simulator,
             leptos_options,
             draining: Arc::default(),
             rate_limiter: Arc::default(),
-        }
+        }))
     }
 }
 
