@@ -126,7 +126,10 @@ impl Browser {
     /// On the second-factor page: enrols (keeping the key and the recovery codes for the
     /// next log-ins of `email` on this app) or enters a code; returns the final answer.
     pub async fn give_second_factor(&self, email: &str) -> reqwest::Response {
-        let page = self.page(crate::second_factor::SECOND_FACTOR).await;
+        let page = self.get(crate::second_factor::SECOND_FACTOR).await;
+        // A log-in that no longer waits for its code redirects to the log-in page.
+        assert_eq!(page.status(), StatusCode::OK, "{email}: the second-factor page");
+        let page = page.text().await.expect("a page");
         let factor_key = format!("{}|{email}", self.base);
         if let Some(secret) = attribute(&page, "data-secret") {
             let secret = awx_onboard::accounts::second_factor::base32_decode(&secret).expect("a base32 key");
