@@ -86,14 +86,14 @@ impl OperatorDesk {
             // An account id or a whole email goes through its index; anything else is a
             // substring of an email or business name, found by scanning one table each.
             let lower = term.to_lowercase();
-            if self.merchant_with("external_id", term).await? {
+            if self.merchant_with(ExactColumn::ExternalId, term).await? {
                 // The platform's id for a merchant, exactly.
                 binds.push(Bind::Text(term.to_string()));
                 sql.push_str(&format!(" AND m.external_id = ${}", binds.len()));
             } else if lower.starts_with("acct_") && !lower.contains(char::is_whitespace) {
                 binds.push(Bind::Text(term.to_string()));
                 sql.push_str(&format!(" AND c.account_id = ${}", binds.len()));
-            } else if Email::parse(term).is_ok() && self.merchant_with("email", &lower).await? {
+            } else if Email::parse(term).is_ok() && self.merchant_with(ExactColumn::Email, &lower).await? {
                 binds.push(Bind::Text(lower));
                 sql.push_str(&format!(" AND m.email = ${}", binds.len()));
             } else {
@@ -204,14 +204,24 @@ impl OperatorDesk {
         Ok(ListPage { lines, next })
     }
 
-    /// Whether a merchant has exactly `value` in `column` (an indexed column's name).
-    async fn merchant_with(&self, column: &str, value: &str) -> Result<bool, sqlx::Error> {
-        let found: Option<i64> = sqlx::query_scalar(&format!("SELECT id FROM merchants WHERE {column} = $1"))
+    /// Whether a merchant has exactly `value` in `column`.
+    async fn merchant_with(&self, column: ExactColumn, value: &str) -> Result<bool, sqlx::Error> {
+        let sql = match column {
+            ExactColumn::ExternalId => "SELECT id FROM merchants WHERE external_id = $1",
+            ExactColumn::Email => "SELECT id FROM merchants WHERE email = $1",
+        };
+        let found: Option<i64> = sqlx::query_scalar(sql)
             .bind(value)
             .fetch_optional(self.db.pool())
             .await?;
         Ok(found.is_some())
     }
+}
+
+/// The indexed columns a search term may match exactly.
+enum ExactColumn {
+    ExternalId,
+    Email,
 }
 
 enum Bind {
