@@ -56,7 +56,16 @@ impl ReceivedMail {
 
     /// The decoded body of the part with this content type (`text/plain`, `text/html`).
     pub fn part(&self, content_type: &str) -> Option<String> {
-        for section in self.data.split("\r\n--") {
+        // Parts are split at the message's own boundary: a body line may begin with "--".
+        let separator = self
+            .header("content-type")
+            .and_then(|value| {
+                let start = value.find("boundary=")? + "boundary=".len();
+                let boundary = value[start..].split(';').next()?.trim().trim_matches('"').to_string();
+                Some(format!("\r\n--{boundary}"))
+            })
+            .unwrap_or_else(|| "\r\n--".to_string());
+        for section in self.data.split(separator.as_str()) {
             let Some((head, body)) = section.split_once("\r\n\r\n") else {
                 continue;
             };

@@ -196,8 +196,13 @@ async fn an_invitation_works_once_and_expires(engine: Engine) {
     assert!(team.contains("new@example.com"), "an open invitation is listed");
 
     let invitee = app.browser();
-    let landing = invitee.page(&link).await;
-    assert!(landing.contains("new@example.com") && landing.contains("ops@example.com"));
+    let landing = invitee.get(&link).await;
+    let status = landing.status();
+    let landing = landing.text().await.unwrap();
+    assert!(
+        status == StatusCode::OK && landing.contains("new@example.com") && landing.contains("ops@example.com"),
+        "the invitation's page for {link} (from the mail {text:?}) answered {status}: {landing}"
+    );
     let weak = invitee.post(&link, &[("password", "short")]).await;
     assert_eq!(weak.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let accepted = invitee.post(&link, &[("password", PASSWORD)]).await;
