@@ -325,3 +325,45 @@ fn address(text: &str) -> String {
         _ => text.split_whitespace().next().unwrap_or("").to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ReceivedMail;
+
+    /// A multipart message as lettre writes it, whose plain part has a line beginning with
+    /// `--` (a quoted-printable line of a long link can).
+    fn message(text_body: &str) -> ReceivedMail {
+        let data = format!(
+            "From: awx-onboard <noreply@example.com>\r\n\
+             Content-Type: multipart/alternative;\r\n boundary=\"XYZ123\"\r\n\
+             MIME-Version: 1.0\r\n\r\n\
+             --XYZ123\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             Content-Transfer-Encoding: quoted-printable\r\n\r\n\
+             {text_body}\r\n\
+             --XYZ123\r\n\
+             Content-Type: text/html; charset=utf-8\r\n\r\n\
+             <p>html</p>\r\n\
+             --XYZ123--\r\n"
+        );
+        ReceivedMail {
+            from: "noreply@example.com".into(),
+            to: vec!["someone@example.com".into()],
+            data,
+        }
+    }
+
+    #[test]
+    fn a_part_whose_line_begins_with_two_dashes_comes_back_whole() {
+        let mail = message("Accept: http://127.0.0.1:4000/invitation/ab=\r\n--cd-ef\r\nThanks.");
+        assert_eq!(
+            mail.part("text/plain").as_deref(),
+            Some("Accept: http://127.0.0.1:4000/invitation/ab--cd-ef\r\nThanks.")
+        );
+        assert_eq!(mail.part("text/html").as_deref(), Some("<p>html</p>"));
+        assert_eq!(
+            mail.links(),
+            vec!["http://127.0.0.1:4000/invitation/ab--cd-ef".to_string()]
+        );
+    }
+}
