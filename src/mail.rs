@@ -96,6 +96,8 @@ impl MailKind {
     }
 }
 
+crate::store::stored_name!(MailKind, "mail kind", MailKind::parse);
+
 /// Where a message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -128,14 +130,22 @@ impl MailStatus {
     }
 }
 
+/// A stored status, read as [`MailStatus::parse`] reads it (for `#[sqlx(try_from = "String")]`).
+impl From<String> for MailStatus {
+    fn from(text: String) -> MailStatus {
+        MailStatus::parse(&text)
+    }
+}
+
 /// A message as operators see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OutboxEntry {
     pub id: i64,
     pub kind: MailKind,
     pub reason: Option<String>,
     pub recipient: String,
     pub connection_id: Option<i64>,
+    #[sqlx(try_from = "String")]
     pub status: MailStatus,
     pub attempts: i64,
     pub next_attempt_at: i64,
@@ -385,33 +395,14 @@ impl MailOutbox {
 
     /// The newest messages, newest first, before `before_id` if given.
     pub async fn list(&self, before_id: Option<i64>, limit: i64) -> Result<Vec<OutboxEntry>, sqlx::Error> {
-        let rows = sqlx::query(
+        sqlx::query_as(
             "SELECT id, kind, reason, recipient, connection_id, status, attempts, next_attempt_at, last_answer, \
              sent_at, created_at FROM mail_outbox WHERE id < $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(before_id.unwrap_or(i64::MAX))
         .bind(limit)
         .fetch_all(self.db.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let kind: String = r.try_get("kind")?;
-                Ok(OutboxEntry {
-                    id: r.try_get("id")?,
-                    kind: MailKind::parse(&kind)
-                        .ok_or_else(|| sqlx::Error::Decode(format!("unknown mail kind {kind:?}").into()))?,
-                    reason: r.try_get("reason")?,
-                    recipient: r.try_get("recipient")?,
-                    connection_id: r.try_get("connection_id")?,
-                    status: MailStatus::parse(&r.try_get::<String, _>("status")?),
-                    attempts: r.try_get("attempts")?,
-                    next_attempt_at: r.try_get("next_attempt_at")?,
-                    last_answer: r.try_get("last_answer")?,
-                    sent_at: r.try_get("sent_at")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        .await
     }
 
     pub async fn counts(&self) -> Result<OutboxCounts, sqlx::Error> {

@@ -56,6 +56,31 @@ impl From<String> for ConnectionStatus {
     }
 }
 
+/// Reads a closed set's variants from their stored names (`$parse`: `fn(&str) -> Option<Self>`),
+/// as a column type of its own: a name no variant has (a row written by hand, or by a newer
+/// version) fails the read with `unknown $what "<name>"` rather than being guessed.
+macro_rules! stored_name {
+    ($type:ty, $what:literal, $parse:path) => {
+        impl sqlx::Type<sqlx::Any> for $type {
+            fn type_info() -> sqlx::any::AnyTypeInfo {
+                <String as sqlx::Type<sqlx::Any>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+                <String as sqlx::Type<sqlx::Any>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Any> for $type {
+            fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <String as sqlx::Decode<sqlx::Any>>::decode(value)?;
+                $parse(&text).ok_or_else(|| format!(concat!("unknown ", $what, " {:?}"), text).into())
+            }
+        }
+    };
+}
+pub(crate) use stored_name;
+
 /// Why a connection needs the merchant to authorize again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -219,6 +244,24 @@ pub struct SealedTokens {
     pub refresh_expires_at: i64,
     pub rotate_due_at: i64,
     pub scope: Option<String>,
+}
+
+impl SealedTokens {
+    /// Binds the tokens as the statement's next eight parameters, in this order: `key_id`,
+    /// `access_token`, `access_expires_at`, `refresh_token`, `refresh_issued_at`,
+    /// `refresh_expires_at`, `rotate_due_at`, `scope` (every statement that stores tokens
+    /// numbers them so).
+    fn bind_to<'q>(&'q self, update: events::Update<'q>) -> events::Update<'q> {
+        update
+            .bind(&self.key_id)
+            .bind(&self.access_token)
+            .bind(self.access_expires_at)
+            .bind(&self.refresh_token)
+            .bind(self.refresh_issued_at)
+            .bind(self.refresh_expires_at)
+            .bind(self.rotate_due_at)
+            .bind(self.scope.as_deref())
+    }
 }
 
 /// What is stored about the Airwallex account behind a connection.

@@ -1,6 +1,8 @@
 //! Migrations and basic storage rules on both engines.
 
 use awx_onboard::db::{Database, Engine};
+use awx_onboard::store::events::{EventKind, NewEvent};
+use awx_onboard::store::ConnectionStore;
 use awx_onboard::testing::TestDatabase;
 
 async fn migrations_apply_and_are_idempotent(engine: Engine) {
@@ -32,22 +34,27 @@ async fn migrations_apply_and_are_idempotent(engine: Engine) {
 
 awx_onboard::both_engines!(migrations_apply_and_are_idempotent);
 
-async fn the_event_log_is_append_only(engine: Engine) {
-    let test_db = TestDatabase::new(engine).await;
-    let db = test_db.connect().await;
+/// A merchant with a connected connection, written straight to the tables; its id.
+async fn a_connection(db: &Database) -> i64 {
     sqlx::query(
         "INSERT INTO merchants (email, password_hash, role, created_at) VALUES ('a@b.example', 'x', 'merchant', 1)",
     )
     .execute(db.pool())
     .await
     .unwrap();
-    sqlx::query(
+    sqlx::query_scalar(
         "INSERT INTO connections (merchant_id, status, last_activity_at, created_at, updated_at) \
-         SELECT id, 'connected', 1, 1, 1 FROM merchants",
+         SELECT id, 'connected', 1, 1, 1 FROM merchants RETURNING id",
     )
-    .execute(db.pool())
+    .fetch_one(db.pool())
     .await
-    .unwrap();
+    .unwrap()
+}
+
+async fn the_event_log_is_append_only(engine: Engine) {
+    let test_db = TestDatabase::new(engine).await;
+    let db = test_db.connect().await;
+    a_connection(&db).await;
     sqlx::query("INSERT INTO connection_events (connection_id, kind, actor, created_at) SELECT id, 'connected', 'test', 1 FROM connections")
         .execute(db.pool())
         .await
@@ -68,6 +75,40 @@ async fn the_event_log_is_append_only(engine: Engine) {
 }
 
 awx_onboard::both_engines!(the_event_log_is_append_only);
+
+async fn events_are_read_whole_and_an_unknown_kind_is_named_not_guessed(engine: Engine) {
+    let test_db = TestDatabase::new(engine).await;
+    let db = test_db.connect().await;
+    let connection = a_connection(&db).await;
+    let store = ConnectionStore::new(db.clone());
+    let event = NewEvent::new(EventKind::NeedsReconnect, "keeper")
+        .reason("refresh_rejected")
+        .detail(Some("invalid_grant"));
+    store.log_event(connection, event, 42).await.unwrap();
+    let events = store.events(connection, None, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    let read = &events[0];
+    assert_eq!(read.connection_id, connection);
+    assert_eq!(read.kind, EventKind::NeedsReconnect);
+    assert_eq!(read.reason.as_deref(), Some("refresh_rejected"));
+    assert_eq!(read.actor, "keeper");
+    assert_eq!(read.detail.as_deref(), Some("invalid_grant"));
+    assert_eq!(read.created_at, 42);
+    // A row written by a newer version (or by hand): the read fails and says what it met.
+    sqlx::query(
+        "INSERT INTO connection_events (connection_id, kind, actor, created_at) VALUES ($1, 'teleported', 'x', 43)",
+    )
+    .bind(connection)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let error = store.events(connection, None, 10).await.unwrap_err().to_string();
+    assert!(error.contains("unknown event kind \"teleported\""), "{error}");
+    db.close().await;
+    test_db.remove().await;
+}
+
+awx_onboard::both_engines!(events_are_read_whole_and_an_unknown_kind_is_named_not_guessed);
 
 #[tokio::test]
 async fn the_sqlite_file_and_its_folder_are_created_on_first_start() {

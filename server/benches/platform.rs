@@ -86,20 +86,7 @@ async fn run(engine: Engine) {
         100.0 * new_ids.per_second / health.per_second,
         100.0 * known.per_second / health.per_second
     );
-    let link = app
-        .services()
-        .connect_sessions
-        .create(
-            &awx_onboard::platform::connect_sessions::SessionRequest {
-                external_id: "bench-landing".into(),
-                email: Some("bench-landing@example.com".into()),
-                return_url: "https://platform.example/back".into(),
-                ..Default::default()
-            },
-            "bench",
-        )
-        .await
-        .unwrap();
+    let link = app.connect_link("bench-landing", "https://platform.example/back").await;
     let home = load(&format!("{base}/"), &[], 64, window).await;
     show("GET / (home), 64 conn", &home);
     let landing = load(link.url.expose(), &[], 64, window).await;

@@ -8,34 +8,36 @@ use std::collections::VecDeque;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
-use sqlx::Row;
-
 use super::audit::{csv_field, csv_pages, csv_reader_fields, CsvChunks};
 use crate::db::Database;
 use crate::time::Clock;
 
 /// One proxied call as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ProxyCall {
     pub key_id: String,
     pub connection_id: i64,
     pub method: String,
     /// The upstream path (`api/v1/…`), without its query.
     pub path: String,
+    #[sqlx(try_from = "i64")]
     pub status: u16,
     pub duration_ms: i64,
     pub request_bytes: i64,
     pub response_bytes: i64,
+    #[sqlx(rename = "created_at")]
     pub at: i64,
 }
 
 /// A recorded call with the key's name, as operators see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ProxyCallLine {
     /// The row's id (the calls' order).
     pub id: i64,
+    #[sqlx(flatten)]
     pub call: ProxyCall,
     pub key_name: String,
+    #[sqlx(rename = "email")]
     pub merchant_email: String,
 }
 
@@ -168,7 +170,7 @@ impl ProxyCalls {
         before_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<ProxyCallLine>, sqlx::Error> {
-        let rows = sqlx::query(
+        sqlx::query_as(
             "SELECT p.id, p.key_id, COALESCE(k.name, p.key_id) AS key_name, p.connection_id, m.email, p.method, p.path, \
              p.status, p.duration_ms, p.request_bytes, p.response_bytes, p.created_at FROM proxy_calls p \
              LEFT JOIN api_keys k ON k.id = p.key_id JOIN connections c ON c.id = p.connection_id \
@@ -181,27 +183,7 @@ impl ProxyCalls {
         .bind(limit)
         .bind(before_id)
         .fetch_all(self.db.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ProxyCallLine {
-                    id: r.try_get("id")?,
-                    call: ProxyCall {
-                        key_id: r.try_get("key_id")?,
-                        connection_id: r.try_get("connection_id")?,
-                        method: r.try_get("method")?,
-                        path: r.try_get("path")?,
-                        status: u16::try_from(r.try_get::<i64, _>("status")?).unwrap_or_default(),
-                        duration_ms: r.try_get("duration_ms")?,
-                        request_bytes: r.try_get("request_bytes")?,
-                        response_bytes: r.try_get("response_bytes")?,
-                        at: r.try_get("created_at")?,
-                    },
-                    key_name: r.try_get("key_name")?,
-                    merchant_email: r.try_get("email")?,
-                })
-            })
-            .collect()
+        .await
     }
 
     /// The calls as CSV (`at,key_id,key_name,connection_id,merchant_email,method,path,status,

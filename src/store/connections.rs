@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::events::{append_event, commit_with_event, EventKind, NewEvent};
+use super::events::{append_event, EventKind, NewEvent};
 use super::{AccountRecord, ConnectionStore, ReconnectReason, SealedTokens};
 use crate::platform::outbox::PlatformEvent;
 
@@ -54,11 +54,11 @@ impl ConnectionStore {
             .await?;
         let previous: Option<i64> = before.try_get("connected_at")?;
         let previous_account: Option<String> = before.try_get("account_id")?;
-        sqlx::query(
+        let update = sqlx::query(
             "UPDATE connections SET status = 'connected', status_reason = NULL, account_id = $2, business_name = $3, \
-             account_json = $4, account_fetched_at = $5, scope = $6, key_id = $7, access_token = $8, \
-             access_expires_at = $9, refresh_token = $10, refresh_issued_at = $11, refresh_expires_at = $12, \
-             refresh_sent_at = NULL, rotate_due_at = $13, generation = generation + 1, lease_owner = NULL, \
+             account_json = $4, account_fetched_at = $5, key_id = $6, access_token = $7, \
+             access_expires_at = $8, refresh_token = $9, refresh_issued_at = $10, refresh_expires_at = $11, \
+             rotate_due_at = $12, scope = $13, refresh_sent_at = NULL, generation = generation + 1, lease_owner = NULL, \
              lease_until = NULL, connected_at = $5, last_refresh_result = NULL, last_error = NULL, \
              last_activity_at = $5, updated_at = $5 WHERE id = $1",
         )
@@ -66,17 +66,8 @@ impl ConnectionStore {
         .bind(account.account_id)
         .bind(account.business_name)
         .bind(account.account_json)
-        .bind(now)
-        .bind(tokens.scope.as_deref())
-        .bind(&tokens.key_id)
-        .bind(&tokens.access_token)
-        .bind(tokens.access_expires_at)
-        .bind(&tokens.refresh_token)
-        .bind(tokens.refresh_issued_at)
-        .bind(tokens.refresh_expires_at)
-        .bind(tokens.rotate_due_at)
-        .execute(&mut *tx)
-        .await?;
+        .bind(now);
+        tokens.bind_to(update).execute(&mut *tx).await?;
         let kind = if previous.is_some() {
             EventKind::Reconnected
         } else {
@@ -132,33 +123,22 @@ impl ConnectionStore {
         real_now: i64,
         recovered: bool,
     ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.db.begin().await?;
-        let result = sqlx::query(
-            "UPDATE connections SET key_id = $1, access_token = $2, access_expires_at = $3, refresh_token = $4, \
+        let update = tokens
+            .bind_to(sqlx::query(
+                "UPDATE connections SET key_id = $1, access_token = $2, access_expires_at = $3, refresh_token = $4, \
              refresh_issued_at = $5, refresh_expires_at = $6, rotate_due_at = $7, scope = COALESCE($8, scope), \
              refresh_sent_at = NULL, generation = generation + 1, lease_owner = NULL, lease_until = NULL, \
              last_refresh_at = $9, last_refresh_result = 'ok', last_error = NULL, updated_at = $9 \
              WHERE id = $10 AND status = 'connected' \
              AND (generation = $11 OR (lease_owner = $12 AND lease_until >= $13))",
-        )
-        .bind(&tokens.key_id)
-        .bind(&tokens.access_token)
-        .bind(tokens.access_expires_at)
-        .bind(&tokens.refresh_token)
-        .bind(tokens.refresh_issued_at)
-        .bind(tokens.refresh_expires_at)
-        .bind(tokens.rotate_due_at)
-        .bind(tokens.scope.as_deref())
-        .bind(now)
-        .bind(connection_id)
-        .bind(generation)
-        .bind(owner)
-        .bind(real_now)
-        .execute(&mut *tx)
-        .await?;
-        commit_with_event(
-            tx,
-            result.rows_affected(),
+            ))
+            .bind(now)
+            .bind(connection_id)
+            .bind(generation)
+            .bind(owner)
+            .bind(real_now);
+        self.transition(
+            update,
             connection_id,
             NewEvent::new(EventKind::Refreshed, actor),
             recovered.then_some(PlatformEvent::Recovered),
@@ -231,8 +211,7 @@ impl ConnectionStore {
         } else {
             (EventKind::NeedsReconnect, Some("failed"))
         };
-        let mut tx = self.db.begin().await?;
-        let result = sqlx::query(
+        let update = sqlx::query(
             "UPDATE connections SET status = 'needs_reconnect', status_reason = $1, access_token = NULL, \
              refresh_token = NULL, access_expires_at = NULL, refresh_sent_at = NULL, rotate_due_at = NULL, \
              lease_owner = NULL, lease_until = NULL, generation = generation + 1, \
@@ -244,12 +223,9 @@ impl ConnectionStore {
         .bind(refresh_result)
         .bind(now)
         .bind(connection_id)
-        .bind(generation)
-        .execute(&mut *tx)
-        .await?;
-        commit_with_event(
-            tx,
-            result.rows_affected(),
+        .bind(generation);
+        self.transition(
+            update,
             connection_id,
             NewEvent::new(kind, actor).reason(reason.as_str()).detail(detail),
             Some(PlatformEvent::NeedsReconnect),
@@ -260,20 +236,16 @@ impl ConnectionStore {
 
     /// The merchant disconnected: tokens deleted, history kept.
     pub async fn disconnect(&self, connection_id: i64, actor: &str, now: i64) -> Result<bool, sqlx::Error> {
-        let mut tx = self.db.begin().await?;
-        let result = sqlx::query(
+        let update = sqlx::query(
             "UPDATE connections SET status = 'disconnected', status_reason = NULL, access_token = NULL, \
              refresh_token = NULL, access_expires_at = NULL, refresh_expires_at = NULL, refresh_sent_at = NULL, \
              rotate_due_at = NULL, lease_owner = NULL, lease_until = NULL, generation = generation + 1, \
              updated_at = $1, last_activity_at = $1 WHERE id = $2 AND status <> 'disconnected'",
         )
         .bind(now)
-        .bind(connection_id)
-        .execute(&mut *tx)
-        .await?;
-        commit_with_event(
-            tx,
-            result.rows_affected(),
+        .bind(connection_id);
+        self.transition(
+            update,
             connection_id,
             NewEvent::new(EventKind::Disconnected, actor),
             Some(PlatformEvent::Disconnected),

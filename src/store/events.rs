@@ -1,8 +1,6 @@
 //! The append-only audit log: every state change of a connection is one row of
 //! `connection_events` (UPDATE and DELETE are refused by triggers). Never holds a secret.
 
-use sqlx::Row;
-
 use crate::db::WriteTx;
 
 use super::ConnectionStore;
@@ -66,6 +64,8 @@ impl EventKind {
     }
 }
 
+super::stored_name!(EventKind, "event kind", EventKind::parse);
+
 impl std::fmt::Display for EventKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -73,7 +73,7 @@ impl std::fmt::Display for EventKind {
 }
 
 /// One entry of the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct ConnectionEvent {
     pub id: i64,
     pub connection_id: i64,
@@ -136,30 +136,37 @@ pub async fn append_event(
     Ok(())
 }
 
-/// Ends a conditional change: if its UPDATE touched the row, the event (and the
-/// platform's event, if any) is appended and all commit together; otherwise nothing is kept.
-pub(super) async fn commit_with_event(
-    mut tx: WriteTx,
-    updated: u64,
-    connection_id: i64,
-    event: NewEvent<'_>,
-    platform: Option<PlatformEvent>,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    if updated != 1 {
-        tx.rollback().await?;
-        return Ok(false);
-    }
-    append_event(&mut tx, connection_id, event, now).await?;
-    if let Some(platform) = platform {
-        crate::platform::outbox::enqueue(&mut tx, platform, connection_id, now).await?;
-        if platform == PlatformEvent::NeedsReconnect {
-            // The merchant hears of it too, once per incident.
-            crate::mail::enqueue_reconnect(&mut tx, connection_id, now).await?;
+/// The update a state change of a connection makes.
+pub(super) type Update<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+impl ConnectionStore {
+    /// A state change of a connection, in one transaction: `update` (one row, or none when
+    /// the change no longer applies: then nothing is written and the answer is false), its
+    /// audit event, the platform's webhook and, for `needs_reconnect`, the merchant's email.
+    pub(super) async fn transition(
+        &self,
+        update: Update<'_>,
+        connection_id: i64,
+        event: NewEvent<'_>,
+        platform: Option<PlatformEvent>,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.db.begin().await?;
+        if update.execute(&mut *tx).await?.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
         }
+        append_event(&mut tx, connection_id, event, now).await?;
+        if let Some(platform) = platform {
+            crate::platform::outbox::enqueue(&mut tx, platform, connection_id, now).await?;
+            if platform == PlatformEvent::NeedsReconnect {
+                // The merchant hears of it too, once per incident.
+                crate::mail::enqueue_reconnect(&mut tx, connection_id, now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
     }
-    tx.commit().await?;
-    Ok(true)
 }
 
 impl ConnectionStore {
@@ -177,7 +184,7 @@ impl ConnectionStore {
         before_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<ConnectionEvent>, sqlx::Error> {
-        let rows = sqlx::query(
+        sqlx::query_as(
             "SELECT id, connection_id, kind, reason, actor, detail, created_at FROM connection_events \
              WHERE connection_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
         )
@@ -185,22 +192,7 @@ impl ConnectionStore {
         .bind(before_id.unwrap_or(i64::MAX))
         .bind(limit)
         .fetch_all(self.db.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let kind: String = r.try_get("kind")?;
-                Ok(ConnectionEvent {
-                    id: r.try_get("id")?,
-                    connection_id: r.try_get("connection_id")?,
-                    kind: EventKind::parse(&kind)
-                        .ok_or_else(|| sqlx::Error::Decode(format!("unknown event kind {kind:?}").into()))?,
-                    reason: r.try_get("reason")?,
-                    actor: r.try_get("actor")?,
-                    detail: r.try_get("detail")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        .await
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+use awx_onboard::platform::connect_sessions::{CreatedSession, SessionRequest};
 use awx_onboard::platform::keys::{ApiKey, Scope};
 
 use super::TestApp;
@@ -33,6 +34,24 @@ impl TestApp {
             key,
             header: format!("Bearer {}", secret.expose()),
         }
+    }
+
+    /// A connect link the platform's backend made for its merchant `external_id` (whose
+    /// email is `{external_id}@example.com`), coming back to `return_url`.
+    pub async fn connect_link(&self, external_id: &str, return_url: &str) -> CreatedSession {
+        self.services()
+            .connect_sessions
+            .create(
+                &SessionRequest {
+                    external_id: external_id.into(),
+                    email: Some(format!("{external_id}@example.com")),
+                    return_url: return_url.into(),
+                    ..Default::default()
+                },
+                "test",
+            )
+            .await
+            .expect("a connect session")
     }
 }
 

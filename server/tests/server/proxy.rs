@@ -539,20 +539,7 @@ async fn the_platform_calls_by_its_own_id_for_merchants_of_connect_sessions() {
         &[("PLATFORM_RETURN_ORIGINS", "https://platform.example")],
     )
     .await;
-    let created = app
-        .services()
-        .connect_sessions
-        .create(
-            &awx_onboard::platform::connect_sessions::SessionRequest {
-                external_id: "shop-1".into(),
-                email: Some("shop-1@example.com".into()),
-                return_url: "https://platform.example/back".into(),
-                ..Default::default()
-            },
-            "test",
-        )
-        .await
-        .unwrap();
+    let created = app.connect_link("shop-1", "https://platform.example/back").await;
     app.browser()
         .use_connect_link(created.url.expose(), "authorize", HARBOUR_COFFEE)
         .await;
