@@ -52,8 +52,10 @@ impl Schedule {
     }
 }
 
-/// After a delivery ends, how long [`run`] waits for others to end before it claims again.
-const GATHER_ENDINGS: Duration = Duration::from_millis(10);
+/// After a delivery ends, how long [`run`] waits for others to end before it claims again
+/// (a claim reads only what it takes, so claiming per delivery costs little; this gathers
+/// the endings of one burst).
+const GATHER_ENDINGS: Duration = Duration::from_millis(1);
 
 /// An outbox that [`run`] drives: it claims due rows for this instance and delivers each,
 /// recording each outcome itself (only while it still holds the row).
@@ -132,9 +134,7 @@ pub async fn run<C: Courier>(courier: Arc<C>, mut stop: watch::Receiver<bool>) {
         if !pause.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
-                // Those that end within a few milliseconds of it are claimed for together
-                // (a claim ranks every due row: one claim per delivery would cost more
-                // than the deliveries).
+                // Those that end within a millisecond of it are claimed for together.
                 _ = async {
                     finished.notified().await;
                     tokio::time::sleep(GATHER_ENDINGS).await;
@@ -178,11 +178,23 @@ pub struct Queue {
     pub table: &'static str,
     /// The status of rows still to do.
     pub due_status: &'static str,
-    /// At most this many rows in flight per value of this column (one slow target does
-    /// not take every slot).
-    pub per_group: Option<(&'static str, i64)>,
+    /// At most so many rows in flight per group (one slow target does not take every slot).
+    pub per_group: Option<PerGroup>,
     /// A condition a row must meet to be claimed (`"1 = 1"`: every due row).
     pub filter: &'static str,
+}
+
+/// Rows grouped by a column (a webhook delivery's endpoint), with a cap on each group's rows
+/// in flight across every instance.
+#[derive(Debug, Clone, Copy)]
+pub struct PerGroup {
+    /// The column that names a row's group.
+    pub column: &'static str,
+    /// A query listing the ids of the groups that may have rows due (few: they are read
+    /// every claim).
+    pub groups: &'static str,
+    /// Rows in flight per group at the most.
+    pub most: i64,
 }
 
 /// Claims up to `limit` rows of the queue that are due at `now` (the product's clock) and
@@ -206,28 +218,76 @@ pub async fn claim_due(
     let due = format!(
         "status = '{due_status}' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $4) AND ({filter})"
     );
-    let candidates = match per_group {
-        None => format!("SELECT id FROM {table} WHERE {due} ORDER BY next_attempt_at, id LIMIT $5"),
-        // Rows in flight (leased) rank first in their group, so a group never has more
-        // than `most` in flight, however many rounds claim.
-        Some((column, most)) => format!(
-            "SELECT id FROM (SELECT id, next_attempt_at, lease_until, ROW_NUMBER() OVER (PARTITION BY {column} \
-             ORDER BY CASE WHEN lease_until >= $4 THEN 0 ELSE 1 END, next_attempt_at, id) AS n FROM {table} \
-             WHERE status = '{due_status}' AND (lease_until >= $4 OR ({due}))) ranked \
-             WHERE n <= {most} AND (lease_until IS NULL OR lease_until < $4) ORDER BY next_attempt_at, id LIMIT $5"
-        ),
+    let Some(group) = per_group else {
+        return sqlx::query_scalar(&format!(
+            "UPDATE {table} SET lease_owner = $1, lease_until = $2 WHERE id IN \
+             (SELECT id FROM {table} WHERE {due} ORDER BY next_attempt_at, id LIMIT $5) \
+             AND status = '{due_status}' AND (lease_until IS NULL OR lease_until < $4) RETURNING id"
+        ))
+        .bind(owner)
+        .bind(real + lease.as_secs() as i64)
+        .bind(now)
+        .bind(real)
+        .bind(batch)
+        .fetch_all(db.pool())
+        .await;
     };
-    sqlx::query_scalar(&format!(
-        "UPDATE {table} SET lease_owner = $1, lease_until = $2 WHERE id IN ({candidates}) \
-         AND status = '{due_status}' AND (lease_until IS NULL OR lease_until < $4) RETURNING id"
+    // Each group's room (its cap less its rows in flight) is filled with its rows due
+    // first, then the earliest of those are leased. Every read takes only what it needs
+    // through an index: the rows in flight, and each group's next due rows in order; a
+    // claim costs the same with ten or ten thousand rows due. On SQLite the write lock is
+    // held from the count to the lease, so no other instance claims in between.
+    let PerGroup { column, groups, most } = group;
+    let mut tx = db.begin().await?;
+    let in_flight: Vec<(i64, i64)> = sqlx::query_as(&format!(
+        "SELECT {column}, COUNT(*) FROM {table} WHERE status = '{due_status}' AND lease_until >= $1 GROUP BY {column}"
+    ))
+    .bind(real)
+    .fetch_all(&mut *tx)
+    .await?;
+    let group_ids: Vec<i64> = sqlx::query_scalar(groups).fetch_all(&mut *tx).await?;
+    let mut candidates: Vec<(i64, i64)> = Vec::new();
+    for id in group_ids {
+        let busy = in_flight.iter().find(|(g, _)| *g == id).map_or(0, |(_, n)| *n);
+        let room = (most - busy).min(batch);
+        if room <= 0 {
+            continue;
+        }
+        let due_rows: Vec<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT next_attempt_at, id FROM {table} WHERE {column} = $1 AND status = '{due_status}' \
+             AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $3) AND ({filter}) \
+             ORDER BY next_attempt_at, id LIMIT $4"
+        ))
+        .bind(id)
+        .bind(now)
+        .bind(real)
+        .bind(room)
+        .fetch_all(&mut *tx)
+        .await?;
+        candidates.extend(due_rows);
+    }
+    candidates.sort_unstable();
+    candidates.truncate(usize::try_from(batch).unwrap_or(0));
+    if candidates.is_empty() {
+        tx.rollback().await?;
+        return Ok(Vec::new());
+    }
+    let list = candidates
+        .iter()
+        .map(|(_, id)| id.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let claimed = sqlx::query_scalar(&format!(
+        "UPDATE {table} SET lease_owner = $1, lease_until = $2 WHERE id IN ({list}) \
+         AND status = '{due_status}' AND (lease_until IS NULL OR lease_until < $3) RETURNING id"
     ))
     .bind(owner)
     .bind(real + lease.as_secs() as i64)
-    .bind(now)
     .bind(real)
-    .bind(batch)
-    .fetch_all(db.pool())
-    .await
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(claimed)
 }
 
 /// Seconds until the next attempt after `attempts` failed ones: `base`, doubling, at most

@@ -34,7 +34,11 @@ pub const PER_ENDPOINT_PER_ROUND: i64 = 8;
 const DELIVERIES: crate::outbox_queue::Queue = crate::outbox_queue::Queue {
     table: "webhook_deliveries",
     due_status: "pending",
-    per_group: Some(("endpoint_id", PER_ENDPOINT_PER_ROUND)),
+    per_group: Some(crate::outbox_queue::PerGroup {
+        column: "endpoint_id",
+        groups: "SELECT id FROM webhook_endpoints WHERE disabled_at IS NULL",
+        most: PER_ENDPOINT_PER_ROUND,
+    }),
     filter: "1 = 1",
 };
 
