@@ -10,7 +10,7 @@ use futures::StreamExt;
 use sqlx::any::AnyRow;
 use tokio::sync::watch;
 
-use crate::db::Database;
+use crate::db::{Database, Engine};
 use crate::time::real_now;
 
 /// How an outbox is worked: its lease, its pace and its retries.
@@ -235,10 +235,19 @@ pub async fn claim_due(
     // Each group's room (its cap less its rows in flight) is filled with its rows due
     // first, then the earliest of those are leased. Every read takes only what it needs
     // through an index: the rows in flight, and each group's next due rows in order; a
-    // claim costs the same with ten or ten thousand rows due. On SQLite the write lock is
-    // held from the count to the lease, so no other instance claims in between.
+    // claim costs the same with ten or ten thousand rows due. No other instance claims
+    // between the count and the lease: on SQLite the write lock is held throughout, on
+    // PostgreSQL (where each statement sees what others committed meanwhile) the claims of
+    // this table take turns on a transaction-scoped advisory lock.
     let PerGroup { column, groups, most } = group;
     let mut tx = db.begin().await?;
+    if db.engine() == Engine::Postgres {
+        // (Its void answer is not a type every driver reads: the statement answers a count.)
+        sqlx::query("SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock($1)) AS taken")
+            .bind(advisory_key(table))
+            .execute(&mut *tx)
+            .await?;
+    }
     let in_flight: Vec<(i64, i64)> = sqlx::query_as(&format!(
         "SELECT {column}, COUNT(*) FROM {table} WHERE status = '{due_status}' AND lease_until >= $1 GROUP BY {column}"
     ))
@@ -254,14 +263,13 @@ pub async fn claim_due(
             continue;
         }
         let due_rows: Vec<(i64, i64)> = sqlx::query_as(&format!(
-            "SELECT next_attempt_at, id FROM {table} WHERE {column} = $1 AND status = '{due_status}' \
-             AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $3) AND ({filter}) \
-             ORDER BY next_attempt_at, id LIMIT $4"
+            "SELECT next_attempt_at, id FROM {table} WHERE {column} = $1 AND {due} \
+             ORDER BY next_attempt_at, id LIMIT $2"
         ))
         .bind(id)
+        .bind(room)
         .bind(now)
         .bind(real)
-        .bind(room)
         .fetch_all(&mut *tx)
         .await?;
         candidates.extend(due_rows);
@@ -288,6 +296,15 @@ pub async fn claim_due(
     .await?;
     tx.commit().await?;
     Ok(claimed)
+}
+
+/// The advisory lock PostgreSQL's claims of `table` take turns on: the table's name hashed
+/// (FNV-1a), the same in every instance and every version.
+fn advisory_key(table: &str) -> i64 {
+    let hash = table.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash as i64
 }
 
 /// Seconds until the next attempt after `attempts` failed ones: `base`, doubling, at most

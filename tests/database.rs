@@ -189,3 +189,84 @@ async fn queued_webhooks_survive_the_connect_sessions_migration(engine: Engine) 
 }
 
 awx_onboard::both_engines!(queued_webhooks_survive_the_connect_sessions_migration);
+
+/// Four instances claiming one endpoint's backlog at the same instant, round after round:
+/// each round leases exactly the endpoint's cap between them, never more (on PostgreSQL a
+/// claim's statements each see what others committed meanwhile, so claims must wait for
+/// each other).
+#[tokio::test]
+async fn instances_claiming_at_once_keep_an_endpoints_cap_on_postgres() {
+    use awx_onboard::outbox_queue::{claim_due, PerGroup, Queue};
+    use awx_onboard::platform::outbox::WEBHOOK_SCHEDULE;
+    const MOST: i64 = 8;
+    const QUEUE: Queue = Queue {
+        table: "webhook_deliveries",
+        due_status: "pending",
+        per_group: Some(PerGroup {
+            column: "endpoint_id",
+            groups: "SELECT id FROM webhook_endpoints WHERE disabled_at IS NULL",
+            most: MOST,
+        }),
+        filter: "1 = 1",
+    };
+    let test_db = TestDatabase::new(Engine::Postgres).await;
+    let db = test_db.connect().await;
+    let endpoint: i64 = sqlx::query_scalar(
+        "INSERT INTO webhook_endpoints (url, events, secret, key_id, created_by, created_at) \
+         VALUES ('https://platform.example/hooks', 'connection.connected', $1, 'k1', 'test', 1) RETURNING id",
+    )
+    .bind(vec![0u8; 32])
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO platform_events (id, kind, connection_id, payload, created_at) \
+         SELECT 'evt_' || n, 'connection.connected', 1, '{}', 1 FROM generate_series(1, 400) AS n",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at) \
+         SELECT id, $1, 'pending', 0, 1, 1 FROM platform_events",
+    )
+    .bind(endpoint)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let mut instances = Vec::new();
+    for _ in 0..4 {
+        instances.push(test_db.connect().await);
+    }
+    for round in 0..40 {
+        let claims = instances.iter().enumerate().map(|(i, instance)| {
+            let instance = instance.clone();
+            tokio::spawn(async move {
+                claim_due(&instance, &QUEUE, &format!("instance-{i}"), &WEBHOOK_SCHEDULE, MOST, 10)
+                    .await
+                    .unwrap()
+                    .len() as i64
+            })
+        });
+        let mut claimed = 0;
+        for claim in claims.collect::<Vec<_>>() {
+            claimed += claim.await.unwrap();
+        }
+        assert_eq!(
+            claimed, MOST,
+            "round {round}: the cap is {MOST} in flight, {claimed} were leased"
+        );
+        // What was in flight is delivered: room for the next round.
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'delivered' WHERE status = 'pending' AND lease_until IS NOT NULL",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+    }
+    for instance in instances {
+        instance.close().await;
+    }
+    db.close().await;
+    test_db.remove().await;
+}
