@@ -180,7 +180,8 @@ pub struct Queue {
     pub due_status: &'static str,
     /// At most so many rows in flight per group (one slow target does not take every slot).
     pub per_group: Option<PerGroup>,
-    /// A condition a row must meet to be claimed (`"1 = 1"`: every due row).
+    /// A condition a row must meet to be claimed (`"1 = 1"`: every due row); it may use
+    /// `$1` (the product's time) and `$2` (real time).
     pub filter: &'static str,
 }
 
@@ -215,23 +216,34 @@ pub async fn claim_due(
     } = *queue;
     let (lease, batch) = (schedule.lease, limit.min(schedule.claimable()));
     let real = real_now();
+    // Every statement that says what is due binds `now` as $1 and real time as $2 (the
+    // filter may use them too).
     let due = format!(
-        "status = '{due_status}' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $4) AND ({filter})"
+        "status = '{due_status}' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $2) AND ({filter})"
     );
     let Some(group) = per_group else {
         return sqlx::query_scalar(&format!(
-            "UPDATE {table} SET lease_owner = $1, lease_until = $2 WHERE id IN \
+            "UPDATE {table} SET lease_owner = $3, lease_until = $4 WHERE id IN \
              (SELECT id FROM {table} WHERE {due} ORDER BY next_attempt_at, id LIMIT $5) \
-             AND status = '{due_status}' AND (lease_until IS NULL OR lease_until < $4) RETURNING id"
+             AND status = '{due_status}' AND (lease_until IS NULL OR lease_until < $2) RETURNING id"
         ))
-        .bind(owner)
-        .bind(real + lease.as_secs() as i64)
         .bind(now)
         .bind(real)
+        .bind(owner)
+        .bind(real + lease.as_secs() as i64)
         .bind(batch)
         .fetch_all(db.pool())
         .await;
     };
+    // Nothing due (no endpoint, or all of it in flight): no write lock taken.
+    let anything_due: Option<i64> = sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE {due} LIMIT 1"))
+        .bind(now)
+        .bind(real)
+        .fetch_optional(db.pool())
+        .await?;
+    if anything_due.is_none() {
+        return Ok(Vec::new());
+    }
     // Each group's room (its cap less its rows in flight) is filled with its rows due
     // first, then the earliest of those are leased. Every read takes only what it needs
     // through an index: the rows in flight, and each group's next due rows in order; a
@@ -263,13 +275,13 @@ pub async fn claim_due(
             continue;
         }
         let due_rows: Vec<(i64, i64)> = sqlx::query_as(&format!(
-            "SELECT next_attempt_at, id FROM {table} WHERE {column} = $1 AND {due} \
-             ORDER BY next_attempt_at, id LIMIT $2"
+            "SELECT next_attempt_at, id FROM {table} WHERE {due} AND {column} = $3 \
+             ORDER BY next_attempt_at, id LIMIT $4"
         ))
-        .bind(id)
-        .bind(room)
         .bind(now)
         .bind(real)
+        .bind(id)
+        .bind(room)
         .fetch_all(&mut *tx)
         .await?;
         candidates.extend(due_rows);
