@@ -167,9 +167,7 @@ impl ConnectionStore {
         tx.commit().await?;
         Ok(true)
     }
-}
 
-impl ConnectionStore {
     /// Appends one event on its own (an operator's action, for instance).
     pub async fn log_event(&self, connection_id: i64, event: NewEvent<'_>, now: i64) -> Result<(), sqlx::Error> {
         let mut tx = self.db.begin().await?;
